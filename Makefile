@@ -1,0 +1,47 @@
+# One virtualenv for everything; torch is pinned to the local CPU wheel (see pyproject.toml).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTEST  := $(BIN)/python -m pytest
+
+.PHONY: install demo test test-slow lint format bench eval-all zoo-shapes-tiny clean
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/activate
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+
+demo: install
+	$(BIN)/clipseg demo
+
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(PYTEST)
+
+test-slow: install
+	$(PYTEST) -m slow
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format:
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: install
+	$(BIN)/python bench/run.py
+
+eval-all: install
+	$(BIN)/clipseg eval-all --out results
+
+zoo-shapes-tiny: install
+	$(BIN)/clipseg fit --config configs/shapes-tiny.yaml
+	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny --out zoo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache wandb lightning_logs results outputs

@@ -1,0 +1,25 @@
+"""clipseg: image segmentation from text and image prompts (CLIPSeg, Lüddecke & Ecker, CVPR 2022)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Imports are lazy so that `import clipseg` (and the CLI's --help) stay fast.
+_EXPORTS = {
+    "ClipSeg": "clipseg.modeling",
+    "ClipSegConfig": "clipseg.modeling",
+    "Predictor": "clipseg.predict",
+    "load_model": "clipseg.zoo",
+    "list_models": "clipseg.zoo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clipseg' has no attribute {name!r}")

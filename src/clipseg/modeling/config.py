@@ -1,0 +1,82 @@
+"""Architecture config of a CLIPSeg model (the decoder plus the backbone it sits on)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipSegConfig:
+    """Everything needed to rebuild a ``ClipSeg`` model, stored as JSON in checkpoint metadata.
+
+    Args:
+        backbone: a ``transformers.CLIPModel`` hub name or local folder, or a ``CLIPConfig`` as a
+            dict (``CLIPConfig.to_dict()``) for a randomly initialised backbone.
+        extract_layers: 0-based indices of the vision encoder blocks whose outputs the decoder reads
+            (transformers' ``hidden_states[i + 1]``); the paper uses (3, 7, 9), transformers' default
+            is (3, 6, 9). The vision tower runs only up to block ``max(extract_layers)``.
+        reduce_dim: width of the decoder (64 for rd64, 16 for rd16).
+        decoder_heads: attention heads of each decoder block.
+        decoder_intermediate_size: MLP width of each decoder block.
+        decoder_hidden_act: MLP activation ("relu" in the original code, "quick_gelu" in transformers).
+        cond_layer: index of the decoder step at which FiLM conditioning is applied.
+        complex_trans_conv: use the refined (two-stage) transposed-conv head.
+        image_size: the input side length the model is trained and evaluated at.
+        image_mean / image_std: normalization constants of the backbone.
+        freeze_backbone: keep the CLIP weights fixed (True for every paper experiment).
+    """
+
+    backbone: str | dict[str, Any] = "openai/clip-vit-base-patch16"
+    extract_layers: tuple[int, ...] = (3, 6, 9)
+    reduce_dim: int = 64
+    decoder_heads: int = 4
+    decoder_intermediate_size: int = 2048
+    decoder_hidden_act: str = "quick_gelu"
+    cond_layer: int = 0
+    complex_trans_conv: bool = False
+    image_size: int = 352
+    image_mean: tuple[float, float, float] = CLIP_MEAN
+    image_std: tuple[float, float, float] = CLIP_STD
+    freeze_backbone: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.extract_layers = tuple(int(i) for i in self.extract_layers)
+        self.image_mean = tuple(float(v) for v in self.image_mean)
+        self.image_std = tuple(float(v) for v in self.image_std)
+        if not self.extract_layers or any(i < 0 for i in self.extract_layers):
+            raise ValueError(f"extract_layers must be 0-based block indices, got {self.extract_layers}")
+        if not 0 <= self.cond_layer < len(self.extract_layers):
+            raise ValueError(
+                f"cond_layer={self.cond_layer} must index one of the {len(self.extract_layers)} decoder steps"
+            )
+        if self.reduce_dim % self.decoder_heads:
+            raise ValueError(f"reduce_dim={self.reduce_dim} is not divisible by decoder_heads={self.decoder_heads}")
+
+    @property
+    def backbone_is_random(self) -> bool:
+        return isinstance(self.backbone, dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClipSegConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ClipSegConfig keys: {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClipSegConfig:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,63 @@
+"""Build a small CLIP-format BPE tokenizer offline.
+
+Real CLIP tokenizers come from the hub, which is out of reach here. Tests and the shapes-tiny model
+need a tokenizer in exactly CLIP's on-disk format (``vocab.json`` + ``merges.txt``) so that the same
+``transformers.CLIPTokenizer`` code path is used as for the real models. CLIP's vocabulary starts
+with the 256 byte symbols, then the same with the end-of-word marker ``</w>``, then merges; we keep
+that layout and add merges that spell out each word of a given corpus, left to right.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from transformers import CLIPTokenizer, CLIPTokenizerFast
+from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+_WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def corpus_words(corpus: Iterable[str]) -> list[str]:
+    """Distinct lower-case words of ``corpus`` in order of first appearance."""
+    seen: dict[str, None] = {}
+    for text in corpus:
+        for word in _WORD.findall(text.lower()):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def build_clip_tokenizer(corpus: Iterable[str], out_dir: str | Path, *, max_length: int = 77) -> CLIPTokenizerFast:
+    """Write a CLIP-format tokenizer that encodes every word of ``corpus`` as one token.
+
+    Words outside the corpus still tokenize (into byte symbols), as with any BPE vocabulary.
+    Returns the fast tokenizer, saved with ``save_pretrained`` into ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    symbols = list(bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for token in symbols + [s + "</w>" for s in symbols]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[str] = []
+    for word in corpus_words(corpus):
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        left = pieces[0]
+        for right in pieces[1:]:
+            merged = left + right
+            if merged not in vocab:
+                vocab[merged] = len(vocab)
+                merges.append(f"{left} {right}")
+            left = merged
+    for special in (BOS, EOS):
+        vocab[special] = len(vocab)
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    slow = CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=max_length)
+    fast = CLIPTokenizerFast.from_pretrained(str(out), model_max_length=max_length, from_slow=True)
+    slow.save_pretrained(str(out))
+    fast.save_pretrained(str(out))
+    return fast
