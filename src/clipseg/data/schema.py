@@ -57,3 +57,16 @@ class Sample(TypedDict, total=False):
 #   sample_id list[str], class_id [B] long
 #   label [B,H,W] long (only for zero-shot)
 BATCH_KEYS = ("image", "mask", "text", "support", "support_valid", "text_weight", "sample_id", "class_id")
+
+
+class BadSample(Exception):
+    """A raw sample that cannot be converted; ``prepare`` reports it with its id and counts it as skipped.
+
+    Readers ``yield`` (not raise) instances of it for a sample they must skip, so that one bad sample
+    never stops a conversion: ``iter_rows(src, split, **options) -> Iterator[dict | BadSample]``.
+    """
+
+    def __init__(self, sample_id: str, reason: str) -> None:
+        super().__init__(f"{sample_id}: {reason}")
+        self.sample_id = sample_id
+        self.reason = reason
