@@ -44,6 +44,7 @@ class Sample(TypedDict, total=False):
     support: np.ndarray | None  # h x w x 3 uint8 (already a visual prompt) or None
     support_mask: np.ndarray | None  # h x w float32 in [0, 1] or None
     label: np.ndarray | None  # H x W int64 class ids (255 = ignore) or None
+    text_weight: float  # w of w * text + (1 - w) * visual, set by the dataset's prompt policy (1 = text only)
     meta: dict[str, Any]
 
 

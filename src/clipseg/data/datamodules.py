@@ -1,0 +1,297 @@
+"""LightningDataModules for every dataset (configured from YAML by LightningCLI).
+
+``ClipSegDataModule`` owns what all of them share (transforms, DataLoaders, batching);
+``ShardDataModule`` adds parquet streaming, and each dataset module only says which shards and which
+prompt policy feed a stage. Batches follow ``schema.BATCH_KEYS``.
+
+The one-shot and zero-shot experiments train on PhraseCut+ without the held-out classes and evaluate
+on the benchmark: ``FewShotDataModule`` / ``ZeroShotDataModule`` take ``phrasecut_dir`` for that and
+remove the fold's classes (and synonyms) from training themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
+from clipseg.data.shapes_dataset import ShapesDataset
+from clipseg.data.streaming import PromptPolicy, ShardStream
+from clipseg.data.transforms import SampleTransform, collate
+
+
+class ClipSegDataModule(LightningDataModule):
+    """Base: DataLoaders over per-split iterable datasets, with train/eval ``SampleTransform``.
+
+    Args:
+        image_size: model input side; every tensor of a batch is ``image_size``².
+        batch_size: samples per batch (per rank).
+        num_workers: DataLoader workers per rank (0 = in the main process).
+        seed: base seed of sampling and augmentation.
+        color_jitter: light photometric jitter in training.
+        mask_interpolation: "nearest" (binary masks) or "linear" (alpha mattes).
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 352,
+        batch_size: int = 32,
+        num_workers: int = 2,
+        seed: int = 0,
+        color_jitter: bool = False,
+        mask_interpolation: str = "nearest",
+    ) -> None:
+        super().__init__()
+        self.image_size, self.batch_size, self.num_workers, self.seed = (
+            image_size,
+            batch_size,
+            num_workers,
+            seed,
+        )
+        self.color_jitter, self.mask_interpolation = color_jitter, mask_interpolation
+
+    def transform(self, *, train: bool) -> SampleTransform:
+        return SampleTransform(
+            image_size=self.image_size,
+            train=train,
+            color_jitter=self.color_jitter,
+            mask_interpolation=self.mask_interpolation,
+            seed=self.seed,
+        )
+
+    def dataset(self, split: str) -> IterableDataset:
+        """The transformed samples of ``split`` ("train", "val", "test")."""
+        raise NotImplementedError
+
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+class ShapesDataModule(ClipSegDataModule):
+    """The procedural shapes world, generated on the fly (no files).
+
+    Train is an infinite stream (set ``max_steps`` / ``limit_train_batches``); val and test are fixed
+    sets of ``val_length`` / ``test_length`` samples.
+
+    Args:
+        scene_size: side of the generated scenes (default ``image_size``; smaller is faster).
+        val_length / test_length: samples in the fixed splits.
+        negative_prob / visual_prob: see ``shapes.ShapesConfig``.
+        **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        scene_size: int | None = None,
+        val_length: int = 256,
+        test_length: int = 256,
+        negative_prob: float = 0.2,
+        visual_prob: float = 0.5,
+        **common,
+    ) -> None:
+        super().__init__(**common)
+        self.scene_size = scene_size or self.image_size
+        self.lengths = {"train": None, "val": val_length, "test": test_length}
+        self.negative_prob, self.visual_prob = negative_prob, visual_prob
+
+    def dataset(self, stage: str) -> ShapesDataset:
+        return ShapesDataset(
+            split=stage,
+            seed=self.seed,
+            size=self.scene_size,
+            length=self.lengths[stage],
+            negative_prob=self.negative_prob,
+            visual_prob=self.visual_prob,
+            transform=self.transform(train=stage == "train"),
+        )
+
+
+class ShardDataModule(ClipSegDataModule):
+    """Base of the modules that stream ``prepare``d parquet shards (local folder or fsspec URL).
+
+    Subclasses implement ``stream_spec(stage) -> (source, shard split, PromptPolicy)``.
+
+    Args:
+        data_dir: folder (or URL, or pattern with ``{split}``) of the shards written by ``clipseg prepare``.
+        shuffle_buffer: rows in the training shuffle buffer (evaluation streams are not shuffled).
+        (other args: see ``ClipSegDataModule``)
+    """
+
+    def __init__(self, *, data_dir: str, shuffle_buffer: int = 1000, **common) -> None:
+        super().__init__(**common)
+        self.data_dir, self.shuffle_buffer = str(data_dir), shuffle_buffer
+
+    def stream_spec(self, stage: str) -> tuple[str, str, PromptPolicy]:
+        raise NotImplementedError
+
+    def dataset(self, stage: str) -> ShardStream:
+        source, split, policy = self.stream_spec(stage)
+        train = stage == "train"
+        return ShardStream(
+            source=source,
+            split=split,
+            policy=policy,
+            transform=self.transform(train=train),
+            shuffle_buffer=self.shuffle_buffer if train else 0,
+            seed=self.seed,
+            train=train,
+        )
+
+    def phrasecut_plus(
+        self, phrasecut_dir: str | None, exclude_classes: Sequence[str]
+    ) -> tuple[str, str, PromptPolicy]:
+        """The PhraseCut+ training stream without ``exclude_classes`` (one-/zero-shot experiments)."""
+        if phrasecut_dir is None:
+            raise ValueError(f"{type(self).__name__} trains on PhraseCut+: set phrasecut_dir to its shards")
+        return (
+            phrasecut_dir,
+            "train",
+            PromptPolicy(
+                negative_prob=0.2,
+                visual=True,
+                exclude_classes=tuple(exclude_classes),
+                prompt_size=self.image_size,
+                seed=self.seed,
+            ),
+        )
+
+
+class PhraseCutDataModule(ShardDataModule):
+    """PhraseCut, or PhraseCut+ (``plus``: negatives p = 0.2, visual prompts, w ~ U(0, 0.5)) for training.
+
+    Evaluation is text-only on ``val`` / ``test``. ``exclude_classes`` drops train and val rows whose
+    phrase names one of these classes or a synonym. ``**common``: ``ShardDataModule`` arguments.
+    """
+
+    def __init__(self, *, plus: bool = False, exclude_classes: list[str] | None = None, **common) -> None:
+        super().__init__(**common)
+        self.plus, self.exclude_classes = plus, tuple(exclude_classes or ())
+
+    def stream_spec(self, stage: str) -> tuple[str, str, PromptPolicy]:
+        if stage == "train" and self.plus:
+            return self.phrasecut_plus(self.data_dir, self.exclude_classes)
+        exclude = self.exclude_classes if stage != "test" else ()
+        return self.data_dir, stage, PromptPolicy(exclude_classes=exclude, seed=self.seed)
+
+
+class FewShotDataModule(ShardDataModule):
+    """PASCAL-5i / COCO-20i one-shot episodes of one fold (``clipseg prepare pascal5i --option fold=F``).
+
+    Val and test stream the prepared ``test`` episodes (support image + mask → query mask, class ids).
+    Training: PhraseCut+ without the fold's classes when ``phrasecut_dir`` is set (the paper's setup),
+    else the benchmark's own ``train`` pairs. ``data_dir`` may contain ``{fold}``.
+
+    Args:
+        benchmark: "pascal5i" or "coco20i".
+        fold: 0..3.
+        phrasecut_dir: PhraseCut shards for training, or ``None``.
+        text_weight: text share of the prompt in evaluation (0 = visual prompt only, the paper's one-shot).
+        **common: ``ShardDataModule`` arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        benchmark: str = "pascal5i",
+        fold: int = 0,
+        phrasecut_dir: str | None = None,
+        text_weight: float = 0.0,
+        **common,
+    ) -> None:
+        super().__init__(**common)
+        self.held_out = held_out_classes(benchmark, fold)  # validates benchmark and fold
+        self.benchmark, self.fold, self.phrasecut_dir, self.text_weight = (
+            benchmark,
+            fold,
+            phrasecut_dir,
+            text_weight,
+        )
+        self.data_dir = self.data_dir.replace("{fold}", str(fold))
+        names = VOC_CLASSES if benchmark == "pascal5i" else COCO_CLASSES
+        self.class_names = ["background", *names]  # indexed by class id (ids are 1-based)
+        self.num_classes = len(self.class_names)
+
+    def stream_spec(self, stage: str) -> tuple[str, str, PromptPolicy]:
+        if stage == "train" and self.phrasecut_dir is not None:
+            return self.phrasecut_plus(self.phrasecut_dir, self.held_out)
+        weight = (0.0, 0.5) if stage == "train" else (self.text_weight, self.text_weight)
+        policy = PromptPolicy(
+            visual=True, text_weight_range=weight, prompt_size=self.image_size, seed=self.seed
+        )
+        return self.data_dir, "train" if stage == "train" else "test", policy
+
+
+class ZeroShotDataModule(ShardDataModule):
+    """PASCAL VOC zero-shot evaluation (``clipseg prepare pascal-zeroshot``), training on PhraseCut+ minus the unseen classes.
+
+    Batches carry ``label [B,S,S]`` (VOC ids, 255 = ignore); the module evaluates with one prompt per
+    class in ``class_names``.
+
+    Args:
+        n_unseen: 2, 4, 6, 8 or 10 unseen classes (cow/motorbike, aeroplane/sofa, ... pairs).
+        phrasecut_dir: PhraseCut shards for training (required to fit).
+        eval_split: shard split to evaluate ("val" is the protocol's).
+        **common: ``ShardDataModule`` arguments.
+    """
+
+    def __init__(
+        self, *, n_unseen: int = 10, phrasecut_dir: str | None = None, eval_split: str = "val", **common
+    ) -> None:
+        super().__init__(**common)
+        self.unseen = held_out_classes(f"pascal-zeroshot-{n_unseen}")
+        self.phrasecut_dir, self.eval_split = phrasecut_dir, eval_split
+        self.class_names = ["background", *(voc_prompt_name(i) for i in range(1, len(VOC_CLASSES) + 1))]
+        self.unseen_class_ids = sorted(VOC_CLASSES.index(name) + 1 for name in self.unseen)
+        self.seen_class_ids = [i for i in range(1, len(VOC_CLASSES) + 1) if i not in self.unseen_class_ids]
+
+    def stream_spec(self, stage: str) -> tuple[str, str, PromptPolicy]:
+        if stage == "train":
+            return self.phrasecut_plus(self.phrasecut_dir, self.unseen)
+        return self.data_dir, self.eval_split, PromptPolicy(seed=self.seed)
+
+
+class RefMatteDataModule(ShardDataModule):
+    """RefMatte with keyword or expression prompts, or RefMatte-RW100; ``mask`` is the alpha matte.
+
+    Expected layout: ``<data_dir>/<setting>/<split>/`` as written by
+    ``clipseg prepare refmatte --out <data_dir>/<setting> --option setting=<keyword|expression>`` (and
+    ``--splits rw100`` with the RW100 folder as ``--src`` for ``<data_dir>/rw100``). Evaluation reads
+    ``test`` (``rw100`` for that setting); training, where prepared, ``train``. Text prompts only.
+
+    Args:
+        setting: "keyword", "expression" or "rw100".
+        **common: ``ShardDataModule`` arguments (``mask_interpolation`` is fixed to "linear").
+    """
+
+    SETTINGS = ("keyword", "expression", "rw100")
+
+    def __init__(self, *, setting: str = "expression", **common) -> None:
+        if setting not in self.SETTINGS:
+            raise ValueError(f"setting must be one of {self.SETTINGS}, got {setting!r}")
+        super().__init__(**common, mask_interpolation="linear")
+        self.setting = setting
+
+    def stream_spec(self, stage: str) -> tuple[str, str, PromptPolicy]:
+        split = "train" if stage == "train" else ("rw100" if self.setting == "rw100" else "test")
+        return f"{self.data_dir.rstrip('/')}/{self.setting}", split, PromptPolicy(seed=self.seed)

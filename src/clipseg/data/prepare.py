@@ -1,0 +1,256 @@
+"""``clipseg prepare``: convert a raw dataset into parquet shards of ``SHARD_FEATURES`` rows.
+
+Layout written under ``out``::
+
+    <split>/shard-00000.parquet ...   rows in reader order, ``shard_size`` rows per file
+    <split>/manifest.json             dataset, source, options, shard files with row counts, skipped rows
+    skipped.json                      {split: [{"sample_id", "reason"}]}: every row that was not written
+
+Idempotent: a split whose manifest matches (same dataset, source and options, every listed shard present
+with its row count) is left alone. Shards and manifests are written to a temporary name and renamed, so
+an interrupted run never leaves a file that looks complete; the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from clipseg.data.schema import SHARD_FEATURES, BadSample
+
+# dataset name -> (reader "module:function", fixed reader options, default splits). Imported lazily
+# so that converting one dataset never imports the others.
+READERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    "phrasecut": ("clipseg.data.phrasecut:iter_rows", {}, ("train", "val", "test")),
+    "pascal5i": ("clipseg.data.fewshot:iter_rows", {"benchmark": "pascal5i"}, ("train", "test")),
+    "coco20i": ("clipseg.data.fewshot:iter_rows", {"benchmark": "coco20i"}, ("train", "test")),
+    "pascal-zeroshot": ("clipseg.data.zeroshot:iter_rows", {}, ("val",)),
+    "refmatte": ("clipseg.data.refmatte:iter_rows", {}, ("test",)),
+    "shapes": ("clipseg.data.shapes:iter_rows", {}, ("val", "test")),
+}
+NEEDS_NO_SOURCE = frozenset({"shapes"})
+ROW_GROUP_SIZE = 64  # rows per parquet row group: the unit a streaming reader holds in memory
+Reader = Callable[..., Iterator[dict[str, Any] | BadSample]]
+
+
+def load_reader(dataset: str) -> tuple[Reader, dict[str, Any], tuple[str, ...]]:
+    """The reader function of ``dataset`` with its fixed options and default splits."""
+    if dataset not in READERS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(READERS))}")
+    target, fixed, splits = READERS[dataset]
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name), fixed, splits
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True)))
+
+
+def _is_complete(split_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of a finished conversion with this ``identity``, or ``None``."""
+    try:
+        manifest = json.loads((split_dir / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if {k: manifest.get(k) for k in identity} != identity:
+        return None
+    for shard in manifest["shards"]:
+        path = split_dir / shard["file"]
+        if not path.is_file() or pq.ParquetFile(path).metadata.num_rows != shard["rows"]:
+            return None
+    return manifest
+
+
+class _ShardWriter:
+    """Buffers rows and writes ``shard-NNNNN.parquet`` files of ``shard_size`` rows atomically."""
+
+    def __init__(self, split_dir: Path, shard_size: int) -> None:
+        self.split_dir, self.shard_size = split_dir, shard_size
+        self.rows: list[dict[str, Any]] = []
+        self.shards: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows, schema=SHARD_FEATURES.arrow_schema)
+        name = f"shard-{len(self.shards):05d}.parquet"
+        _atomic_write(
+            self.split_dir / name, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_SIZE)
+        )
+        self.shards.append({"file": name, "rows": len(self.rows)})
+        self.rows = []
+
+
+def _check_row(row: Any, split: str) -> None:
+    """Readers must emit complete rows; a wrong one is a reader bug, so stop with its id."""
+    if not isinstance(row, dict) or set(row) != set(SHARD_FEATURES):
+        sample_id = row.get("sample_id", "?") if isinstance(row, dict) else "?"
+        got = sorted(row) if isinstance(row, dict) else type(row).__name__
+        raise ValueError(
+            f"{split}/{sample_id}: reader row has columns {got}, expected {sorted(SHARD_FEATURES)}"
+        )
+
+
+def _convert_split(
+    reader: Reader, src: Path | None, split: str, split_dir: Path, shard_size: int, options: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Write the shards of one split; returns (shards, skipped rows)."""
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [
+        *split_dir.glob("shard-*.parquet"),
+        *split_dir.glob(".*.tmp-*"),
+        split_dir / "manifest.json",
+    ]:
+        stale.unlink(missing_ok=True)
+    writer = _ShardWriter(split_dir, shard_size)
+    skipped: list[dict[str, str]] = []
+    seen: set[str] = set()
+    with tqdm(reader(src, split, **options), desc=split, unit=" samples", dynamic_ncols=True) as progress:
+        for item in progress:
+            if isinstance(item, BadSample):
+                skipped.append({"sample_id": item.sample_id, "reason": item.reason})
+                progress.set_postfix(skipped=len(skipped))
+                continue
+            _check_row(item, split)
+            if item["sample_id"] in seen:
+                skipped.append({"sample_id": item["sample_id"], "reason": "duplicate sample_id in the split"})
+                continue
+            seen.add(item["sample_id"])
+            writer.add(item)
+    writer.flush()
+    return writer.shards, skipped
+
+
+def prepare(
+    dataset: str,
+    src: str | Path | None,
+    out: str | Path,
+    splits: Sequence[str] | None = None,
+    shard_size: int = 1000,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Convert ``dataset`` (raw files under ``src``) into shards under ``out``.
+
+    Args:
+        dataset: a key of ``READERS`` ("phrasecut", "pascal5i", "coco20i", "pascal-zeroshot",
+            "refmatte", "shapes").
+        src: the raw dataset folder (``None`` for "shapes").
+        out: output folder (``out/<split>/shard-*.parquet``).
+        splits: splits to convert (default: the dataset's usual ones).
+        shard_size: rows per shard file; use at least ranks × workers shards per split.
+        options: extra reader keyword arguments (e.g. ``{"fold": 1}`` for few-shot).
+
+    Returns:
+        ``{"dataset", "out", "splits": {split: {"rows", "shards", "skipped", "reused"}}}``; every
+        skipped row is listed with its reason in ``out/skipped.json``.
+    """
+    reader, fixed, default_splits = load_reader(dataset)
+    if src is None and dataset not in NEEDS_NO_SOURCE:
+        raise ValueError(f"preparing {dataset!r} needs --src, the folder of the raw dataset")
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be positive, got {shard_size}")
+    src_path = None if src is None else Path(src)
+    if src_path is not None and not src_path.exists():
+        raise FileNotFoundError(f"raw dataset folder {src_path} does not exist")
+    reader_options = {**fixed, **(options or {})}
+    out = Path(out)
+    report: dict[str, Any] = {"dataset": dataset, "out": str(out), "splits": {}}
+    try:  # keep the entries of splits converted by earlier runs
+        all_skipped: dict[str, list[dict[str, str]]] = json.loads((out / "skipped.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        all_skipped = {}
+    for split in splits or default_splits:
+        split_dir = out / split
+        identity = {
+            "dataset": dataset,
+            "split": split,
+            "source": None if src_path is None else str(src_path.resolve()),
+            "options": json.loads(json.dumps(reader_options, default=str)),
+            "shard_size": shard_size,
+        }
+        manifest = _is_complete(split_dir, identity)
+        reused = manifest is not None
+        if manifest is None:
+            shards, skipped = _convert_split(reader, src_path, split, split_dir, shard_size, reader_options)
+            manifest = {
+                **identity,
+                "shards": shards,
+                "rows": sum(s["rows"] for s in shards),
+                "skipped": skipped,
+            }
+            _write_json(split_dir / "manifest.json", manifest)
+        all_skipped[split] = manifest["skipped"]
+        report["splits"][split] = {
+            "rows": manifest["rows"],
+            "shards": len(manifest["shards"]),
+            "skipped": len(manifest["skipped"]),
+            "reused": reused,
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "skipped.json", all_skipped)
+    return report
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--option expects KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def prepare_main(argv: list[str] | None = None) -> int:
+    """``clipseg prepare <dataset> --src RAW_DIR --out DIR``; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="clipseg prepare", description=__doc__.split("\n")[0])
+    parser.add_argument("dataset", choices=sorted(READERS))
+    parser.add_argument("--src", type=Path, help="folder of the raw dataset (not needed for shapes)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for the parquet shards")
+    parser.add_argument("--splits", nargs="+", help="splits to convert (default: the dataset's usual splits)")
+    parser.add_argument("--shard-size", type=int, default=1000, help="rows per shard file")
+    parser.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option, e.g. fold=1",
+    )
+    args = parser.parse_args(argv)
+    try:
+        report = prepare(args.dataset, args.src, args.out, args.splits, args.shard_size, dict(args.option))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"clipseg prepare: error: {err}")
+        return 2
+    for split, info in report["splits"].items():
+        status = "up to date" if info["reused"] else "written"
+        print(
+            f"{split}: {info['rows']} rows in {info['shards']} shards ({status}); {info['skipped']} skipped"
+        )
+    if any(info["skipped"] for info in report["splits"].values()):
+        print(f"skipped rows and reasons: {Path(report['out']) / 'skipped.json'}")
+    return 0

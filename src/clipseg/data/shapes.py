@@ -1,0 +1,359 @@
+"""``shapes``: a procedural referring-segmentation world that needs no download.
+
+A scene holds 1–4 non-overlapping objects (circle, square, triangle; red, green, blue, yellow,
+purple, orange; small or large) on a low-saturation background (solid, gradient, light noise), so
+object colors never blend into it. A prompt names some attributes of one object ("red circle",
+"large blue square", "triangle on the left", "green object"); the target is the union of every
+object that matches all named attributes. Negatives name a color + shape that is absent (empty
+mask). Visual prompts show the same color + shape in another scene, made into a support image with
+``prompts.visual_prompt``.
+
+Objects are rasterized once into a boolean coverage map (PIL, no anti-aliasing) and that map both
+paints the image and forms the target, so masks are pixel exact. Everything is a pure function of a
+seed: ``make_sample(seed, index, split=...)`` always returns the same sample.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.schema import NO_CLASS, Sample
+from clipseg.prompts import VisualPromptStyle, visual_prompt
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 30),
+    "purple": (140, 40, 180),
+    "orange": (250, 140, 20),
+}
+SHAPES = ("circle", "square", "triangle")
+SIZES = ("small", "large")
+POSITIONS = ("left", "right", "top", "bottom")
+SPLITS = ("train", "val", "test")
+
+# Radius ranges as fractions of the canvas side: disjoint, so "small"/"large" are never ambiguous.
+_RADIUS = {"small": (0.06, 0.09), "large": (0.14, 0.19)}
+# Centers inside the middle band (0.4–0.6 of the side) have no left/right (top/bottom) side.
+_SIDE_BAND = (0.4, 0.6)
+_COLOR_JITTER = 12  # per-channel jitter of an object's color; keeps colors far apart
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    """One drawn object: attributes plus its ``H x W`` bool coverage (the exact painted pixels)."""
+
+    color: str
+    shape: str
+    size: str
+    cx: float
+    cy: float
+    coverage: np.ndarray = field(repr=False)
+
+    @property
+    def horizontal(self) -> str | None:
+        return _side(self.cx, self.coverage.shape[1], ("left", "right"))
+
+    @property
+    def vertical(self) -> str | None:
+        return _side(self.cy, self.coverage.shape[0], ("top", "bottom"))
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """How samples are drawn.
+
+    Args:
+        size: side of the square scene in pixels (64–352 are sensible).
+        min_objects / max_objects: objects per scene (fewer only if placement fails).
+        negative_prob: probability that the prompt names an absent color + shape (empty mask).
+        visual_prob: probability that a support image (visual prompt) is attached.
+        text_weight_range: w ~ U(range) for samples with a support image (w = 1 without one).
+        support_size: side of the visual prompt image (defaults to ``size``).
+        prompt_style: how the support scene becomes a visual prompt.
+    """
+
+    size: int = 128
+    min_objects: int = 1
+    max_objects: int = 4
+    negative_prob: float = 0.2
+    visual_prob: float = 0.5
+    text_weight_range: tuple[float, float] = (0.0, 0.5)
+    support_size: int | None = None
+    prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
+
+    def __post_init__(self) -> None:
+        if self.size < 32:
+            raise ValueError(f"shapes scenes need size >= 32 px, got {self.size}")
+        if not 1 <= self.min_objects <= self.max_objects <= 4:
+            raise ValueError(
+                f"need 1 <= min_objects <= max_objects <= 4, got {self.min_objects}, {self.max_objects}"
+            )
+
+
+def _side(center: float, extent: int, names: tuple[str, str]) -> str | None:
+    if center < _SIDE_BAND[0] * extent:
+        return names[0]
+    if center > _SIDE_BAND[1] * extent:
+        return names[1]
+    return None
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A ``size x size x 3`` uint8 background: muted solid or gradient, optionally textured.
+
+    Built on a coarse grid and upsampled (smooth content, so nothing is lost) because full-resolution
+    float work dominated generation time.
+    """
+    grid = 16
+
+    def muted() -> np.ndarray:
+        return rng.uniform(60, 200) + rng.uniform(-20, 20, size=3)
+
+    kind = rng.integers(3)
+    if kind == 0:
+        coarse = np.broadcast_to(muted(), (grid, grid, 3))
+    else:
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = np.cos(angle) * np.arange(grid)[None, :] + np.sin(angle) * np.arange(grid)[:, None]
+        t = ((ramp - ramp.min()) / np.ptp(ramp))[..., None]
+        coarse = (1 - t) * muted() + t * muted()
+    textured = kind == 2 or rng.random() < 0.3
+    if textured:  # low-frequency blotches
+        coarse = coarse + rng.normal(0, 10, size=(grid, grid, 1))
+    image = Image.fromarray(coarse.clip(0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    if not textured:
+        return np.array(image)
+    grain = rng.integers(-4, 5, size=(size, size, 1), dtype=np.int16)  # fine grain, shared by channels
+    return (np.asarray(image, dtype=np.int16) + grain).clip(0, 255).astype(np.uint8)
+
+
+def _outline(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]] | None:
+    """Polygon vertices for square/triangle (``None`` for a circle, drawn as an ellipse)."""
+    if shape == "circle":
+        return None
+    corners = 4 if shape == "square" else 3
+    # A square of circumradius r has half-side r/√2; start angles put a flat edge at the bottom.
+    start = np.pi / 4 if corners == 4 else -np.pi / 2
+    return [
+        (
+            cx + r * np.cos(start + angle + 2 * np.pi * k / corners),
+            cy + r * np.sin(start + angle + 2 * np.pi * k / corners),
+        )
+        for k in range(corners)
+    ]
+
+
+def _coverage(shape: str, cx: float, cy: float, r: float, angle: float, size: int) -> np.ndarray:
+    canvas = Image.new("1", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
+    outline = _outline(shape, cx, cy, r, angle)
+    if outline is None:
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=1)
+    else:
+        draw.polygon(outline, fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def make_scene(
+    rng: np.random.Generator, size: int, n_objects: int, required: tuple[str, str] | None = None
+) -> tuple[np.ndarray, list[ShapeObject]]:
+    """Draw a scene: ``(image H x W x 3 uint8, objects)``.
+
+    ``required`` = (color, shape) forces the first object to have that color and shape (used for the
+    support scene of a visual prompt). Objects never overlap, so each coverage is fully visible.
+    """
+    image = _background(rng, size)
+    objects: list[ShapeObject] = []
+    placed: list[tuple[float, float, float]] = []
+    for i in range(n_objects):
+        if i == 0 and required is not None:
+            color, shape = required
+        else:
+            color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
+        size_name = str(rng.choice(SIZES))
+        r = rng.uniform(*_RADIUS[size_name]) * size
+        for _ in range(20):  # rejection sampling of a free spot
+            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+            if all(np.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
+                break
+        else:
+            continue
+        placed.append((cx, cy, r))
+        coverage = _coverage(shape, cx, cy, r, rng.uniform(-0.25, 0.25), size)
+        rgb = np.clip(np.array(COLORS[color]) + rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, 3), 0, 255)
+        image[coverage] = rgb.astype(np.uint8)
+        objects.append(ShapeObject(color, shape, size_name, float(cx), float(cy), coverage))
+    return image, objects
+
+
+def _matches(obj: ShapeObject, query: dict[str, str]) -> bool:
+    # query keys are ShapeObject attribute names: color, shape, size, horizontal, vertical
+    return all(getattr(obj, k) == v for k, v in query.items())
+
+
+def phrase_for(query: dict[str, str]) -> str:
+    """The phrase naming a query, e.g. ``{"size": "large", "color": "blue", "shape": "square"}`` → "large blue square"."""
+    words = [query[k] for k in ("size", "color") if k in query] + [query.get("shape", "object")]
+    if "horizontal" in query:
+        words.append(f"on the {query['horizontal']}")
+    if "vertical" in query:
+        words.append(f"at the {query['vertical']}")
+    return " ".join(words)
+
+
+# Attribute subsets a positive prompt may use, e.g. ("color",) → "green object".
+_QUERY_KINDS: tuple[tuple[str, ...], ...] = (
+    ("color", "shape"),
+    ("color", "shape"),
+    ("size", "color", "shape"),
+    ("shape",),
+    ("color",),
+    ("size", "shape"),
+    ("shape", "horizontal"),
+    ("shape", "vertical"),
+    ("color", "shape", "horizontal"),
+    ("color", "vertical"),
+)
+
+
+def _positive_query(rng: np.random.Generator, objects: list[ShapeObject]) -> dict[str, str]:
+    """Describe a random object by a random attribute subset that picks a well-defined set.
+
+    A position word is used only when the anchor and every other object sharing the remaining
+    attributes lie clearly on one side (outside the middle band), so "the triangle on the left" never
+    hinges on a pixel.
+    """
+    anchor = objects[rng.integers(len(objects))]
+    for k in rng.permutation(len(_QUERY_KINDS)):
+        kind = _QUERY_KINDS[k]
+        base = {a: getattr(anchor, a) for a in kind if a not in ("horizontal", "vertical")}
+        positional = [a for a in kind if a in ("horizontal", "vertical")]
+        if positional:
+            axis = positional[0]
+            if any(getattr(o, axis) is None for o in objects if _matches(o, base)):
+                continue
+            base[axis] = getattr(anchor, axis)
+        return base
+    return {"color": anchor.color, "shape": anchor.shape}
+
+
+def draw_sample(
+    seed: int, index: int, *, split: str = "train", config: ShapesConfig = ShapesConfig()
+) -> tuple[Sample, tuple[np.ndarray, np.ndarray] | None]:
+    """Sample ``index`` of the stream ``(seed, split)`` before visual prompt engineering.
+
+    Returns the ``Sample`` (``support`` still ``None``) and, when the sample has a visual prompt, the
+    raw support scene ``(image S x S x 3 uint8, mask S x S float32)`` of the same color + shape.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown shapes split {split!r}; expected one of {SPLITS}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
+    image, objects = make_scene(
+        rng, config.size, int(rng.integers(config.min_objects, config.max_objects + 1))
+    )
+    present = {(o.color, o.shape) for o in objects}
+    absent = [pair for pair in itertools.product(COLORS, SHAPES) if pair not in present]
+    negative = rng.random() < config.negative_prob
+    visual = rng.random() < config.visual_prob
+    if negative:
+        color, shape = absent[rng.integers(len(absent))]
+        query = {"color": color, "shape": shape}
+    elif visual:
+        # A support image conveys color and shape only, so the text names exactly that.
+        anchor = objects[rng.integers(len(objects))]
+        query = {"color": anchor.color, "shape": anchor.shape}
+    else:
+        query = _positive_query(rng, objects)
+    mask = np.zeros(image.shape[:2], dtype=bool)
+    for obj in objects:
+        if _matches(obj, query):
+            mask |= obj.coverage
+    sample: Sample = {
+        "sample_id": f"shapes-{split}-{seed}-{index}",
+        "image": image,
+        "mask": mask.astype(np.float32),
+        "text": phrase_for(query),
+        "class_id": NO_CLASS,
+        "support": None,
+        "support_mask": None,
+        "label": None,
+        "text_weight": 1.0,
+        "meta": {
+            "query": query,
+            "objects": [[o.color, o.shape, o.size, o.horizontal, o.vertical] for o in objects],
+        },
+    }
+    if not visual:
+        return sample, None
+    n_support = int(rng.integers(1, config.max_objects + 1))
+    support_image, support_objects = make_scene(
+        rng, config.size, n_support, required=(query["color"], query["shape"])
+    )
+    sample["text_weight"] = float(rng.uniform(*config.text_weight_range))
+    return sample, (support_image, support_objects[0].coverage.astype(np.float32))
+
+
+def make_sample(
+    seed: int, index: int, *, split: str = "train", config: ShapesConfig = ShapesConfig()
+) -> Sample:
+    """Sample ``index`` of the stream ``(seed, split)``: always the same for the same arguments.
+
+    ``image`` ``S x S x 3`` uint8, ``mask`` ``S x S`` float32 in {0, 1}, ``text`` (the phrase, no
+    template), ``support`` (``s x s x 3`` uint8 visual prompt, or ``None``), ``text_weight``, and
+    ``meta`` (the query and the scene's objects, JSON-serialisable).
+    """
+    sample, support_scene = draw_sample(seed, index, split=split, config=config)
+    if support_scene is not None:
+        sample["support"] = visual_prompt(
+            *support_scene, config.support_size or config.size, config.prompt_style
+        )
+    return sample
+
+
+def _png(array: np.ndarray) -> bytes:
+    """Lossless PNG bytes of an ``H x W x 3`` uint8 image or an ``H x W`` mask in [0, 1]."""
+    if array.ndim == 2:
+        return encode_png((array * 255).round().astype(np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def iter_rows(
+    src: Path | None = None,
+    split: str = "val",
+    *,
+    seed: int = 0,
+    size: int = 352,
+    length: int = 1000,
+    **options: Any,
+) -> Iterator[dict[str, Any]]:
+    """Shard rows (``SHARD_FEATURES``) of a fixed shapes split, for ``prepare`` (``src`` is unused).
+
+    Row ``i`` is ``draw_sample(seed, i, split=split)`` with PNG image/mask and the raw support scene in
+    ``support_image`` / ``support_mask``, so streaming it through ``PromptPolicy(visual=True)`` with
+    ``prompt_size=size`` gives back ``make_sample`` pixel for pixel. ``options`` go to ``ShapesConfig``.
+    """
+    config = ShapesConfig(size=size, **options)
+    for index in range(length):
+        sample, support_scene = draw_sample(seed, index, split=split, config=config)
+        yield make_row(
+            sample["sample_id"],
+            _png(sample["image"]),
+            _png(sample["mask"]),
+            text=sample["text"],
+            support_image=None if support_scene is None else _png(support_scene[0]),
+            support_mask=None if support_scene is None else _png(support_scene[1]),
+            meta=sample["meta"],
+        )

@@ -1,0 +1,233 @@
+"""Stream parquet shards (``SHARD_FEATURES`` rows) with HF ``datasets`` and turn rows into ``Sample``s.
+
+    shards ──load_dataset(streaming)──▶ shuffle buffer ──split_dataset_by_node──▶ DataLoader worker split
+           ──decode_row──▶ PromptPolicy (class filter, negatives, visual prompts, text weight) ──▶ transform
+
+Shards may live in a local folder or behind any fsspec URL (``s3://``, ``gs://``, ``hf://``, ...).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import load_dataset
+from datasets.distributed import split_dataset_by_node
+from PIL import Image
+
+from clipseg.data.classes import phrase_mentions_any
+from clipseg.data.schema import NO_CLASS, SHARD_FEATURES, Sample
+from clipseg.data.sharding import rank_and_world_size
+from clipseg.prompts import VisualPromptStyle, visual_prompt
+
+
+class CorruptRow(ValueError):
+    """A shard row that cannot be decoded; the message names its ``sample_id``."""
+
+    def __init__(self, sample_id: str, reason: str) -> None:
+        super().__init__(f"corrupt shard row {sample_id!r}: {reason}")
+        self.sample_id = sample_id
+
+
+def shard_files(source: str, split: str) -> str:
+    """The ``data_files`` pattern of ``split`` under ``source``.
+
+    ``source`` is a folder written by ``prepare`` (local path or URL; shards of a split live in
+    ``<source>/<split>/*.parquet``) or a pattern containing ``{split}``, e.g.
+    ``"s3://bucket/phrasecut/{split}-*.parquet"``.
+    """
+    source = str(source)
+    if "{split}" in source:
+        return source.format(split=split)
+    return f"{source.rstrip('/')}/{split}/*.parquet"
+
+
+def _decode_image(data: bytes, mode: str) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert(mode))
+
+
+def decode_mask_pair(image: bytes, mask: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Decode an (image, mask) pair: ``H x W x 3`` uint8 and ``H x W`` float32 in [0, 1]."""
+    rgb = _decode_image(image, "RGB")
+    alpha = _decode_image(mask, "L").astype(np.float32) / 255.0
+    if alpha.shape != rgb.shape[:2]:
+        raise ValueError(
+            f"mask is {alpha.shape[1]}x{alpha.shape[0]} but the image is {rgb.shape[1]}x{rgb.shape[0]}"
+        )
+    return rgb, alpha
+
+
+def decode_row(row: dict[str, Any]) -> tuple[Sample, tuple[bytes, bytes] | None]:
+    """Decode one shard row into a ``Sample`` (``support`` left ``None``) and its raw support pair, if any.
+
+    Raises ``CorruptRow`` naming the sample when any field fails to decode.
+    """
+    sample_id = row.get("sample_id") or "<missing sample_id>"
+    try:
+        image, mask = decode_mask_pair(row["image"], row["mask"])
+        label = None
+        if row.get("label") is not None:
+            label = _decode_image(row["label"], "L").astype(np.int64)
+            if label.shape != mask.shape:
+                raise ValueError(f"label map is {label.shape} but the mask is {mask.shape}")
+        meta = json.loads(row.get("meta") or "{}")
+    except Exception as err:  # any decoder failure (PIL, JSON, missing key) names the row
+        raise CorruptRow(sample_id, f"{type(err).__name__}: {err}") from err
+    sample: Sample = {
+        "sample_id": sample_id,
+        "image": image,
+        "mask": mask,
+        "text": row.get("text") or "",
+        "class_id": NO_CLASS if row.get("class_id") is None else int(row["class_id"]),
+        "support": None,
+        "support_mask": None,
+        "label": label,
+        "text_weight": 1.0,
+        "meta": meta,
+    }
+    has_support = row.get("support_image") is not None and row.get("support_mask") is not None
+    return sample, (row["support_image"], row["support_mask"]) if has_support else None
+
+
+@dataclass(frozen=True)
+class _Recent:
+    """A recently streamed positive sample, a source of negatives (its phrase, image and mask)."""
+
+    text: str
+    image_key: str
+    image: bytes
+    mask: bytes
+
+
+@dataclass
+class PromptPolicy:
+    """How a stream of rows becomes prompted samples (PhraseCut+ when ``negative_prob`` > 0 and ``visual``).
+
+    * rows whose phrase names one of ``exclude_classes`` (or a synonym) are dropped;
+    * with probability ``negative_prob`` the phrase is replaced by that of a recent sample from another
+      image (a reservoir of ``reservoir_size``), the mask emptied, and that sample becomes the support;
+    * with ``visual``, the support pair becomes a ``prompt_size``² visual prompt; without a valid one,
+      ``support`` stays ``None`` (flagged invalid in the batch);
+    * ``text_weight`` w ~ U(``text_weight_range``) with a support, w = 1 without.
+
+    Randomness is drawn per sample from (seed, epoch, sample_id): independent of worker layout.
+    """
+
+    negative_prob: float = 0.0
+    visual: bool = False
+    text_weight_range: tuple[float, float] = (0.0, 0.5)
+    exclude_classes: Sequence[str] = ()
+    prompt_size: int = 352
+    prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
+    reservoir_size: int = 64
+    seed: int = 0
+
+    def __call__(self, rows: Iterable[dict[str, Any]], epoch: int = 0) -> Iterator[Sample]:
+        recent: deque[_Recent] = deque(maxlen=self.reservoir_size)
+        for row in rows:
+            if self.exclude_classes and phrase_mentions_any(row.get("text") or "", self.exclude_classes):
+                continue
+            sample, support = decode_row(row)
+            rng = random.Random(f"{self.seed}/{epoch}/{sample['sample_id']}")
+            image_key = str(sample["meta"].get("image_id", sample["sample_id"]))
+            other = self._negative_source(rng, sample["text"], image_key, recent)
+            if sample["mask"].any():
+                recent.append(_Recent(sample["text"], image_key, row["image"], row["mask"]))
+            if other is not None:
+                sample["text"], sample["mask"] = other.text, np.zeros_like(sample["mask"])
+                sample["meta"] = {**sample["meta"], "negative_of": other.image_key}
+                support = (other.image, other.mask)
+            if self.visual and support is not None:
+                sample["support"] = self._visual_prompt(sample["sample_id"], *support)
+            if sample["support"] is not None:
+                sample["text_weight"] = rng.uniform(*self.text_weight_range)
+            yield sample
+
+    def _negative_source(
+        self, rng: random.Random, text: str, image_key: str, recent: deque[_Recent]
+    ) -> _Recent | None:
+        if not text or rng.random() >= self.negative_prob:
+            return None
+        candidates = [r for r in recent if r.image_key != image_key and r.text != text]
+        return rng.choice(candidates) if candidates else None
+
+    def _visual_prompt(self, sample_id: str, image: bytes, mask: bytes) -> np.ndarray | None:
+        try:
+            rgb, alpha = decode_mask_pair(image, mask)
+        except Exception as err:
+            raise CorruptRow(sample_id, f"support: {type(err).__name__}: {err}") from err
+        if not alpha.any():
+            return None  # nothing to point at: an invalid support rather than the whole image
+        return visual_prompt(rgb, alpha, self.prompt_size, self.prompt_style)
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """Prompted (and optionally transformed) samples streamed from the parquet shards of one split.
+
+    Each rank reads its part (``split_dataset_by_node``; shards when their count divides the world
+    size, every ``world_size``-th row otherwise) and each DataLoader worker its subset of shards, so no
+    row is seen twice per epoch. Use at least as many shards as ranks × workers to keep all busy.
+
+    Args:
+        source: shard folder or pattern (see ``shard_files``).
+        split: split name ("train", "val", "test", ...).
+        policy: how rows become prompted samples.
+        transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``).
+        shuffle_buffer: rows in the shuffle buffer (0 = stream order); shard order is shuffled too.
+        buffer_input_shards: shards read at once into the shuffle buffer (more mixes better; HF reads
+            them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends).
+        seed: shuffle seed; identical on every rank, as ``split_dataset_by_node`` requires.
+        train: vary shuffling and prompt randomness by epoch (evaluation streams stay fixed).
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        split: str,
+        policy: PromptPolicy | None = None,
+        transform: Callable[[Sample], Any] | None = None,
+        shuffle_buffer: int = 0,
+        buffer_input_shards: int = 8,
+        seed: int = 0,
+        train: bool = False,
+    ) -> None:
+        super().__init__()
+        self.files = shard_files(source, split)
+        self.rows = load_dataset(
+            "parquet", data_files=self.files, split="train", streaming=True, features=SHARD_FEATURES
+        )
+        self.policy = policy or PromptPolicy()
+        self.transform, self.shuffle_buffer, self.seed, self.train = transform, shuffle_buffer, seed, train
+        self.buffer_input_shards = buffer_input_shards
+        self._epoch = 0
+        self._launch_rank = rank_and_world_size()  # seen in the rank's main process
+
+    @property
+    def num_shards(self) -> int:
+        return self.rows.num_shards
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self._epoch if self.train else 0
+        self._epoch += 1
+        rows = self.rows
+        if self.shuffle_buffer > 0:
+            rows = rows.shuffle(
+                seed=self.seed,
+                buffer_size=self.shuffle_buffer,
+                max_buffer_input_shards=self.buffer_input_shards,
+            )
+            rows.set_epoch(epoch)
+        rank, world = rank_and_world_size(self._launch_rank)
+        if world > 1:
+            rows = split_dataset_by_node(rows, rank=rank, world_size=world)
+        for sample in self.policy(rows, epoch):
+            yield sample if self.transform is None else self.transform(sample)

@@ -1,0 +1,218 @@
+"""From a decoded ``Sample`` to model tensors (albumentations 2.x), and batching.
+
+Train: random crop keeping ≥ 5 % of the foreground, resize to the model size, horizontal flip unless
+the phrase says left/right (a flip would make it false), optional light color jitter (never hue:
+colors are part of the prompts), a template drawn from ``prompts.TEMPLATES``.
+Eval: resize to the model size and the fixed template ``TEMPLATES[0]``. Evaluation therefore happens
+at model size (``image_size``); targets are resized with nearest-neighbour interpolation unless
+``mask_interpolation="linear"`` (alpha mattes), so binary masks stay binary.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.augmentations.crops.transforms import BaseCrop
+
+from clipseg.data.schema import NO_CLASS, Sample
+from clipseg.data.sharding import rank_and_world_size, stream_entropy
+from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
+from clipseg.prompts import TEMPLATES, apply_template, sample_template
+
+_SIDE_WORDS = re.compile(r"\b(left|right)", re.IGNORECASE)
+_INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
+
+
+def mentions_left_right(phrase: str) -> bool:
+    """Whether ``phrase`` refers to a horizontal side ("left", "right", "leftmost", ...)."""
+    return _SIDE_WORDS.search(phrase) is not None
+
+
+class ForegroundCrop(BaseCrop):
+    """Random crop (area fraction ``scale``, aspect ``ratio``) that keeps ≥ ``min_foreground`` of the mask mass.
+
+    Tries ``attempts`` random boxes; falls back to the full image, which keeps all of it. Without
+    foreground (negatives) any box is accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: tuple[float, float] = (0.3, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        min_foreground: float = 0.05,
+        attempts: int = 10,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__(p=p)
+        self.scale, self.ratio, self.min_foreground, self.attempts = scale, ratio, min_foreground, attempts
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        h, w = params["shape"][:2]
+        mask = data.get("mask")
+        total = float(mask.sum()) if mask is not None else 0.0
+        for _ in range(self.attempts):
+            area = h * w * self.py_random.uniform(*self.scale)
+            aspect = np.exp(self.py_random.uniform(np.log(self.ratio[0]), np.log(self.ratio[1])))
+            cw = min(w, max(1, round(np.sqrt(area * aspect))))
+            ch = min(h, max(1, round(np.sqrt(area / aspect))))
+            x0, y0 = self.py_random.randint(0, w - cw), self.py_random.randint(0, h - ch)
+            if total == 0 or float(mask[y0 : y0 + ch, x0 : x0 + cw].sum()) >= self.min_foreground * total:
+                return {"crop_coords": (x0, y0, x0 + cw, y0 + ch)}
+        return {"crop_coords": (0, 0, w, h)}
+
+
+class SampleTransform:
+    """Turn a ``Sample`` into model tensors.
+
+    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized, ``mask`` ``[1,S,S]`` float32 in [0,1],
+    ``text`` (template applied; "" for an empty phrase), ``support`` ``[3,S,S]`` float32 normalized
+    (zeros when absent), ``support_valid`` bool, ``text_weight`` float32, ``sample_id``, ``class_id``
+    long, and ``label`` ``[S,S]`` long when the sample has one.
+
+    Args:
+        image_size: model input side S.
+        train: random crop / flip / template sampling (else resize + fixed template).
+        mean / std: the backbone's normalization constants.
+        color_jitter: light brightness/contrast/saturation jitter in training.
+        crop_scale: area fraction range of the training crop.
+        min_foreground: fraction of the foreground a training crop must keep.
+        mask_interpolation: "nearest" (binary masks, class labels) or "linear" (alpha mattes).
+        templates: prompt templates; training samples one, evaluation uses the first.
+        seed: base seed of the augmentation randomness (combined with rank and worker).
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 352,
+        train: bool = False,
+        mean: Sequence[float] = CLIP_MEAN,
+        std: Sequence[float] = CLIP_STD,
+        color_jitter: bool = False,
+        crop_scale: tuple[float, float] = (0.3, 1.0),
+        min_foreground: float = 0.05,
+        mask_interpolation: str = "nearest",
+        templates: Sequence[str] = TEMPLATES,
+        seed: int = 0,
+    ) -> None:
+        if mask_interpolation not in _INTERPOLATION:
+            raise ValueError(
+                f"mask_interpolation must be one of {sorted(_INTERPOLATION)}, got {mask_interpolation!r}"
+            )
+        self.image_size, self.train, self.templates, self.seed = image_size, train, tuple(templates), seed
+        self.mask_interpolation = mask_interpolation
+        resize = A.Resize(
+            height=image_size,
+            width=image_size,
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=_INTERPOLATION[mask_interpolation],
+        )
+        normalize = A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0)
+        if train:
+            head = [ForegroundCrop(scale=crop_scale, min_foreground=min_foreground), resize]
+            tail = (
+                [A.ColorJitter(brightness=0.15, contrast=0.15, saturation=0.1, hue=0.0, p=0.8)]
+                if color_jitter
+                else []
+            )
+            tail.append(normalize)
+            # Two pipelines instead of a conditional flip: albumentations cannot see the phrase.
+            self._pipelines = {
+                flip: A.Compose(
+                    [*head, *([A.HorizontalFlip(p=0.5)] if flip else []), *tail],
+                    additional_targets={"label": "mask"},
+                )
+                for flip in (True, False)
+            }
+        else:
+            eval_pipeline = A.Compose([resize, normalize], additional_targets={"label": "mask"})
+            self._pipelines = {True: eval_pipeline, False: eval_pipeline}
+        self._support = A.Compose([A.Resize(height=image_size, width=image_size), normalize])
+        self._rng = random.Random(seed)
+        self._seeded_for: tuple[int, int | None] | None = None
+        self._launch_rank = rank_and_world_size()  # seen in the rank's main process
+
+    def _reseed(self) -> None:
+        """Give each process / DataLoader worker (and each new worker iterator) its own random stream.
+
+        Forked or pickled workers would otherwise share one albumentations state and produce
+        identical augmentations.
+        """
+        info = torch.utils.data.get_worker_info()
+        key = (os.getpid(), info.seed if info is not None else None)
+        if key == self._seeded_for:
+            return
+        self._seeded_for = key
+        seed = stream_entropy(self.seed, 0, rank_and_world_size(self._launch_rank)[0])
+        for flip, pipeline in self._pipelines.items():
+            pipeline.set_random_seed((seed + int(flip)) % 2**32)
+        self._rng = random.Random(seed)
+
+    def _template(self, phrase: str) -> str:
+        if not phrase.strip():
+            return ""
+        return (
+            sample_template(phrase, self._rng, self.templates)
+            if self.train
+            else apply_template(phrase, self.templates[0])
+        )
+
+    def __call__(self, sample: Sample) -> dict[str, Any]:
+        self._reseed()
+        text = sample.get("text", "")
+        targets: dict[str, np.ndarray] = {"image": sample["image"], "mask": sample["mask"].astype(np.float32)}
+        label = sample.get("label")
+        if label is not None:
+            if self.mask_interpolation != "nearest":
+                raise ValueError(f"{sample['sample_id']}: class labels need mask_interpolation='nearest'")
+            targets["label"] = label.astype(np.int32)  # cv2 cannot resize int64
+        out = self._pipelines[not mentions_left_right(text)](**targets)
+        support = sample.get("support")
+        item: dict[str, Any] = {
+            "image": torch.from_numpy(out["image"].transpose(2, 0, 1).copy()),
+            "mask": torch.from_numpy(np.ascontiguousarray(out["mask"], dtype=np.float32))[None],
+            "text": self._template(text),
+            "support_valid": torch.tensor(support is not None),
+            "text_weight": torch.tensor(
+                float(sample.get("text_weight", 1.0)) if support is not None else 1.0
+            ),
+            "sample_id": sample["sample_id"],
+            "class_id": torch.tensor(int(sample.get("class_id", NO_CLASS)), dtype=torch.long),
+        }
+        if support is None:
+            item["support"] = torch.zeros(3, self.image_size, self.image_size)
+        else:
+            item["support"] = torch.from_numpy(
+                self._support(image=support)["image"].transpose(2, 0, 1).copy()
+            )
+        if label is not None:
+            item["label"] = torch.from_numpy(out["label"].astype(np.int64))
+        return item
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack per-sample dicts (``SampleTransform`` outputs) into the batch dict of ``schema.BATCH_KEYS``.
+
+    Tensors are stacked along a new leading ``B`` axis; strings become lists. ``label`` ``[B,S,S]`` is
+    included when every item has one.
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    if len({frozenset(item) for item in items}) > 1:
+        raise ValueError(
+            f"batch items have different keys (e.g. some lack a label map): {[item['sample_id'] for item in items]}"
+        )
+    batch: dict[str, Any] = {}
+    for key, value in items[0].items():
+        column = [item[key] for item in items]
+        batch[key] = torch.stack(column) if isinstance(value, torch.Tensor) else column
+    return batch
