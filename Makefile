@@ -15,7 +15,8 @@ install: $(BIN)/activate
 	$(BIN)/python -m pip install -q -e '.[dev]'
 
 demo: install
-	$(BIN)/clipseg demo
+	$(BIN)/clipseg predict src/clipseg/assets/example.png --prompt "red square" \
+		--prompt "blue circle" --prompt "purple triangle" --model shapes-tiny --out outputs/demo
 
 test: install
 	$(BIN)/ruff check src tests bench

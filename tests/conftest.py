@@ -9,7 +9,6 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
-torch.set_num_threads(min(2, torch.get_num_threads()))
 
 CORPUS = [
     "a photo of a red circle.",
@@ -19,6 +18,15 @@ CORPUS = [
     "a good photo of one purple orange small large left right top bottom on the",
     "a bad photo of the cat dog person car tree sky",
 ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny models run fastest on one thread; with several, OpenMP spin-waits on the shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

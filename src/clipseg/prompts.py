@@ -7,9 +7,9 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
 # "shuffle+" of the paper: the fixed template first, then the eight others sampled during training.
 TEMPLATES: tuple[str, ...] = (
@@ -32,12 +32,16 @@ def apply_template(phrase: str, template: str = TEMPLATES[0]) -> str:
     return template.format(phrase)
 
 
-def sample_template(phrase: str, rng: random.Random | None = None, templates: Sequence[str] = TEMPLATES) -> str:
+def sample_template(
+    phrase: str, rng: random.Random | None = None, templates: Sequence[str] = TEMPLATES
+) -> str:
     """Put ``phrase`` into a template drawn uniformly from ``templates`` (training-time augmentation)."""
     return apply_template(phrase, (rng or random).choice(list(templates)))
 
 
-def tokenize_prompts(tokenizer, prompts: Sequence[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
+def tokenize_prompts(
+    tokenizer, prompts: Sequence[str], max_length: int | None = None
+) -> dict[str, torch.Tensor]:
     """Tokenize ``prompts`` padded to the longest; prompts longer than the model allows are cut with a warning.
 
     Returns ``input_ids`` and ``attention_mask``, both ``N x L``.
@@ -111,7 +115,10 @@ def visual_prompt(
         return img.astype(np.uint8)
     background = img
     if style.blur_sigma > 0:
-        background = gaussian_filter(img, sigma=(style.blur_sigma, style.blur_sigma, 0))
+        # cv2 is ~4x faster than scipy here and this runs once per training sample.
+        background = cv2.GaussianBlur(
+            img, ksize=(0, 0), sigmaX=style.blur_sigma, borderType=cv2.BORDER_REFLECT
+        )
     background = background * style.background_factor
     out = m[..., None] * img + (1 - m[..., None]) * background
     if style.highlight:
@@ -119,10 +126,14 @@ def visual_prompt(
     return out.clip(0, 255).astype(np.uint8)
 
 
-def mix_conditionals(text: torch.Tensor, visual: torch.Tensor, text_weight: torch.Tensor | float) -> torch.Tensor:
+def mix_conditionals(
+    text: torch.Tensor, visual: torch.Tensor, text_weight: torch.Tensor | float
+) -> torch.Tensor:
     """Interpolate prompt embeddings: ``w * text + (1 - w) * visual`` (``N x D`` each, ``w`` scalar or ``N``)."""
     if text.shape != visual.shape:
-        raise ValueError(f"text {tuple(text.shape)} and visual {tuple(visual.shape)} embeddings differ in shape")
+        raise ValueError(
+            f"text {tuple(text.shape)} and visual {tuple(visual.shape)} embeddings differ in shape"
+        )
     w = torch.as_tensor(text_weight, dtype=text.dtype, device=text.device)
     if w.ndim == 1:
         w = w[:, None]

@@ -30,7 +30,9 @@ def corpus_words(corpus: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def build_clip_tokenizer(corpus: Iterable[str], out_dir: str | Path, *, max_length: int = 77) -> CLIPTokenizerFast:
+def build_clip_tokenizer(
+    corpus: Iterable[str], out_dir: str | Path, *, max_length: int = 77
+) -> CLIPTokenizerFast:
     """Write a CLIP-format tokenizer that encodes every word of ``corpus`` as one token.
 
     Words outside the corpus still tokenize (into byte symbols), as with any BPE vocabulary.

@@ -21,6 +21,7 @@ from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, vo
 from clipseg.data.shapes_dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
 from clipseg.data.transforms import SampleTransform, collate
+from clipseg.prompts import TEMPLATES
 
 
 class ClipSegDataModule(LightningDataModule):
@@ -33,6 +34,8 @@ class ClipSegDataModule(LightningDataModule):
         seed: base seed of sampling and augmentation.
         color_jitter: light photometric jitter in training.
         mask_interpolation: "nearest" (binary masks) or "linear" (alpha mattes).
+        templates: prompt templates (default: the paper's ``prompts.TEMPLATES``); training samples
+            one per sample, evaluation uses the first.
     """
 
     def __init__(
@@ -44,8 +47,10 @@ class ClipSegDataModule(LightningDataModule):
         seed: int = 0,
         color_jitter: bool = False,
         mask_interpolation: str = "nearest",
+        templates: list[str] | None = None,
     ) -> None:
         super().__init__()
+        self.templates = tuple(templates) if templates else TEMPLATES
         self.image_size, self.batch_size, self.num_workers, self.seed = (
             image_size,
             batch_size,
@@ -60,6 +65,7 @@ class ClipSegDataModule(LightningDataModule):
             train=train,
             color_jitter=self.color_jitter,
             mask_interpolation=self.mask_interpolation,
+            templates=self.templates,
             seed=self.seed,
         )
 

@@ -24,7 +24,10 @@ class ClipSegConfig:
         reduce_dim: width of the decoder (64 for rd64, 16 for rd16).
         decoder_heads: attention heads of each decoder block.
         decoder_intermediate_size: MLP width of each decoder block.
-        decoder_hidden_act: MLP activation ("relu" in the original code, "quick_gelu" in transformers).
+        decoder_hidden_act: MLP activation of the decoder blocks. "relu" in the original code and in
+            transformers' ``CLIPSegDecoder`` (which ignores its own ``decoder_hidden_act`` setting).
+        decoder_dropout: dropout inside the decoder blocks (0.1 in the original training, as
+            ``nn.TransformerEncoderLayer``'s default; 0 in transformers).
         cond_layer: index of the decoder step at which FiLM conditioning is applied.
         complex_trans_conv: use the refined (two-stage) transposed-conv head.
         image_size: the input side length the model is trained and evaluated at.
@@ -37,7 +40,8 @@ class ClipSegConfig:
     reduce_dim: int = 64
     decoder_heads: int = 4
     decoder_intermediate_size: int = 2048
-    decoder_hidden_act: str = "quick_gelu"
+    decoder_hidden_act: str = "relu"
+    decoder_dropout: float = 0.1
     cond_layer: int = 0
     complex_trans_conv: bool = False
     image_size: int = 352
@@ -48,6 +52,9 @@ class ClipSegConfig:
 
     def __post_init__(self) -> None:
         self.extract_layers = tuple(int(i) for i in self.extract_layers)
+        if isinstance(self.backbone, dict):
+            # As it will read back from checkpoint metadata (JSON turns int dict keys into str).
+            self.backbone = json.loads(json.dumps(self.backbone))
         self.image_mean = tuple(float(v) for v in self.image_mean)
         self.image_std = tuple(float(v) for v in self.image_std)
         if not self.extract_layers or any(i < 0 for i in self.extract_layers):
@@ -57,7 +64,9 @@ class ClipSegConfig:
                 f"cond_layer={self.cond_layer} must index one of the {len(self.extract_layers)} decoder steps"
             )
         if self.reduce_dim % self.decoder_heads:
-            raise ValueError(f"reduce_dim={self.reduce_dim} is not divisible by decoder_heads={self.decoder_heads}")
+            raise ValueError(
+                f"reduce_dim={self.reduce_dim} is not divisible by decoder_heads={self.decoder_heads}"
+            )
 
     @property
     def backbone_is_random(self) -> bool:

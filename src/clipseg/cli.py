@@ -1,0 +1,53 @@
+"""The ``clipseg`` command: training (LightningCLI), inference, data preparation, zoo and evaluation."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+# command → (module:function taking argv and returning an exit code, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("clipseg.training.cli:run_cli", "train a model (LightningCLI; see --help)"),
+    "validate": ("clipseg.training.cli:run_cli", "validate a model (LightningCLI)"),
+    "test": ("clipseg.training.cli:run_cli", "test a model (LightningCLI)"),
+    "predict": ("clipseg.predict_cli:main", "segment images from text or image prompts"),
+    "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
+    "zoo": ("clipseg.zoo.cli:main", "list, verify, fetch and export zoo models"),
+    "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
+}
+_PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself
+
+
+def _usage() -> str:
+    lines = ["usage: clipseg COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `clipseg COMMAND --help` for the options of a command."]
+    return "\n".join(lines)
+
+
+def _resolve(target: str) -> Callable[[list[str]], int]:
+    module, func = target.split(":")
+    return getattr(import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from clipseg import __version__
+
+        print(f"clipseg {__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"clipseg: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    run = _resolve(COMMANDS[command][0])
+    return int(run([command, *rest] if command in _PASS_COMMAND else rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Reading user images safely: one clear error per bad file, every common mode converted to RGB."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ImageLike = str | Path | Image.Image | np.ndarray
+
+# Larger inputs are refused rather than decoded: a 1 GB bitmap would only exhaust memory.
+MAX_PIXELS = 120_000_000
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; the message names the input and the reason."""
+
+
+def _to_rgb_array(img: Image.Image, name: str) -> np.ndarray:
+    if img.width * img.height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {img.width}x{img.height} pixels is larger than the limit of {MAX_PIXELS:,}"
+        )
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit / 32-bit grayscale: rescale the value range to 8 bits instead of clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(arr.astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite transparent pixels on white, as an image viewer would show them.
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_image(image: ImageLike, name: str | None = None) -> np.ndarray:
+    """Return ``image`` as an ``H x W x 3`` uint8 array.
+
+    Accepts a path, a PIL image or an array (``H x W``, ``H x W x 1|3|4``; uint8, uint16 or float in
+    [0, 1]). Grayscale, RGBA, palette and 16-bit inputs are converted; corrupt, empty or huge files
+    raise ``ImageError`` naming the input.
+    """
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        name = name or str(path)
+        if not path.is_file():
+            raise ImageError(f"{name}: no such file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: the file is empty (0 bytes)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    img.load()
+                    return _to_rgb_array(img, name)
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ImageError(f"{name}: not a readable image ({err})") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{name}: image is too large to decode safely") from None
+    name = name or "image"
+    if isinstance(image, Image.Image):
+        return _to_rgb_array(image, name)
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image, name)
+    raise ImageError(f"{name}: expected a path, PIL image or numpy array, got {type(image).__name__}")
+
+
+def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"{name}: expected an H x W or H x W x 3/4 array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ImageError(f"{name}: the array is empty (shape {arr.shape})")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float64) / 65535 * 255).round().astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise ImageError(f"{name}: float arrays must hold finite values in [0, 1]")
+        arr = (arr * 255).round().astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ImageError(f"{name}: unsupported dtype {arr.dtype} (use uint8, uint16 or float in [0, 1])")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.shape[2] == 4:
+        return _to_rgb_array(Image.fromarray(arr, "RGBA"), name)
+    return np.ascontiguousarray(arr)
+
+
+def load_mask(mask: ImageLike, name: str | None = None) -> np.ndarray:
+    """Return a mask as an ``H x W`` float32 array in [0, 1] (any image: nonzero gray levels scale to 1)."""
+    if isinstance(mask, np.ndarray) and mask.ndim == 2:
+        m = mask.astype(np.float32)
+        return m / 255.0 if m.max() > 1 else m
+    gray = load_image(mask, name).mean(axis=2)
+    return (gray / 255.0).astype(np.float32)

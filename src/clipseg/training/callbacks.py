@@ -1,0 +1,106 @@
+"""Training callbacks: ``last.ckpt`` on a step schedule and on SIGTERM, and sample overlays for wandb."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from PIL import Image
+
+from clipseg.overlay import overlay
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Writes ``last.ckpt`` every ``every_n_train_steps`` steps and when a SIGTERM stops training.
+
+    A preempted job (SIGTERM) thus resumes exactly where it stopped with ``--ckpt_path last``; a
+    ``kill -9`` loses at most ``every_n_train_steps`` steps. Lightning turns SIGTERM into a
+    ``SIGTERMException`` raised after the running batch completes, so the saved state is consistent.
+
+    Args:
+        dirpath: folder of ``last.ckpt`` (the CLI fills in ``outputs/<name>/checkpoints``).
+        every_n_train_steps: save period in optimizer steps.
+    """
+
+    def __init__(self, *, dirpath: str | None = None, every_n_train_steps: int = 1000) -> None:
+        super().__init__(
+            dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps
+        )
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if (
+            isinstance(exception, SIGTERMException)
+            and not trainer.fast_dev_run
+            and not trainer.sanity_checking
+        ):
+            path = os.path.join(str(self.dirpath), self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+            trainer.save_checkpoint(path)
+            self.last_model_path = path
+
+
+def _to_uint8(image: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """``H x W x 3`` uint8 from a normalized ``3 x H x W`` tensor."""
+    pixels = image.float().cpu() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
+    return (pixels.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def sample_panel(
+    image: np.ndarray, prob: np.ndarray, target: np.ndarray, prompt: str, *, min_side: int = 256
+) -> Image.Image:
+    """Prediction overlay (labelled with the prompt) beside the target overlay, as one image.
+
+    Small inputs are enlarged (nearest) to ``min_side`` so that the prompt legend stays readable.
+    """
+    scale = max(1, -(-min_side // image.shape[0]))
+    image, prob, target = (a.repeat(scale, axis=0).repeat(scale, axis=1) for a in (image, prob, target))
+    left = overlay(image, prob[None], [prompt or "(visual prompt)"])
+    right = overlay(image, target[None], ["target"])
+    panel = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), (255, 255, 255))
+    panel.paste(left, (0, 0))
+    panel.paste(right, (left.width, 0))
+    return panel
+
+
+class SampleOverlays(Callback):
+    """Logs (image, prompt, prediction, target) overlays of training batches every ``every_n_steps`` steps.
+
+    Only a ``WandbLogger`` receives them (``log_image``); with other loggers or none this does nothing.
+
+    Args:
+        every_n_steps: logging period in optimizer steps.
+        max_samples: samples per logged batch.
+    """
+
+    def __init__(self, *, every_n_steps: int = 500, max_samples: int = 4) -> None:
+        self.every_n_steps = every_n_steps
+        self.max_samples = max_samples
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+        if logger is None or not trainer.is_global_zero or trainer.global_step % self.every_n_steps:
+            return
+        if not isinstance(outputs, Mapping) or "probs" not in outputs:
+            return
+        config = pl_module.model.config
+        count = min(self.max_samples, len(batch["text"]))
+        panels = [
+            sample_panel(
+                _to_uint8(batch["image"][i], config.image_mean, config.image_std),
+                outputs["probs"][i].float().cpu().numpy(),
+                batch["mask"][i, 0].float().cpu().numpy(),
+                batch["text"][i],
+            )
+            for i in range(count)
+        ]
+        logger.log_image(
+            key="train/samples", images=panels, step=trainer.global_step, caption=batch["text"][:count]
+        )

@@ -1,0 +1,236 @@
+"""LightningCLI behind ``lightning fit|validate|test|predict`` and ``clipseg fit|validate|test|predict``.
+
+On top of LightningCLI:
+
+- ``--config FILE`` follows a top-level ``base: OTHER.yaml`` in FILE (relative to FILE, recursively),
+  so each experiment YAML holds only what differs from the file it builds on;
+- ``--name`` names the run: checkpoints go to ``<output_root>/<name>/checkpoints`` and wandb runs to
+  ``<output_root>/<name>/wandb`` (``--output_root`` defaults to ``$CLIPSEG_OUTPUTS`` or ``outputs``);
+- ``${NAME:-default}`` in the datamodule's string arguments is replaced by the environment variable
+  (so YAMLs say ``data_dir: ${CLIPSEG_DATA:-data}/phrasecut`` instead of a fixed path);
+- ``--wandb_mode offline|online|disabled`` (offline by default; ``wandb sync`` uploads later);
+- precision left unset is decided at start: bf16-mixed on GPUs that support it, 16-mixed on other
+  GPUs, 32-true on CPUs; ``--trainer.strategy ddp`` finds unused parameters when the backbone trains;
+- ``checkpoint`` (``last.ckpt``), ``best_checkpoint`` and ``overlays`` callbacks are configurable keys;
+- a backbone that cannot be loaded (offline hub name, missing folder) or a value rejected while building
+  the classes ends with one message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from jsonargparse import ActionConfigFile, Namespace
+from lightning import LightningDataModule
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from clipseg.modeling.errors import BackboneUnavailableError
+from clipseg.training.callbacks import LastCheckpoint, SampleOverlays
+from clipseg.training.module import ClipSegModule
+
+SIGTERM_EXIT = 143  # what a shell reports for a process ended by SIGTERM
+
+
+class ConfigurationError(ValueError):
+    """A config value that parsing could not check but building the classes rejected."""
+
+
+_ENV_REFERENCE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str) -> str:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in ``value`` by environment variables.
+
+    Raises:
+        ValueError: ``NAME`` is unset and has no default.
+    """
+
+    def lookup(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise ConfigurationError(
+                f"{value!r} needs the environment variable {name} (or write ${{{name}:-default}})"
+            )
+        return default
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
+def config_chain(value: Any, seen: tuple[Path, ...] = ()) -> list[Any]:
+    """``value`` preceded by the chain of files its ``base:`` keys name, root first."""
+    path = Path(str(value))
+    if not path.is_file():  # an inline YAML string: no base to follow
+        return [value]
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(
+            f"config files include each other in a cycle: {' -> '.join(map(str, (*seen, path)))}"
+        )
+    content = yaml.safe_load(path.read_text()) or {}
+    base = content.get("base") if isinstance(content, dict) else None
+    parents = config_chain(path.parent / base, (*seen, path)) if base else []
+    return [*parents, str(path)]
+
+
+class ConfigWithBase(ActionConfigFile):
+    """``--config FILE`` where FILE may build on another with a top-level ``base: OTHER.yaml``."""
+
+    def __call__(self, parser, cfg, values, option_string=None) -> None:
+        for value in config_chain(values):
+            self.apply_config(parser, cfg, self.dest, value)
+        if "base" in cfg:  # applied: a saved config must not point at a file relative to where it was written
+            cfg["base"] = None
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Keeps the checkpoint with the lowest ``monitor`` (``best-step=N.ckpt``), checked after each validation.
+
+    Args:
+        dirpath: folder of the checkpoint (the CLI fills in ``outputs/<name>/checkpoints``).
+        monitor: logged metric to rank by; validation always logs ``val/loss``.
+        mode: "min" or "max".
+    """
+
+    def __init__(self, *, dirpath: str | None = None, monitor: str = "val/loss", mode: str = "min") -> None:
+        super().__init__(dirpath=dirpath, monitor=monitor, mode=mode, filename="best-{step}", save_top_k=1)
+
+
+def auto_precision(accelerator: Any) -> str:
+    """The training precision for ``accelerator``: mixed bf16 / fp16 on CUDA GPUs, full fp32 elsewhere."""
+    if str(accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+class ClipSegCLI(LightningCLI):
+    """LightningCLI for ``ClipSegModule`` and any ``LightningDataModule`` (chosen by ``data.class_path``)."""
+
+    def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            ClipSegModule,
+            LightningDataModule,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},  # resuming a run rewrites its config.yaml
+            auto_configure_optimizers=False,  # the module's AdamW + cosine is the paper's
+            args=args,
+            **kwargs,
+        )
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        kwargs.setdefault("dump_header", ["clipseg LightningCLI config"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument(
+            "-c", "--config", action=ConfigWithBase, help="Path to a YAML config (may name a `base`)."
+        )
+        return parser
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--base", type=str | None, default=None, help="Config file this one builds on.")
+        parser.add_argument(
+            "--name", type=str, default="clipseg", help="Run name: output folder and wandb name."
+        )
+        parser.add_argument(
+            "--output_root",
+            type=str,
+            default=os.environ.get("CLIPSEG_OUTPUTS", "outputs"),
+            help="Folder of all runs (default $CLIPSEG_OUTPUTS or ./outputs).",
+        )
+        parser.add_argument(
+            "--wandb_mode",
+            type=str,
+            default="offline",
+            choices=["offline", "online", "disabled"],
+            help="offline: runs saved locally for `wandb sync`; online: streamed; disabled: no wandb logger.",
+        )
+        parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(SampleOverlays, "overlays")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        run_dir = Path(cfg.output_root) / cfg.name
+        if cfg.trainer.default_root_dir is None:
+            cfg.trainer.default_root_dir = str(run_dir)
+        for key in ("checkpoint", "best_checkpoint"):
+            if cfg[key].dirpath is None:
+                cfg[key].dirpath = str(run_dir / "checkpoints")
+        data_args = cfg.data.get("init_args") if isinstance(cfg.data, Namespace) else None
+        for key, value in (data_args or {}).items():
+            if isinstance(value, str):
+                data_args[key] = expand_env(value)
+        if cfg.trainer.precision is None:
+            cfg.trainer.precision = auto_precision(cfg.trainer.accelerator)
+        if cfg.trainer.strategy == "ddp" and not cfg.model.config.freeze_backbone:
+            # A trained CLIP has parameters some batches leave unused (the visual-prompt branch when no
+            # sample has a support image, the contrastive logit scale always); plain DDP rejects that.
+            cfg.trainer.strategy = "ddp_find_unused_parameters_true"
+        self._configure_wandb(cfg, run_dir)
+
+    def instantiate_classes(self) -> None:
+        # Values the parser cannot type-check (the backbone's CLIPConfig dict, ClipSegConfig's own
+        # checks) fail while the classes are built: report them as one message, like parse errors.
+        try:
+            super().instantiate_classes()
+        except (TypeError, ValueError) as err:
+            raise ConfigurationError(f"{type(err).__name__}: {err}") from err
+
+    @staticmethod
+    def _configure_wandb(cfg: Namespace, run_dir: Path) -> None:
+        logger = cfg.trainer.logger
+        if not isinstance(logger, Namespace) or not str(logger.get("class_path", "")).endswith("WandbLogger"):
+            return
+        if cfg.wandb_mode == "disabled":
+            cfg.trainer.logger = False
+            return
+        args = logger.init_args
+        args.offline = cfg.wandb_mode == "offline"
+        # Under the run folder rather than ./wandb: Lightning writes config.yaml into the logger's save_dir.
+        if args.get("save_dir") in (None, "."):
+            args.save_dir = str(run_dir)
+        if args.get("name") is None:
+            args.name = cfg.name
+        Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run a LightningCLI subcommand (``argv`` like ``["fit", "--config", "configs/vitb16.yaml"]``).
+
+    Returns the exit code: 0 done, 2 configuration problem, 143 stopped by SIGTERM (``last.ckpt`` saved).
+    """
+    # `clipseg fit ...` passes its own argv; LightningCLI would warn that sys.argv is set as well.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    try:
+        ClipSegCLI(args=argv)
+    except BackboneUnavailableError as err:
+        print(
+            f"error: {err}\nIn a config that is `model.config.backbone` (`--model.config.backbone FOLDER`).",
+            file=sys.stderr,
+        )
+        return 2
+    except ConfigurationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except SIGTERMException:
+        print("stopped by SIGTERM; continue with --ckpt_path last", file=sys.stderr)
+        return SIGTERM_EXIT
+    return 0
+
+
+def lightning_main() -> None:
+    """Entry point of the ``lightning`` console script."""
+    sys.exit(run_cli())
+
+
+if __name__ == "__main__":
+    lightning_main()

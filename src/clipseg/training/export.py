@@ -1,0 +1,93 @@
+"""Lightning checkpoint → zoo safetensors file (``clipseg zoo export`` calls ``export_checkpoint``).
+
+The zoo file is ``ClipSeg.save_pretrained``'s safetensors (config JSON in the metadata; decoder only
+for a frozen, named backbone). A randomly initialised backbone has no tokenizer to load by name, so
+its tokenizer (e.g. the one shapes-tiny built from its corpus) is stored in the metadata as well.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from clipseg.training.module import ClipSegModule
+
+META_TOKENIZER = "clipseg_tokenizer"  # JSON {file name: text} of the tokenizer's `save_pretrained` files
+META_NAME = "clipseg_name"
+_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def tokenizer_to_metadata(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The tokenizer as one JSON string (its CLIP-format files), for safetensors metadata."""
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        files = {
+            name: (Path(folder) / name).read_text()
+            for name in _TOKENIZER_FILES
+            if (Path(folder) / name).is_file()
+        }
+    return json.dumps(files)
+
+
+def tokenizer_from_metadata(text: str) -> PreTrainedTokenizerBase:
+    """Inverse of ``tokenizer_to_metadata``."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, content in json.loads(text).items():
+            (Path(folder) / Path(name).name).write_text(content)
+        return AutoTokenizer.from_pretrained(folder)
+
+
+def read_tokenizer(path: str | Path) -> PreTrainedTokenizerBase | None:
+    """The tokenizer stored in a zoo safetensors file, or ``None`` if it has none (use the backbone's)."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return tokenizer_from_metadata(metadata[META_TOKENIZER]) if META_TOKENIZER in metadata else None
+
+
+def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint of ``ClipSegModule``, loaded without unpickling code (``weights_only=True``)."""
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def module_from_checkpoint(path: str | Path) -> ClipSegModule:
+    """The ``ClipSegModule`` of a checkpoint: rebuilt from its hyperparameters, weights restored.
+
+    A frozen backbone left out of the checkpoint is loaded from its name, as in training.
+    """
+    checkpoint = load_lightning_checkpoint(path)
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    module = ClipSegModule(**hparams)
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path:
+    """Write the model of ``ckpt_path`` as a zoo file and return its path.
+
+    Args:
+        ckpt_path: a Lightning checkpoint written by ``lightning fit`` (e.g. ``.../checkpoints/last.ckpt``).
+        out: a ``.safetensors`` file path, or a folder that receives ``<name>.safetensors``.
+        name: the zoo name, stored in the metadata.
+    """
+    module = module_from_checkpoint(ckpt_path)
+    out = Path(out)
+    target = out if out.suffix == ".safetensors" else out / f"{name}.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        weights = module.model.save_pretrained(folder)
+        with safe_open(str(weights), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        tensors = load_file(str(weights))
+    if module.model.config.backbone_is_random:
+        metadata[META_TOKENIZER] = tokenizer_to_metadata(module.tokenizer)
+    metadata[META_NAME] = name
+    save_file(tensors, str(target), metadata=metadata)
+    return target

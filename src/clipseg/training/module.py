@@ -1,0 +1,152 @@
+"""``ClipSegModule``: the thin LightningModule around ``ClipSeg`` that LightningCLI configures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from lightning import LightningModule
+from torch import Tensor, nn
+
+from clipseg.metrics import ReferringSegMetrics
+from clipseg.modeling.config import ClipSegConfig
+from clipseg.training.evaluation import make_evaluator
+from clipseg.training.steps import Batch, model_step
+from clipseg.training.tokenizers import build_model
+
+BACKBONE_PREFIX = "model.backbone."
+Protocol = Literal["referring", "fewshot", "zeroshot", "matting"]
+
+
+class ClipSegModule(LightningModule):
+    """Trains a ``ClipSeg`` with binary cross-entropy on (image, prompt, mask) batches (paper Sec. 3).
+
+    Prompts are mixed in the step: each sample's conditional is ``w * text + (1 - w) * visual`` (see
+    ``steps.batch_conditionals``). Validation and test follow ``evaluation`` (see ``evaluation.PROTOCOLS``);
+    training always reports the referring metrics. Metrics are logged as ``train/…``, ``val/…``, ``test/…``.
+
+    A frozen backbone loaded by name is left out of checkpoints (it is reloaded from the name): they
+    hold the decoder, optimizer and loop state only.
+
+    Args:
+        config: the model architecture; ``config.backbone`` is a hub name, a local folder or a
+            ``CLIPConfig`` dict (random init, whose text vocabulary is sized to the tokenizer).
+        tokenizer: hub name or folder of the CLIP tokenizer (default: the backbone's).
+        tokenizer_corpus: build a CLIP-format tokenizer with one token per word of these texts instead.
+        evaluation: protocol of validation and test.
+        lr: AdamW learning rate at step 0, annealed with a cosine to ``min_lr`` at ``trainer.max_steps``.
+        min_lr: learning rate at the last step.
+        weight_decay: AdamW weight decay.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ClipSegConfig,
+        tokenizer: str | None = None,
+        tokenizer_corpus: Sequence[str] | None = None,
+        evaluation: Protocol = "referring",
+        lr: float = 1e-3,
+        min_lr: float = 1e-4,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
+            config = ClipSegConfig.from_dict(config)
+        self.save_hyperparameters()
+        # Plain types only, so that checkpoints load with `torch.load(weights_only=True)`.
+        self.hparams["config"] = config.to_dict()
+        self.model, self.tokenizer = build_model(
+            config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
+        )
+        self.evaluation = evaluation
+        self.lr, self.min_lr, self.weight_decay = lr, min_lr, weight_decay
+        self.train_metrics = ReferringSegMetrics()
+        self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
+
+    def setup(self, stage: str) -> None:
+        # Evaluators read class lists from the datamodule, which is known only now.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        for split in ("val", "test"):
+            if split not in self.evaluators:
+                self.evaluators[split] = make_evaluator(self.evaluation, datamodule)
+
+    # ----------------------------------------------------------------------------------- steps
+
+    def model_step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``)."""
+        return model_step(self.model, self.tokenizer, batch)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
+        loss, probs, target = self.model_step(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(probs))
+        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], batch_size=len(probs))
+        self.train_metrics.update(probs, target >= 0.5)
+        # The training stream is endless, so metrics cover the last `log_every_n_steps` steps, not an epoch.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self._log_metrics("train", self.train_metrics.compute())
+            self.train_metrics.reset()
+        return {"loss": loss, "probs": probs}
+
+    def _eval_step(self, split: str, batch: Batch) -> dict[str, Tensor]:
+        loss = self.evaluators[split].step(self.model, self.tokenizer, batch)
+        if loss is None:
+            return {}
+        self.log(f"{split}/loss", loss, sync_dist=True, batch_size=len(batch["image"]))
+        return {"loss": loss}
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
+        return self._eval_step("val", batch)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
+        return self._eval_step("test", batch)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        """``probs`` ``B x H x W`` of each image for its own prompt, with the batch's ``sample_id``."""
+        _, probs, _ = self.model_step(batch)
+        return {"sample_id": batch["sample_id"], "probs": probs}
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._end_evaluation("test")
+
+    def _end_evaluation(self, split: str) -> None:
+        evaluator = self.evaluators[split]
+        self._log_metrics(split, evaluator.compute())
+        evaluator.reset()
+
+    def _log_metrics(self, split: str, values: dict[str, Tensor]) -> None:
+        # Already reduced over ranks by torchmetrics: no second sync.
+        self.log_dict({f"{split}/{k}": v for k, v in values.items()}, sync_dist=False)
+
+    # ----------------------------------------------------------------------------------- optimization
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over the trainable parameters, cosine from ``lr`` to ``min_lr`` over ``max_steps`` (per step)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        steps = (
+            self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=int(steps), eta_min=self.min_lr
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----------------------------------------------------------------------------------- checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.model.decoder_only:
+            # The frozen backbone is reloaded from its name; storing it would add ~600 MB per checkpoint.
+            state = checkpoint["state_dict"]
+            checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(BACKBONE_PREFIX)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.model.decoder_only:
+            state = checkpoint["state_dict"]
+            for key, value in self.state_dict().items():
+                if key.startswith(BACKBONE_PREFIX):
+                    state.setdefault(key, value)

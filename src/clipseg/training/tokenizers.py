@@ -1,0 +1,79 @@
+"""The model and tokenizer of a training run: a random backbone's text tower is sized to its tokenizer."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Sequence
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from clipseg.modeling.clipseg import ClipSeg
+from clipseg.modeling.config import ClipSegConfig
+from clipseg.modeling.errors import BackboneUnavailableError
+from clipseg.tokenizer import build_clip_tokenizer
+
+
+def load_tokenizer(
+    *, source: str | None, corpus: Sequence[str] | None, config: ClipSegConfig
+) -> PreTrainedTokenizerBase:
+    """The tokenizer named by ``source`` (hub name / folder), built from ``corpus``, or the backbone's own.
+
+    A tokenizer built from a corpus is deterministic, so every process of a run (and every later run
+    with the same config) gets the same vocabulary without sharing files; export stores it with the model.
+    """
+    if corpus is not None:
+        if source is not None:
+            raise ValueError("pass either `tokenizer` (a name or folder) or `tokenizer_corpus`, not both")
+        with tempfile.TemporaryDirectory(prefix="clipseg-tokenizer-") as folder:
+            return build_clip_tokenizer(corpus, folder)
+    if source is None:
+        if config.backbone_is_random:
+            raise ValueError(
+                "a randomly initialised backbone has no tokenizer of its own: set `tokenizer` (hub name or folder) "
+                "or `tokenizer_corpus` (words to build a CLIP-format tokenizer from)"
+            )
+        source = str(config.backbone)
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise BackboneUnavailableError(
+            f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "
+            f"downloads are off or failed). Download it once with `huggingface-cli download {source}` or "
+            "pass a local folder holding vocab.json and merges.txt as `tokenizer`."
+        ) from err
+
+
+def match_text_tower(config: ClipSegConfig, tokenizer: PreTrainedTokenizerBase) -> ClipSegConfig:
+    """``config`` with a random backbone's text vocabulary and special ids set from ``tokenizer``.
+
+    CLIP's text tower pools at the end-of-text token, so its ``eos_token_id`` (and the embedding size)
+    must be the tokenizer's; a hand-written config cannot know them. Named backbones come with their
+    own tokenizer and are returned unchanged.
+    """
+    if not config.backbone_is_random:
+        return config
+    backbone = copy.deepcopy(config.backbone)
+    text = backbone.setdefault("text_config", {})
+    text.update(
+        vocab_size=len(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return ClipSegConfig.from_dict({**config.to_dict(), "backbone": backbone})
+
+
+def build_model(
+    config: ClipSegConfig, *, tokenizer: str | None = None, tokenizer_corpus: Sequence[str] | None = None
+) -> tuple[ClipSeg, PreTrainedTokenizerBase]:
+    """A ``ClipSeg`` for ``config`` and its tokenizer (see ``load_tokenizer`` for the arguments).
+
+    A named backbone is loaded before its tokenizer, so that a missing download fails with the
+    backbone's message (what to download, which folder to pass).
+    """
+    if config.backbone_is_random:
+        tok = load_tokenizer(source=tokenizer, corpus=tokenizer_corpus, config=config)
+        return ClipSeg(match_text_tower(config, tok)), tok
+    model = ClipSeg(config)
+    return model, load_tokenizer(source=tokenizer, corpus=tokenizer_corpus, config=config)

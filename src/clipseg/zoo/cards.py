@@ -1,0 +1,87 @@
+"""The registry of named pretrained models (cards), separate from architecture configs.
+
+Cards live in ``zoo/cards.json`` next to the shipped weights, so that ``clipseg zoo export`` can
+record the digest of a model it has just written. A card says where a model's weights come from and
+how to check them; the architecture lives in the weights file's own metadata (our safetensors), in
+``config.json`` (transformers layout), or is read off the tensors of the original ``.pth`` files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Format = Literal["clipseg", "transformers", "original"]
+FORMATS = ("clipseg", "transformers", "original")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One named model.
+
+    Args:
+        name: registry name (``clipseg.load_model(name)``).
+        format: ``clipseg`` (our safetensors; config, and tokenizer for random backbones, in the
+            metadata), ``transformers`` (a CIDAS ``CLIPSegForImageSegmentation`` folder) or
+            ``original`` (timojl/clipseg decoder-only ``.pth``, converted to safetensors in the cache
+            on first load).
+        filename: the weights file this card verifies.
+        sha256: full digest of ``filename``; ``None`` when no digest is published, in which case the
+            digest seen at first download is pinned in the cache and verified from then on.
+        hf_repo: hub repository ``hf_hub_download`` fetches from (``None``: not on the hub).
+        hf_files: other files of the hub repository needed next to ``filename`` (configs, tokenizer).
+        backbone: CLIP model the original decoder-only weights sit on (widths and head type are read
+            off the tensors; extract layers (3, 7, 9) are the paper's).
+        paper: numbers the paper reports for this model (``benchmark/metric`` → value), shown by
+            ``make eval-all`` beside ours.
+    """
+
+    name: str
+    description: str
+    format: Format
+    filename: str
+    sha256: str | None
+    source: str
+    license: str
+    size_mb: float
+    hf_repo: str | None = None
+    hf_files: tuple[str, ...] = ()
+    backbone: str | None = None
+    paper: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"card {self.name!r}: format must be one of {FORMATS}, got {self.format!r}")
+        if self.sha256 is not None and (len(self.sha256) != 64 or set(self.sha256) - set("0123456789abcdef")):
+            raise ValueError(f"card {self.name!r}: sha256 must be 64 lower-case hex digits")
+        object.__setattr__(self, "hf_files", tuple(self.hf_files))
+
+
+def read_cards(path: Path) -> dict[str, ModelCard]:
+    """Cards of a ``cards.json`` (a list of card objects), by name."""
+    if not path.is_file():
+        return {}
+    entries: list[dict[str, Any]] = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(ModelCard)}
+    cards = {}
+    for entry in entries:
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise ValueError(f"{path}: card {entry.get('name')!r} has unknown keys {unknown}")
+        cards[entry["name"]] = ModelCard(**entry)
+    return cards
+
+
+def write_cards(path: Path, cards: dict[str, ModelCard]) -> None:
+    """Write ``cards`` back in the same layout (defaults left out, so diffs stay small)."""
+    entries = []
+    for card in cards.values():
+        entry = dataclasses.asdict(card)
+        entry["hf_files"] = list(card.hf_files)
+        entries.append({k: v for k, v in entry.items() if k == "sha256" or v not in (None, [], {})})
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(entries, indent=2) + "\n")
+    tmp.replace(path)

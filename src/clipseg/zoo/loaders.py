@@ -1,0 +1,92 @@
+"""Turn a resolved zoo file (or any user path) into a ``ClipSeg`` model and its tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from clipseg.modeling import ClipSeg
+from clipseg.modeling.convert import (
+    ORIGINAL_BACKBONE,
+    convert_original_checkpoint,
+    convert_transformers_checkpoint,
+)
+from clipseg.modeling.errors import BackboneUnavailableError
+from clipseg.training.export import read_tokenizer
+from clipseg.zoo.cards import ModelCard
+from clipseg.zoo.store import ZooError, cache_dir, sha256_of
+
+Loaded = tuple[ClipSeg, PreTrainedTokenizerBase]
+
+
+def _named_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except OSError as err:
+        raise BackboneUnavailableError(
+            f"cannot load the tokenizer of {name!r} offline. Download it once with "
+            f"`huggingface-cli download {name}` (or pass a local folder)."
+        ) from err
+
+
+def load_safetensors(path: Path) -> Loaded:
+    """Our format: config (and, for random backbones, the tokenizer) in the file's metadata."""
+    model = ClipSeg.from_pretrained(path)
+    tokenizer = read_tokenizer(path)
+    if tokenizer is None:
+        if model.config.backbone_is_random:
+            raise ZooError(
+                f"{path}: a model with a random backbone must carry its tokenizer, and this one does not"
+            )
+        tokenizer = _named_tokenizer(str(model.config.backbone))
+    return model, tokenizer
+
+
+def load_transformers_folder(folder: Path) -> Loaded:
+    """A CIDAS-layout folder: ``config.json`` + weights + tokenizer files."""
+    return convert_transformers_checkpoint(folder), _named_tokenizer(str(folder))
+
+
+def load_original(path: Path, *, backbone: str, converted: Path | None = None) -> Loaded:
+    """An original decoder-only ``.pth`` on ``backbone``; converted once to safetensors at ``converted``.
+
+    The converted file's digest is pinned next to it when written and checked on every later load.
+    """
+    if converted is None:
+        return convert_original_checkpoint(path, backbone=backbone), _named_tokenizer(backbone)
+    weights = converted / "model.safetensors"
+    pin = converted / "model.safetensors.sha256"
+    if not weights.is_file():
+        convert_original_checkpoint(path, backbone=backbone, out=converted)
+        pin.write_text(sha256_of(weights) + "\n")
+    elif not pin.is_file() or sha256_of(weights) != pin.read_text().strip():
+        raise ZooError(
+            f"{weights}: converted file does not match its pinned sha256; delete {converted} to convert again"
+        )
+    return load_safetensors(weights)
+
+
+def load_card_file(card: ModelCard, path: Path) -> Loaded:
+    if card.format == "clipseg":
+        return load_safetensors(path)
+    if card.format == "transformers":
+        return load_transformers_folder(path.parent)
+    return load_original(
+        path, backbone=card.backbone or ORIGINAL_BACKBONE, converted=cache_dir() / card.name / "converted"
+    )
+
+
+def load_path(path: Path) -> Loaded:
+    """A user-given checkpoint: ``.safetensors`` file, ``save_pretrained`` folder, CIDAS folder or original ``.pth``."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder, and not a zoo model name")
+    if path.is_dir():
+        if (path / "model.safetensors").is_file() and not (path / "config.json").is_file():
+            return load_safetensors(path / "model.safetensors")
+        if (path / "config.json").is_file():
+            return load_transformers_folder(path)
+        raise ZooError(f"{path}: folder holds neither model.safetensors nor a transformers config.json")
+    if path.suffix == ".pth":
+        return load_original(path, backbone=ORIGINAL_BACKBONE)
+    return load_safetensors(path)

@@ -1,0 +1,36 @@
+"""End-to-end fixtures: the shipped shapes-tiny model and a scene to segment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipseg.data.shapes import ShapesConfig, draw_sample
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "clipseg" / "assets" / "example.png"
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    from clipseg import load_model
+
+    return load_model("shapes-tiny", device="cpu")
+
+
+@pytest.fixture()
+def scene(tmp_path) -> tuple[Path, dict]:
+    """A fresh shapes scene saved as PNG, with its sample (prompt = a present color + shape)."""
+    sample, _ = draw_sample(
+        4242, 0, split="test", config=ShapesConfig(size=128, negative_prob=0.0, visual_prob=1.0)
+    )
+    path = tmp_path / "scene.png"
+    Image.fromarray(sample["image"]).save(path)
+    return path, sample
+
+
+def iou(pred: np.ndarray, target: np.ndarray) -> float:
+    union = np.logical_or(pred, target).sum()
+    return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)

@@ -1,0 +1,119 @@
+"""`clipseg predict` end to end with the shipped model, and its handling of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import EXAMPLE, iou
+from PIL import Image
+
+from clipseg.cli import main
+
+
+def test_predict_writes_masks_overlay_and_json(scene, tmp_path, capsys):
+    path, sample = scene
+    out = tmp_path / "out"
+    code = main(
+        [
+            "predict",
+            str(path),
+            "--prompt",
+            sample["text"],
+            "--prompt",
+            "green object",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    masks = summary["images"][0]["masks"]
+    assert [m["prompt"] for m in masks] == [sample["text"], "green object"]
+    first = np.asarray(Image.open(masks[0]["file"]))
+    assert first.shape == sample["image"].shape[:2]  # at the input's own resolution
+    assert iou(first > 127, sample["mask"] > 0.5) > 0.6
+    overlay = Image.open(summary["images"][0]["overlay"])
+    assert overlay.width == 128 and overlay.height > 128  # legend below the image
+
+
+def test_threshold_gives_binary_masks(scene, tmp_path, capsys):
+    path, sample = scene
+    code = main(
+        [
+            "predict",
+            str(path),
+            "--prompt",
+            sample["text"],
+            "--out",
+            str(tmp_path / "o"),
+            "--threshold",
+            "0.5",
+            "--json",
+        ]
+    )
+    assert code == 0
+    mask = np.asarray(Image.open(json.loads(capsys.readouterr().out)["images"][0]["masks"][0]["file"]))
+    assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_visual_prompt_from_cli(scene, tmp_path, capsys):
+    path, sample = scene
+    support = tmp_path / "support.png"
+    Image.fromarray(sample["image"]).save(support)
+    support_mask = tmp_path / "support_mask.png"
+    Image.fromarray((sample["mask"] * 255).astype(np.uint8)).save(support_mask)
+    code = main(
+        [
+            "predict",
+            str(path),
+            "--prompt-image",
+            f"{support}:{support_mask}",
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    assert "support.png" in json.loads(capsys.readouterr().out)["images"][0]["masks"][0]["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("make_input", "extra", "message"),
+    [
+        (lambda d: d / "missing.png", ["--prompt", "red circle"], "no such file"),
+        (
+            lambda d: (d / "empty.png").write_bytes(b"") or d / "empty.png",
+            ["--prompt", "red circle"],
+            "empty",
+        ),
+        (
+            lambda d: (d / "bad.png").write_bytes(b"not a png at all") or d / "bad.png",
+            ["--prompt", "x"],
+            "not a readable image",
+        ),
+        (lambda d: EXAMPLE, ["--prompt", "  "], "empty prompt"),
+        (lambda d: EXAMPLE, [], "no prompt given"),
+        (lambda d: EXAMPLE, ["--prompt", "red circle", "--model", "no-such-model"], "unknown model"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, capsys, make_input, extra, message):
+    image = make_input(tmp_path)
+    out = tmp_path / "out"
+    code = main(["predict", str(image), *extra, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_huge_image_is_refused(tmp_path, capsys, monkeypatch):
+    import clipseg.images
+
+    monkeypatch.setattr(clipseg.images, "MAX_PIXELS", 100 * 100)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (200, 200)).save(big)
+    code = main(["predict", str(big), "--prompt", "red circle", "--out", str(tmp_path / "o")])
+    assert code != 0 and "larger than the limit" in capsys.readouterr().err

@@ -1,0 +1,157 @@
+"""ClipSegModule pieces: prompt mixing, checkpoints without the frozen backbone, export, precision, wandb."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipseg.modeling import ClipSeg, ClipSegConfig
+from clipseg.prompts import tokenize_prompts
+from clipseg.training import cli
+from clipseg.training.export import (
+    export_checkpoint,
+    load_lightning_checkpoint,
+    module_from_checkpoint,
+    read_tokenizer,
+)
+from clipseg.training.steps import batch_conditionals
+
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
+SHORT = [
+    "--trainer.max_steps", "2",
+    "--trainer.limit_val_batches", "1",
+    "--trainer.val_check_interval", "2",
+    "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false",
+    "--data.init_args.image_size", "32",
+    "--data.init_args.batch_size", "2",
+    "--data.init_args.num_workers", "0",
+    "--data.init_args.val_length", "4",
+    "--model.config.image_size", "32",
+]  # fmt: skip
+
+
+def fit(tmp_path: Path, *extra: str) -> Path:
+    """Train shapes-tiny for 2 steps into ``tmp_path``; returns the checkpoint folder."""
+    args = ["fit", "--config", CONFIG, *SHORT, "--output_root", str(tmp_path), "--trainer.logger", "false"]
+    assert cli.run_cli([*args, *extra]) == 0
+    return tmp_path / "shapes-tiny" / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_backbone_dir, tiny_tokenizer):
+    config = ClipSegConfig(
+        backbone=str(tiny_backbone_dir), extract_layers=(1, 2), reduce_dim=8, image_size=32
+    )
+    return ClipSeg(config).eval(), tiny_tokenizer
+
+
+def test_conditionals_mix_text_and_visual_per_sample(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    torch.manual_seed(0)
+    support = torch.randn(3, 3, 32, 32)
+    batch = {
+        "image": torch.randn(3, 3, 32, 32),
+        "text": ["a photo of a red circle.", "", "a blue triangle"],
+        "support": support,
+        "support_valid": torch.tensor([False, True, True]),
+        "text_weight": torch.tensor([0.2, 0.7, 0.3]),  # the first has no support: w counts as 1
+        "sample_id": ["a", "b", "c"],
+    }
+    with torch.no_grad():
+        got = batch_conditionals(model, tokenizer, batch)
+        enc = tokenize_prompts(tokenizer, [batch["text"][0], batch["text"][2]])
+        text = model.encode_text(**enc)
+        visual = model.encode_visual_prompt(support[1:])
+    torch.testing.assert_close(got[0], text[0])
+    torch.testing.assert_close(got[1], visual[0])  # empty text: visual only whatever w says
+    torch.testing.assert_close(got[2], 0.3 * text[1] + 0.7 * visual[1])
+
+
+def test_a_sample_without_any_prompt_is_named(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    batch = {
+        "image": torch.zeros(1, 3, 32, 32),
+        "text": [" "],
+        "support": torch.zeros(1, 3, 32, 32),
+        "support_valid": torch.tensor([False]),
+        "text_weight": torch.tensor([1.0]),
+        "sample_id": ["img-7"],
+    }
+    with pytest.raises(ValueError, match="img-7"):
+        batch_conditionals(model, tokenizer, batch)
+
+
+def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(tmp_path, tiny_backbone_dir):
+    named = ["--model.config.backbone", str(tiny_backbone_dir), "--model.config.freeze_backbone", "true"]
+    folder = fit(tmp_path, *named, "--model.tokenizer_corpus", "null")
+    checkpoint = load_lightning_checkpoint(folder / "last.ckpt")  # weights_only=True
+    assert checkpoint["global_step"] == 2
+    keys = list(checkpoint["state_dict"])
+    assert keys and all(k.startswith("model.decoder.") for k in keys)
+    module = module_from_checkpoint(folder / "last.ckpt")
+    for key, value in checkpoint["state_dict"].items():
+        torch.testing.assert_close(module.state_dict()[key], value)
+    assert not any(p.requires_grad for p in module.model.backbone.parameters())
+    args = ["validate", "--config", CONFIG, *SHORT, *named, "--model.tokenizer_corpus", "null"]
+    args += [
+        "--output_root",
+        str(tmp_path),
+        "--trainer.logger",
+        "false",
+        "--ckpt_path",
+        str(folder / "last.ckpt"),
+    ]
+    assert cli.run_cli(args) == 0
+
+
+def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):
+    folder = fit(tmp_path)
+    path = export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "shapes-tiny")
+    assert path == tmp_path / "zoo" / "shapes-tiny.safetensors"
+    module = module_from_checkpoint(folder / "last.ckpt")
+    model, tokenizer = ClipSeg.from_pretrained(path).eval(), read_tokenizer(path)
+    assert tokenizer.get_vocab() == module.tokenizer.get_vocab()  # the corpus-built tokenizer travels along
+    enc = tokenize_prompts(tokenizer, ["a photo of a red circle.", "large blue square"])
+    image = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        want = module.model(image, module.model.encode_text(**enc))
+        got = model(image, model.encode_text(**enc))
+    torch.testing.assert_close(got, want)
+
+
+def test_default_logger_is_offline_wandb_under_the_run_folder_with_overlays(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    args = [
+        "fit",
+        "--config",
+        CONFIG,
+        *SHORT,
+        "--output_root",
+        str(tmp_path),
+        "--overlays.every_n_steps",
+        "1",
+    ]
+    assert cli.run_cli(args) == 0
+    runs = list((tmp_path / "shapes-tiny" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].rglob("train/samples*.png"))  # the sample overlays
+    assert (tmp_path / "shapes-tiny" / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("cuda", "bf16", "accelerator", "want"),
+    [
+        (False, False, "auto", "32-true"),
+        (True, True, "auto", "bf16-mixed"),
+        (True, False, "gpu", "16-mixed"),
+        (True, True, "cpu", "32-true"),
+    ],
+)
+def test_precision_is_decided_by_the_hardware(monkeypatch, cuda, bf16, accelerator, want):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    assert cli.auto_precision(accelerator) == want

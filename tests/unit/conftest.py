@@ -1,0 +1,68 @@
+"""Tiny random transformers CLIPSeg models and their ClipSeg twins, made on the fly (no download)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+PROMPTS = ["a red circle", "a blue triangle", "the green square on the left"]
+
+
+@pytest.fixture(scope="session")
+def make_hf_clipseg(tiny_clip_dict) -> Callable[..., torch.nn.Module]:
+    """``make(complex_head=False, extract_layers=(1, 2, 4), cond_layer=0)``: a random tiny CLIPSegForImageSegmentation.
+
+    Every weight gets noise on top of transformers' init, so that zero biases and unit norms (which
+    hide swapped or dropped tensors) do not occur.
+    """
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
+
+    def make(*, complex_head: bool = False, extract_layers=(1, 2, 4), cond_layer: int = 0, seed: int = 0):
+        torch.manual_seed(seed)
+        config = CLIPSegConfig(
+            text_config=tiny_clip_dict["text_config"],
+            vision_config=tiny_clip_dict["vision_config"],
+            projection_dim=tiny_clip_dict["projection_dim"],
+            extract_layers=list(extract_layers),
+            reduce_dim=16,
+            decoder_num_attention_heads=2,
+            decoder_intermediate_size=24,
+            conditional_layer=cond_layer,
+            use_complex_transposed_convolution=complex_head,
+        )
+        hf = CLIPSegForImageSegmentation(config).eval()
+        with torch.no_grad():
+            for p in hf.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        return hf
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def text_inputs(tiny_tokenizer) -> dict[str, torch.Tensor]:
+    """``PROMPTS`` tokenized (``N x L`` ids and mask, right-padded)."""
+    from clipseg.prompts import tokenize_prompts
+
+    return tokenize_prompts(tiny_tokenizer, PROMPTS)
+
+
+def _hf_logits(hf, pixel_values: torch.Tensor, **prompt_inputs: torch.Tensor) -> torch.Tensor:
+    """transformers' logits for every (image, prompt) pair, as ``B x N x H x W``.
+
+    transformers pairs image i with prompt i, so each image is repeated N times and the prompts B times.
+    """
+    batch = pixel_values.shape[0]
+    count = next(iter(prompt_inputs.values())).shape[0]
+    repeated = {k: v.repeat(batch, *([1] * (v.ndim - 1))) for k, v in prompt_inputs.items()}
+    with torch.no_grad():
+        logits = hf(pixel_values=pixel_values.repeat_interleave(count, dim=0), **repeated).logits
+    return logits.view(batch, count, *logits.shape[-2:])
+
+
+@pytest.fixture(scope="session")
+def hf_logits() -> Callable[..., torch.Tensor]:
+    """``hf_logits(hf, pixel_values, input_ids=..., attention_mask=...)`` or ``conditional_pixel_values=...``."""
+    return _hf_logits

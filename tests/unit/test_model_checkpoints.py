@@ -1,0 +1,228 @@
+"""save_pretrained / from_pretrained round trips and the converters from transformers and original files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import CLIPConfig, CLIPModel
+
+from clipseg.convert import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    convert_original_checkpoint,
+    convert_transformers_checkpoint,
+)
+from clipseg.modeling import ClipSeg, ClipSegConfig
+
+TOL = 1e-4
+
+
+def pixels(batch: int = 2, size: int = 64) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(3))
+
+
+def predict(model: ClipSeg, text_inputs) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(pixels(), model.encode_text(**text_inputs))
+
+
+def clip_folder_of(hf, folder) -> str:
+    """Write the CLIP inside a transformers CLIPSeg as a plain ``CLIPModel`` folder (a "named" backbone)."""
+    config = hf.config
+    clip = CLIPModel(
+        CLIPConfig(
+            text_config=config.text_config.to_dict(),
+            vision_config=config.vision_config.to_dict(),
+            projection_dim=config.projection_dim,
+        )
+    )
+    clip.load_state_dict(hf.clip.state_dict())
+    clip.save_pretrained(folder)
+    return str(folder)
+
+
+def metadata(path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.metadata()
+
+
+# ------------------------------------------------------------------------------------------ our format
+
+
+def test_full_round_trip(make_hf_clipseg, text_inputs, tmp_path):
+    model = ClipSeg.from_transformers(make_hf_clipseg())  # backbone from a config dict: stored in full
+    path = model.save_pretrained(tmp_path / "full")
+    meta = metadata(path)
+    assert meta["clipseg_weights"] == "full"
+    assert ClipSegConfig.from_json(meta["clipseg_config"]) == model.config
+    assert any(k.startswith("backbone.") for k in load_file(str(path)))
+    loaded = ClipSeg.from_pretrained(tmp_path / "full")
+    assert torch.equal(predict(loaded, text_inputs), predict(model, text_inputs))
+
+
+def test_decoder_only_round_trip_references_backbone(make_hf_clipseg, text_inputs, tmp_path):
+    hf = make_hf_clipseg(complex_head=True)
+    backbone = clip_folder_of(hf, tmp_path / "clip")
+    model = ClipSeg.from_transformers(hf, backbone=backbone)
+    path = model.save_pretrained(tmp_path / "decoder")
+    stored = load_file(str(path))
+    assert stored and all(k.startswith("decoder.") for k in stored)
+    assert metadata(path)["clipseg_weights"] == "decoder"
+    loaded = ClipSeg.from_pretrained(path)  # the file itself works too
+    assert loaded.config.backbone == backbone
+    assert (predict(loaded, text_inputs) - predict(model, text_inputs)).abs().max() <= 1e-6
+
+
+def test_trainable_named_backbone_is_saved_in_full(make_hf_clipseg, text_inputs, tmp_path):
+    hf = make_hf_clipseg()
+    config = ClipSegConfig(
+        backbone=clip_folder_of(hf, tmp_path / "clip"),
+        extract_layers=(1, 3),
+        reduce_dim=16,
+        decoder_heads=2,
+        decoder_intermediate_size=24,
+        freeze_backbone=False,
+    )
+    model = ClipSeg(config)
+    assert any(p.requires_grad for p in model.backbone.parameters())
+    with torch.no_grad():  # "training" changed the backbone: the file must carry it
+        model.backbone.clip.vision_model.pre_layrnorm.bias.add_(0.5)
+    path = model.save_pretrained(tmp_path / "trained")
+    assert metadata(path)["clipseg_weights"] == "full"
+    loaded = ClipSeg.from_pretrained(path)
+    assert torch.equal(predict(loaded, text_inputs), predict(model, text_inputs))
+
+
+def test_file_without_config_is_rejected(tmp_path):
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="clipseg_config"):
+        ClipSeg.from_pretrained(tmp_path)
+
+
+def test_mismatched_keys_are_listed(make_hf_clipseg, tmp_path):
+    hf = make_hf_clipseg()
+    model = ClipSeg.from_transformers(hf, backbone=clip_folder_of(hf, tmp_path / "clip"))
+    path = model.save_pretrained(tmp_path / "ok")
+    tensors, meta = load_file(str(path)), metadata(path)
+    tensors["decoder.film_mull.weight"] = tensors.pop("decoder.film_mul.weight")
+    tensors["decoder.reduces.0.bias"] = torch.zeros(3)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError) as info:
+        ClipSeg.from_pretrained(tmp_path / "bad.safetensors")
+    message = str(info.value)
+    assert "missing (1): film_mul.weight" in message
+    assert "unexpected (1): film_mull.weight" in message
+    assert "reduces.0.bias (3,) != (16,)" in message
+
+
+# ------------------------------------------------------------------------------------------ transformers layout
+
+
+@pytest.mark.parametrize("safe", [True, False], ids=["safetensors", "bin"])
+def test_convert_transformers_folder(make_hf_clipseg, hf_logits, text_inputs, tmp_path, safe):
+    hf = make_hf_clipseg(complex_head=True)
+    hf.save_pretrained(tmp_path / "cidas", safe_serialization=safe)
+    (tmp_path / "cidas" / "preprocessor_config.json").write_text(
+        json.dumps({"size": {"height": 96, "width": 96}})
+    )
+    model = convert_transformers_checkpoint(tmp_path / "cidas", out=tmp_path / "converted")
+    assert model.image_size == 96
+    want = hf_logits(hf, pixels(), **text_inputs)
+    assert (predict(model, text_inputs) - want).abs().max() <= TOL
+    reloaded = ClipSeg.from_pretrained(tmp_path / "converted")
+    assert (predict(reloaded, text_inputs) - want).abs().max() <= TOL
+
+
+# ------------------------------------------------------------------------------------------ original layout
+
+
+def original_state_dict(hf) -> dict[str, torch.Tensor]:
+    """The decoder of ``hf`` under the key names of the original ``rd64-uni.pth`` files.
+
+    Written independently of the converter: ``nn.TransformerEncoderLayer`` keys, stacked q/k/v, and
+    the unused ``reduce`` layer that the original class carries.
+    """
+    src = hf.decoder.state_dict()
+    reduce_dim, width = src["reduces.0.weight"].shape
+    state = {
+        f"film_{op}.{leaf}": src[f"film_{op}.{leaf}"] for op in ("mul", "add") for leaf in ("weight", "bias")
+    }
+    state["reduce.weight"], state["reduce.bias"] = torch.randn(reduce_dim, width), torch.randn(reduce_dim)
+    for i in range(len(hf.config.extract_layers)):
+        for leaf in ("weight", "bias"):
+            state[f"reduces.{i}.{leaf}"] = src[f"reduces.{i}.{leaf}"]
+            layer = f"layers.{i}"
+            qkv = [src[f"{layer}.self_attn.{p}_proj.{leaf}"] for p in "qkv"]
+            state[f"blocks.{i}.self_attn.in_proj_{leaf}"] = torch.cat(qkv)
+            state[f"blocks.{i}.self_attn.out_proj.{leaf}"] = src[f"{layer}.self_attn.out_proj.{leaf}"]
+            state[f"blocks.{i}.linear1.{leaf}"] = src[f"{layer}.mlp.fc1.{leaf}"]
+            state[f"blocks.{i}.linear2.{leaf}"] = src[f"{layer}.mlp.fc2.{leaf}"]
+            state[f"blocks.{i}.norm1.{leaf}"] = src[f"{layer}.layer_norm1.{leaf}"]
+            state[f"blocks.{i}.norm2.{leaf}"] = src[f"{layer}.layer_norm2.{leaf}"]
+    for key, value in src.items():
+        if key.startswith("transposed_convolution."):
+            state["trans_conv." + key.removeprefix("transposed_convolution.")] = value
+    return {k: v.clone() for k, v in state.items()}
+
+
+@pytest.mark.parametrize("complex_head", [False, True], ids=["rd-uni", "rd-uni-refined"])
+def test_convert_original_pth(make_hf_clipseg, hf_logits, text_inputs, tmp_path, complex_head):
+    hf = make_hf_clipseg(complex_head=complex_head)
+    torch.save(original_state_dict(hf), tmp_path / "rd16-uni.pth")
+    backbone = clip_folder_of(hf, tmp_path / "clip")
+    model = convert_original_checkpoint(
+        tmp_path / "rd16-uni.pth",
+        backbone=backbone,
+        extract_layers=(1, 2, 4),
+        decoder_heads=2,
+        image_size=64,
+        out=tmp_path / "converted",
+    )
+    assert model.config.complex_trans_conv is complex_head
+    assert model.config.decoder_hidden_act == "relu"
+    want = hf_logits(hf, pixels(), **text_inputs)
+    assert (predict(model, text_inputs) - want).abs().max() <= TOL
+    assert metadata(tmp_path / "converted" / "model.safetensors")["clipseg_weights"] == "decoder"
+    reloaded = ClipSeg.from_pretrained(tmp_path / "converted")
+    assert (predict(reloaded, text_inputs) - want).abs().max() <= TOL
+
+
+def test_original_pth_with_mismatched_keys(make_hf_clipseg, tmp_path):
+    hf = make_hf_clipseg()
+    state = original_state_dict(hf)
+    del state["blocks.1.norm2.bias"]
+    state["blocks.1.extra.weight"] = torch.zeros(2)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError) as info:
+        convert_original_checkpoint(
+            tmp_path / "bad.pth", backbone=clip_folder_of(hf, tmp_path / "clip"), extract_layers=(1, 2, 4)
+        )
+    assert "missing (1): blocks.1.norm2.bias" in str(info.value)
+    assert "unexpected (1): blocks.1.extra.weight" in str(info.value)
+
+
+def test_original_pth_with_wrong_layer_count(make_hf_clipseg, tmp_path):
+    hf = make_hf_clipseg()
+    torch.save(original_state_dict(hf), tmp_path / "rd.pth")
+    with pytest.raises(CheckpointError, match="3 decoder steps"):
+        convert_original_checkpoint(tmp_path / "rd.pth", backbone="unused", extract_layers=(3, 7))
+
+
+class Payload:
+    """Stands for any pickled object: unpickling it would import and run code."""
+
+
+def test_pth_needing_code_is_refused(tmp_path):
+    torch.save({"film_mul.weight": torch.zeros(2, 2), "payload": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(UnsafeCheckpointError, match="refusing to load"):
+        convert_original_checkpoint(tmp_path / "evil.pth", backbone="unused")
+
+
+def test_not_a_decoder_checkpoint(tmp_path):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not an original CLIPSeg decoder checkpoint"):
+        convert_original_checkpoint(tmp_path / "other.pth", backbone="unused")
