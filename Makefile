@@ -41,7 +41,7 @@ eval-all: install
 	$(BIN)/clipseg eval-all --out results
 
 zoo-shapes-tiny: install
-	$(BIN)/clipseg fit --config configs/shapes-tiny.yaml
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny.yaml
 	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny --out zoo
 
 clean:

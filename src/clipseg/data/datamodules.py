@@ -92,6 +92,10 @@ class ClipSegDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
+    def predict_dataloader(self) -> DataLoader:
+        # `lightning predict` writes predictions for the test split.
+        return self._loader("test")
+
 
 class ShapesDataModule(ClipSegDataModule):
     """The procedural shapes world, generated on the fly (no files).
