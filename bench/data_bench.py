@@ -6,7 +6,10 @@ the PhraseCut+ policy (negatives p = 0.2, visual prompts, text weights) and the 
 (foreground crop, resize, flip, normalize, collate) with 0 workers (main process) and 1 worker.
 Compare with the model's training steps/s x batch size: one worker delivers the printed rate.
 
-    python bench/data_bench.py [--rows 160] [--batch 16]
+It also times the paper's training step (ViT-B/16 frozen, rd64, layers (3, 7, 9), fp32) on the same
+machine and prints how many workers keep up with it.
+
+    python bench/data_bench.py [--rows 160] [--batch 16] [--quick]
 """
 
 from __future__ import annotations
@@ -85,13 +88,39 @@ def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
     return seen / (last - start)
 
 
+def training_samples_per_second(batch: int, repeats: int) -> float:
+    """Samples/s of one ``ClipSegModule``-style step (BCE, backward through the decoder) at 352², fp32."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import CLIPConfig
+
+    from clipseg.modeling import ClipSeg, ClipSegConfig
+
+    torch.manual_seed(0)
+    backbone = CLIPConfig(vision_config={"patch_size": 16}).to_dict()  # ViT-B/16 towers, random weights
+    model = ClipSeg(ClipSegConfig(backbone=backbone, extract_layers=(3, 7, 9), image_size=SIZE)).train()
+    images = torch.randn(batch, 3, SIZE, SIZE)
+    ids = torch.randint(0, 49000, (batch, 12))
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first step warms up
+        start = time.perf_counter()
+        conditionals = model.encode_text(ids)[:, None]
+        logits = model(images, conditionals)
+        F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits)).backward()
+        best = min(best, time.perf_counter() - start)
+    return batch / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=160, help="rows in the synthetic shard set")
     parser.add_argument("--batch", type=int, default=16, help="DataLoader batch size")
+    parser.add_argument("--quick", action="store_true", help="fewer rows and one timed training step")
     args = parser.parse_args()
+    if args.quick:
+        args.rows = min(args.rows, 64)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         write_shards(Path(tmp), args.rows)
@@ -99,10 +128,19 @@ def main() -> None:
             f"data: {args.rows} PhraseCut+-style rows ({WIDTH}x{HEIGHT} JPEG) written in {time.perf_counter() - start:.1f}s"
         )
         print(f"streamed -> PhraseCut+ policy -> train transforms at {SIZE}x{SIZE}, batch {args.batch}")
+        rates = {}
         for workers in (0, 1):
-            rate = samples_per_second(Path(tmp), workers, args.batch)
+            rates[workers] = samples_per_second(Path(tmp), workers, args.batch)
             where = "main process" if workers == 0 else "1 worker"
-            print(f"  {where:>12}: {rate:6.1f} samples/s  (= {rate / 64:.2f} steps/s at batch 64 per worker)")
+            print(
+                f"  {where:>12}: {rates[workers]:6.1f} samples/s  (= {rates[workers] / 64:.2f} steps/s at batch 64 per worker)"
+            )
+    model_rate = training_samples_per_second(batch=4, repeats=1 if args.quick else 2)
+    print(f"model: ViT-B/16 rd64 training step at {SIZE}x{SIZE}, fp32, this CPU: {model_rate:.1f} samples/s")
+    need = model_rate / rates[1]
+    print(
+        f"loader/model ratio per worker: {rates[1] / model_rate:.1f}x -> {max(1, int(np.ceil(need)))} worker(s) keep up here"
+    )
 
 
 if __name__ == "__main__":

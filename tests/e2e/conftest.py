@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from clipseg.data.shapes import ShapesConfig, draw_sample
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "clipseg" / "assets" / "example.png"
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +26,3 @@ def scene(tmp_path) -> tuple[Path, dict]:
     path = tmp_path / "scene.png"
     Image.fromarray(sample["image"]).save(path)
     return path, sample
-
-
-def iou(pred: np.ndarray, target: np.ndarray) -> float:
-    union = np.logical_or(pred, target).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)

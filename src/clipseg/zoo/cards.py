@@ -34,7 +34,10 @@ class ModelCard:
         hf_repo: hub repository ``hf_hub_download`` fetches from (``None``: not on the hub).
         hf_files: other files of the hub repository needed next to ``filename`` (configs, tokenizer).
         backbone: CLIP model the original decoder-only weights sit on (widths and head type are read
-            off the tensors; extract layers (3, 7, 9) are the paper's).
+            off the tensors).
+        arch: what the original ``.pth`` files do not record, passed to
+            ``convert_original_checkpoint`` (``extract_layers``, ``decoder_heads``, ``image_size``;
+            the paper's (3, 7, 9), 4 and 352 by default).
         paper: numbers the paper reports for this model (``benchmark/metric`` → value), shown by
             ``make eval-all`` beside ours.
     """
@@ -50,6 +53,7 @@ class ModelCard:
     hf_repo: str | None = None
     hf_files: tuple[str, ...] = ()
     backbone: str | None = None
+    arch: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

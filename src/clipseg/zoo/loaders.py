@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -48,17 +49,17 @@ def load_transformers_folder(folder: Path) -> Loaded:
     return convert_transformers_checkpoint(folder), _named_tokenizer(str(folder))
 
 
-def load_original(path: Path, *, backbone: str, converted: Path | None = None) -> Loaded:
+def load_original(path: Path, *, backbone: str, converted: Path | None = None, **arch: Any) -> Loaded:
     """An original decoder-only ``.pth`` on ``backbone``; converted once to safetensors at ``converted``.
 
     The converted file's digest is pinned next to it when written and checked on every later load.
     """
     if converted is None:
-        return convert_original_checkpoint(path, backbone=backbone), _named_tokenizer(backbone)
+        return convert_original_checkpoint(path, backbone=backbone, **arch), _named_tokenizer(backbone)
     weights = converted / "model.safetensors"
     pin = converted / "model.safetensors.sha256"
     if not weights.is_file():
-        convert_original_checkpoint(path, backbone=backbone, out=converted)
+        convert_original_checkpoint(path, backbone=backbone, out=converted, **arch)
         pin.write_text(sha256_of(weights) + "\n")
     elif not pin.is_file() or sha256_of(weights) != pin.read_text().strip():
         raise ZooError(
@@ -73,7 +74,10 @@ def load_card_file(card: ModelCard, path: Path) -> Loaded:
     if card.format == "transformers":
         return load_transformers_folder(path.parent)
     return load_original(
-        path, backbone=card.backbone or ORIGINAL_BACKBONE, converted=cache_dir() / card.name / "converted"
+        path,
+        backbone=card.backbone or ORIGINAL_BACKBONE,
+        converted=cache_dir() / card.name / "converted",
+        **card.arch,
     )
 
 
