@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 
 from transformers import CLIPTokenizer, CLIPTokenizerFast
@@ -30,6 +31,17 @@ def corpus_words(corpus: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Apply ``ranks`` to ``pieces`` the way BPE does: always the lowest-ranked adjacent pair first."""
+    while len(pieces) > 1:
+        pairs = [(ranks.get(pair, len(ranks)), i) for i, pair in enumerate(pairwise(pieces))]
+        rank, i = min(pairs)
+        if rank == len(ranks):
+            break
+        pieces = [*pieces[:i], pieces[i] + pieces[i + 1], *pieces[i + 2 :]]
+    return pieces
+
+
 def build_clip_tokenizer(
     corpus: Iterable[str], out_dir: str | Path, *, max_length: int = 77
 ) -> CLIPTokenizerFast:
@@ -44,16 +56,14 @@ def build_clip_tokenizer(
     vocab: dict[str, int] = {}
     for token in symbols + [s + "</w>" for s in symbols]:
         vocab.setdefault(token, len(vocab))
-    merges: list[str] = []
+    ranks: dict[tuple[str, str], int] = {}
     for word in corpus_words(corpus):
-        pieces = [*word[:-1], word[-1] + "</w>"]
-        left = pieces[0]
-        for right in pieces[1:]:
-            merged = left + right
-            if merged not in vocab:
-                vocab[merged] = len(vocab)
-                merges.append(f"{left} {right}")
-            left = merged
+        # Add merges until BPE (lowest rank first) joins the whole word. New merges rank last, so they
+        # never change how earlier words are split: those always had a lower-ranked merge to apply.
+        while len(pieces := _bpe([*word[:-1], word[-1] + "</w>"], ranks)) > 1:
+            ranks[(pieces[0], pieces[1])] = len(ranks)
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+    merges = [f"{a} {b}" for a, b in ranks]
     for special in (BOS, EOS):
         vocab[special] = len(vocab)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))

@@ -38,6 +38,9 @@ class ClipSegModule(LightningModule):
         lr: AdamW learning rate at step 0, annealed with a cosine to ``min_lr`` at ``trainer.max_steps``.
         min_lr: learning rate at the last step.
         weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up from 0 to ``lr`` first (0 = none). A randomly initialised text
+            tower needs it: at full ``lr`` from step 0 its prompt embeddings collapse to one vector and
+            the model learns prompt-blind saliency.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class ClipSegModule(LightningModule):
         lr: float = 1e-3,
         min_lr: float = 1e-4,
         weight_decay: float = 0.01,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
@@ -61,7 +65,7 @@ class ClipSegModule(LightningModule):
             config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
         )
         self.evaluation = evaluation
-        self.lr, self.min_lr, self.weight_decay = lr, min_lr, weight_decay
+        self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
         self.train_metrics = ReferringSegMetrics()
         self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
 
@@ -125,15 +129,21 @@ class ClipSegModule(LightningModule):
     # ----------------------------------------------------------------------------------- optimization
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over the trainable parameters, cosine from ``lr`` to ``min_lr`` over ``max_steps`` (per step)."""
+        """AdamW over the trainable parameters; optional linear warm-up, then cosine from ``lr`` to ``min_lr`` at ``max_steps``."""
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         steps = (
             self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
         )
+        warmup = max(0, min(self.warmup_steps, int(steps) - 1))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=int(steps), eta_min=self.min_lr
+            optimizer, T_max=int(steps) - warmup, eta_min=self.min_lr
         )
+        if warmup:
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup)
+            scheduler = torch.optim.lr_scheduler.SequentialLR(
+                optimizer, [ramp, scheduler], milestones=[warmup]
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ----------------------------------------------------------------------------------- checkpoints
