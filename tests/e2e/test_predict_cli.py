@@ -94,16 +94,8 @@ def _file(name: str, data: bytes):
     ("make_input", "extra", "message"),
     [
         (lambda d: d / "missing.png", ["--prompt", "red circle"], "no such file"),
-        (
-            lambda d: (d / "empty.png").write_bytes(b"") or d / "empty.png",
-            ["--prompt", "red circle"],
-            "empty",
-        ),
-        (
-            lambda d: (d / "bad.png").write_bytes(b"not a png at all") or d / "bad.png",
-            ["--prompt", "x"],
-            "not a readable image",
-        ),
+        (_file("empty.png", b""), ["--prompt", "red circle"], "empty"),
+        (_file("bad.png", b"not a png at all"), ["--prompt", "x"], "not a readable image"),
         (lambda d: EXAMPLE, ["--prompt", "  "], "empty prompt"),
         (lambda d: EXAMPLE, [], "no prompt given"),
         (lambda d: EXAMPLE, ["--prompt", "red circle", "--model", "no-such-model"], "unknown model"),
