@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
 
-from transformers import CLIPTokenizer, CLIPTokenizerFast
+from safetensors import safe_open
+from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast, PreTrainedTokenizerBase
 from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
@@ -73,3 +75,36 @@ def build_clip_tokenizer(
     slow.save_pretrained(str(out))
     fast.save_pretrained(str(out))
     return fast
+
+
+# A model with a random (e.g. trained-from-scratch) backbone has no tokenizer to load by name, so its
+# safetensors file carries one in the metadata.
+META_TOKENIZER = "clipseg_tokenizer"  # JSON {file name: text} of the tokenizer's `save_pretrained` files
+_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def tokenizer_to_metadata(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The tokenizer as one JSON string (its CLIP-format files), for safetensors metadata."""
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        files = {
+            name: (Path(folder) / name).read_text()
+            for name in _TOKENIZER_FILES
+            if (Path(folder) / name).is_file()
+        }
+    return json.dumps(files)
+
+
+def tokenizer_from_metadata(text: str) -> PreTrainedTokenizerBase:
+    """Inverse of ``tokenizer_to_metadata``."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, content in json.loads(text).items():
+            (Path(folder) / Path(name).name).write_text(content)
+        return AutoTokenizer.from_pretrained(folder)
+
+
+def read_tokenizer(path: str | Path) -> PreTrainedTokenizerBase | None:
+    """The tokenizer stored in a zoo safetensors file, or ``None`` if it has none (use the backbone's)."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return tokenizer_from_metadata(metadata[META_TOKENIZER]) if META_TOKENIZER in metadata else None

@@ -9,12 +9,12 @@ import torch
 
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.prompts import tokenize_prompts
+from clipseg.tokenizer import read_tokenizer
 from clipseg.training import cli
 from clipseg.training.export import (
     export_checkpoint,
     load_lightning_checkpoint,
     module_from_checkpoint,
-    read_tokenizer,
 )
 from clipseg.training.steps import batch_conditionals
 

@@ -7,7 +7,6 @@ its tokenizer (e.g. the one shapes-tiny built from its corpus) is stored in the 
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,40 +14,11 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from clipseg.tokenizer import META_TOKENIZER, tokenizer_to_metadata
 from clipseg.training.module import ClipSegModule
 
-META_TOKENIZER = "clipseg_tokenizer"  # JSON {file name: text} of the tokenizer's `save_pretrained` files
 META_NAME = "clipseg_name"
-_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
-
-
-def tokenizer_to_metadata(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The tokenizer as one JSON string (its CLIP-format files), for safetensors metadata."""
-    with tempfile.TemporaryDirectory() as folder:
-        tokenizer.save_pretrained(folder)
-        files = {
-            name: (Path(folder) / name).read_text()
-            for name in _TOKENIZER_FILES
-            if (Path(folder) / name).is_file()
-        }
-    return json.dumps(files)
-
-
-def tokenizer_from_metadata(text: str) -> PreTrainedTokenizerBase:
-    """Inverse of ``tokenizer_to_metadata``."""
-    with tempfile.TemporaryDirectory() as folder:
-        for name, content in json.loads(text).items():
-            (Path(folder) / Path(name).name).write_text(content)
-        return AutoTokenizer.from_pretrained(folder)
-
-
-def read_tokenizer(path: str | Path) -> PreTrainedTokenizerBase | None:
-    """The tokenizer stored in a zoo safetensors file, or ``None`` if it has none (use the backbone's)."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    return tokenizer_from_metadata(metadata[META_TOKENIZER]) if META_TOKENIZER in metadata else None
 
 
 def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:

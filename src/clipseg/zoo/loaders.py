@@ -14,7 +14,7 @@ from clipseg.modeling.convert import (
     convert_transformers_checkpoint,
 )
 from clipseg.modeling.errors import BackboneUnavailableError
-from clipseg.training.export import read_tokenizer
+from clipseg.tokenizer import read_tokenizer
 from clipseg.zoo.cards import ModelCard
 from clipseg.zoo.store import ZooError, cache_dir, sha256_of
 
