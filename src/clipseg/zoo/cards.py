@@ -12,10 +12,10 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Format = Literal["clipseg", "transformers", "original"]
-FORMATS = ("clipseg", "transformers", "original")
+FORMATS = get_args(Format)
 
 
 @dataclass(frozen=True)

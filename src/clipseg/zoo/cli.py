@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 from clipseg.zoo import cards, get_card
-from clipseg.zoo.cards import write_cards
+from clipseg.zoo.cards import ModelCard, write_cards
 from clipseg.zoo.store import ZooError, fetch, local_file, repo_zoo_dir, sha256_of, verify
 
 
-def _status(name: str) -> str:
-    card = get_card(name)
+def _status(card: ModelCard) -> str:
     path = local_file(card)
     if path is None:
         return "missing"
@@ -24,7 +23,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'name':<22} {'format':<12} {'size':>8}  {'status':<8} description")
     for name, card in cards().items():
         size = f"{card.size_mb:.1f}MB" if card.size_mb else "-"
-        print(f"{name:<22} {card.format:<12} {size:>8}  {_status(name):<8} {card.description}")
+        print(f"{name:<22} {card.format:<12} {size:>8}  {_status(card):<8} {card.description}")
     return 0
 
 
