@@ -50,6 +50,12 @@ def test_shapes_datamodule_batches():
     assert len(val) == 6 and all(s["text"].startswith("a photo of a ") for s in val.values())
 
 
+def test_crop_scale_reaches_the_training_transform():
+    module = dm.ShapesDataModule(scene_size=40, crop_scale=(1.0, 1.0), **COMMON)
+    crop = module.transform(train=True)._pipelines[True].transforms[0]
+    assert crop.scale == (1.0, 1.0)
+
+
 def test_phrasecut_datamodule_masks_match_the_polygons(tmp_path):
     truth = write_phrasecut(tmp_path / "raw-val", split="val")
     write_phrasecut(tmp_path / "raw-train", split="train")

@@ -16,7 +16,7 @@ from clipseg.training.export import (
     load_lightning_checkpoint,
     module_from_checkpoint,
 )
-from clipseg.training.steps import batch_conditionals
+from clipseg.training.steps import batch_conditionals, soft_dice_loss
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
 SHORT = [
@@ -82,6 +82,33 @@ def test_a_sample_without_any_prompt_is_named(model_and_tokenizer):
     }
     with pytest.raises(ValueError, match="img-7"):
         batch_conditionals(model, tokenizer, batch)
+
+
+def test_soft_dice_matches_its_formula_and_punishes_marks_on_empty_targets():
+    logits = torch.tensor([[[2.0, -1.0], [0.5, -3.0]], [[1.0, 1.0], [-2.0, 0.0]]])
+    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    p = torch.sigmoid(logits).flatten(1)
+    y = target.flatten(1)
+    want = (1 - (2 * (p * y).sum(1) + 1) / (p.sum(1) + y.sum(1) + 1)).mean()
+    torch.testing.assert_close(soft_dice_loss(logits, target), want)
+    # An empty target: the loss is |p| / (|p| + 1), so it falls as the marks fade.
+    empty = torch.zeros(1, 2, 2)
+    assert soft_dice_loss(torch.full((1, 2, 2), -1.0), empty) > soft_dice_loss(
+        torch.full((1, 2, 2), -6.0), empty
+    )
+    assert soft_dice_loss(torch.full((1, 2, 2), -20.0), empty) < 1e-6
+
+
+def test_identity_film_starts_prompt_independent(model_and_tokenizer):
+    model, _ = model_and_tokenizer
+    fresh = ClipSeg(model.config).eval()
+    fresh.decoder.reset_film_to_identity()
+    image, prompts = torch.randn(1, 3, 32, 32), torch.randn(2, model.prompt_dim)
+    with torch.no_grad():
+        logits = fresh(image, prompts)
+        default = model(image, prompts)
+    torch.testing.assert_close(logits[:, 0], logits[:, 1])
+    assert not torch.allclose(default[:, 0], default[:, 1])  # the default init does depend on the prompt
 
 
 def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(tmp_path, tiny_backbone_dir):

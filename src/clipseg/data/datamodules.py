@@ -33,6 +33,7 @@ class ClipSegDataModule(LightningDataModule):
         num_workers: DataLoader workers per rank (0 = in the main process).
         seed: base seed of sampling and augmentation.
         color_jitter: light photometric jitter in training.
+        crop_scale: area fraction range of the random training crop (``(1, 1)`` = no crop).
         mask_interpolation: "nearest" (binary masks) or "linear" (alpha mattes).
         templates: prompt templates (default: the paper's ``prompts.TEMPLATES``); training samples
             one per sample, evaluation uses the first.
@@ -46,6 +47,7 @@ class ClipSegDataModule(LightningDataModule):
         num_workers: int = 2,
         seed: int = 0,
         color_jitter: bool = False,
+        crop_scale: tuple[float, float] = (0.3, 1.0),
         mask_interpolation: str = "nearest",
         templates: list[str] | None = None,
     ) -> None:
@@ -58,12 +60,14 @@ class ClipSegDataModule(LightningDataModule):
             seed,
         )
         self.color_jitter, self.mask_interpolation = color_jitter, mask_interpolation
+        self.crop_scale = tuple(crop_scale)
 
     def transform(self, *, train: bool) -> SampleTransform:
         return SampleTransform(
             image_size=self.image_size,
             train=train,
             color_jitter=self.color_jitter,
+            crop_scale=self.crop_scale,
             mask_interpolation=self.mask_interpolation,
             templates=self.templates,
             seed=self.seed,

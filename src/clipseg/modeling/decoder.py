@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -156,6 +157,18 @@ class ClipSegDecoder(nn.Module):
             patch_size=patch_size,
             refined_head=config.complex_trans_conv,
         )
+
+    @torch.no_grad()
+    def reset_film_to_identity(self) -> None:
+        """Make FiLM the identity for every prompt (zero weights, scale bias 1, shift bias 0).
+
+        The conditioning then grows from zero during training (as adaLN-Zero does in DiT) instead of
+        starting as random per-prompt scaling, which a decoder trained with a random text tower learns
+        to ignore. Pretrained CLIP text embeddings are similar enough that the paper did not need this.
+        """
+        for layer, bias in ((self.film_mul, 1.0), (self.film_add, 0.0)):
+            layer.weight.zero_()
+            layer.bias.fill_(bias)
 
     def film(self, features: Tensor, conditionals: Tensor) -> Tensor:
         """FiLM ``film_mul(c) * a + film_add(c)`` for every (image, prompt) pair.

@@ -41,6 +41,11 @@ class ClipSegModule(LightningModule):
         warmup_steps: linear warm-up from 0 to ``lr`` first (0 = none). A randomly initialised text
             tower needs it: at full ``lr`` from step 0 its prompt embeddings collapse to one vector and
             the model learns prompt-blind saliency.
+        dice_weight: add this times a soft Dice loss to the training BCE (0 = the paper's BCE only).
+            Validation and test losses stay plain BCE, comparable across models.
+        identity_film: start FiLM as the identity (see ``ClipSegDecoder.reset_film_to_identity``).
+            With a random text tower, default-initialised FiLM multiplies the decoder state by
+            random per-prompt noise; the model then learns to ignore the prompt.
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class ClipSegModule(LightningModule):
         min_lr: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
+        dice_weight: float = 0.0,
+        identity_film: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
@@ -64,7 +71,10 @@ class ClipSegModule(LightningModule):
         self.model, self.tokenizer = build_model(
             config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
         )
+        if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
+            self.model.decoder.reset_film_to_identity()
         self.evaluation = evaluation
+        self.dice_weight = dice_weight
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
         self.train_metrics = ReferringSegMetrics()
         self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
@@ -80,7 +90,7 @@ class ClipSegModule(LightningModule):
 
     def model_step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``)."""
-        return model_step(self.model, self.tokenizer, batch)
+        return model_step(self.model, self.tokenizer, batch, dice_weight=self.dice_weight)
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         loss, probs, target = self.model_step(batch)

@@ -55,17 +55,32 @@ def batch_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch
     return mix_conditionals(text, visual, weight)
 
 
+def soft_dice_loss(logits: Tensor, target: Tensor, *, smooth: float = 1.0) -> Tensor:
+    """Mean over the batch of ``1 - (2 |p ∩ y| + s) / (|p| + |y| + s)`` for ``B x H x W`` logits and targets.
+
+    Unlike per-pixel BCE it weighs a sample by its mask as a whole, so small objects count as much as
+    large ones and a half-sure prediction costs as much as a miss. With an empty target (a prompt naming
+    something absent) it is ``|p| / (|p| + s)``: any marked pixel is penalised.
+    """
+    probs = torch.sigmoid(logits.float()).flatten(1)
+    target = target.float().flatten(1)
+    overlap = (probs * target).sum(1)
+    return (1 - (2 * overlap + smooth) / (probs.sum(1) + target.sum(1) + smooth)).mean()
+
+
 def model_step(
-    model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch
+    model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch, *, dice_weight: float = 0.0
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Segment each image with its own prompt and score it against its mask.
 
     Returns:
-        ``loss`` (mean binary cross-entropy with logits), ``probs`` ``B x H x W`` (detached) and
-        ``target`` ``B x H x W`` (the mask, binary or an alpha matte).
+        ``loss`` (mean binary cross-entropy with logits, plus ``dice_weight`` times ``soft_dice_loss``),
+        ``probs`` ``B x H x W`` (detached) and ``target`` ``B x H x W`` (the mask, binary or an alpha matte).
     """
     conditionals = batch_conditionals(model, tokenizer, batch)[:, None]  # B x 1 x D: the diagonal only
     logits = model(batch["image"], conditionals)[:, 0]
     target = batch["mask"][:, 0].to(logits.device)
     loss = F.binary_cross_entropy_with_logits(logits.float(), target.float())
+    if dice_weight:
+        loss = loss + dice_weight * soft_dice_loss(logits, target)
     return loss, torch.sigmoid(logits.detach().float()), target
