@@ -3,7 +3,10 @@
 Three prompt kinds, each on scenes from a seed never used in training:
 - text: a color + shape that is present ("red circle") → IoU of the thresholded prediction;
 - absent: a color + shape that is not in the scene → fraction of pixels marked (should be ~0);
-- visual: a support image showing the same color + shape in another scene (with its mask) → IoU.
+- visual: a support image showing the same color + shape in another scene (with its mask) → IoU;
+- swapped: the color + shape of another object in the same scene, scored against the first prompt's
+  target. A prompt-blind model that marks every object scores about as well here as on "text"; one
+  that reads the prompt scores far lower. Text mIoU alone cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from clipseg.data.shapes import ShapesConfig, draw_sample
+from clipseg.data.shapes import ShapesConfig, draw_sample, phrase_for
 from clipseg.predict import Predictor, Prompt
 
 # Training streams use seeds derived from small integers; this one is reserved for acceptance checks.
@@ -34,24 +37,35 @@ def shapes_quality(
     threshold: float = 0.5,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Mean IoU of text and visual prompts and the marked-pixel fraction of absent prompts, over ``n`` scenes each."""
+    """Mean IoU of text, visual and swapped prompts and the marked-pixel fraction of absent prompts.
+
+    Over ``n`` scenes each (swapped: over those of them with a second color + shape).
+    """
     base = ShapesConfig(size=size, negative_prob=0.0, visual_prob=1.0)
-    text_iou, visual_iou, absent_frac = [], [], []
+    text_iou, visual_iou, swapped_iou, absent_frac = [], [], [], []
     for i in tqdm(range(n), desc="shapes quality", disable=not progress):
         sample, support = draw_sample(seed, i, split="test", config=base)
         assert support is not None  # visual_prob=1 always attaches a support scene
-        probs = predictor.predict(
-            sample["image"], [Prompt(text=sample["text"]), Prompt(image=support[0], mask=support[1])]
-        )
+        query = sample["meta"]["query"]
+        others = [
+            (c, s) for c, s, *_ in sample["meta"]["objects"] if (c, s) != (query["color"], query["shape"])
+        ]
+        prompts = [Prompt(text=sample["text"]), Prompt(image=support[0], mask=support[1])]
+        if others:
+            prompts.append(Prompt(text=phrase_for({"color": others[0][0], "shape": others[0][1]})))
+        probs = predictor.predict(sample["image"], prompts)
         target = sample["mask"] > 0.5
         text_iou.append(_iou(probs[0] > threshold, target))
         visual_iou.append(_iou(probs[1] > threshold, target))
+        if others:
+            swapped_iou.append(_iou(probs[2] > threshold, target))
         negative, _ = draw_sample(seed, i, split="test", config=replace(base, negative_prob=1.0))
         absent = predictor.predict(negative["image"], negative["text"])[0]
         absent_frac.append(float((absent > threshold).mean()))
     return {
         "text_miou": float(np.mean(text_iou)),
         "visual_miou": float(np.mean(visual_iou)),
+        "swapped_miou": float(np.mean(swapped_iou)),
         "absent_marked_fraction": float(np.mean(absent_frac)),
         "n": n,
         "seed": seed,
