@@ -21,12 +21,14 @@ class Prompt:
     """One prompt: text, a support image (optionally with the object's mask), or both mixed.
 
     With both, the conditional is ``weight * text + (1 - weight) * visual`` (paper Sec. 3).
+    ``name`` labels the support image in overlays and summaries (default: its file name).
     """
 
     text: str | None = None
     image: ImageLike | None = None
     mask: ImageLike | None = None
     weight: float = 0.5
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.text is None and self.image is None:
@@ -40,7 +42,7 @@ class Prompt:
     def label(self) -> str:
         if self.image is None:
             return str(self.text)
-        name = Path(self.image).name if isinstance(self.image, (str, Path)) else "image prompt"
+        name = self.name or (Path(self.image).name if isinstance(self.image, (str, Path)) else "image prompt")
         return f"{self.text} + {name} (w={self.weight:g})" if self.text else name
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipseg.images import ImageError, load_image
+from clipseg.images import ImageError, load_image, load_mask
 
 DEFAULT_MODEL = "shapes-tiny"
 
@@ -52,9 +52,10 @@ def _prompts(args: argparse.Namespace) -> list:
         prompts.append(Prompt(text=text))
     for spec in args.prompt_image:
         path, _, mask = spec.partition(":")
-        for part in filter(None, (path, mask)):
-            load_image(part)  # fail before any work, with the file named
-        prompts.append(Prompt(image=Path(path), mask=Path(mask) if mask else None))
+        # Read once, here: a bad file fails before any work, with its name.
+        prompts.append(
+            Prompt(image=load_image(path), mask=load_mask(mask) if mask else None, name=Path(path).name)
+        )
     if not prompts:
         raise ValueError("no prompt given: use --prompt TEXT and/or --prompt-image PATH")
     return prompts
