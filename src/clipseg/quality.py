@@ -47,18 +47,16 @@ def shapes_quality(
         sample, support = draw_sample(seed, i, split="test", config=base)
         assert support is not None  # visual_prob=1 always attaches a support scene
         query = sample["meta"]["query"]
-        others = [
-            (c, s) for c, s, *_ in sample["meta"]["objects"] if (c, s) != (query["color"], query["shape"])
-        ]
+        pairs = ((c, s) for c, s, *_ in sample["meta"]["objects"])
+        other = next((p for p in pairs if p != (query["color"], query["shape"])), None)
         prompts = [Prompt(text=sample["text"]), Prompt(image=support[0], mask=support[1])]
-        if others:
-            prompts.append(Prompt(text=phrase_for({"color": others[0][0], "shape": others[0][1]})))
+        if other is not None:
+            prompts.append(Prompt(text=phrase_for({"color": other[0], "shape": other[1]})))
         probs = predictor.predict(sample["image"], prompts)
         target = sample["mask"] > 0.5
-        text_iou.append(_iou(probs[0] > threshold, target))
-        visual_iou.append(_iou(probs[1] > threshold, target))
-        if others:
-            swapped_iou.append(_iou(probs[2] > threshold, target))
+        # probs: text, visual and (when the scene has another color + shape) swapped.
+        for scores, prob in zip((text_iou, visual_iou, swapped_iou), probs):
+            scores.append(_iou(prob > threshold, target))
         negative, _ = draw_sample(seed, i, split="test", config=replace(base, negative_prob=1.0))
         absent = predictor.predict(negative["image"], negative["text"])[0]
         absent_frac.append(float((absent > threshold).mean()))
