@@ -6,6 +6,8 @@ same way (nearest for masks and labels, linear for alpha mattes).
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -56,6 +58,19 @@ def test_crop_scale_reaches_the_training_transform():
     assert crop.scale == (1.0, 1.0)
 
 
+def test_a_resumed_shapes_module_draws_a_train_stream_the_interrupted_run_never_saw():
+    def first_texts(module: dm.ShapesDataModule) -> list[str]:
+        return [t for b in itertools.islice(iter(module.train_dataloader()), 3) for t in b["text"]]
+
+    fresh = first_texts(dm.ShapesDataModule(scene_size=40, **COMMON))
+    assert first_texts(dm.ShapesDataModule(scene_size=40, **COMMON)) == fresh  # reproducible
+    resumed = dm.ShapesDataModule(scene_size=40, **COMMON)
+    resumed.load_state_dict({"global_step": 7})
+    assert resumed.train_first_epoch == 7
+    assert first_texts(resumed) != fresh
+    assert dm.ShapesDataModule(scene_size=40, **COMMON).state_dict() == {"global_step": 0}  # no trainer yet
+
+
 def test_phrasecut_datamodule_masks_match_the_polygons(tmp_path):
     truth = write_phrasecut(tmp_path / "raw-val", split="val")
     write_phrasecut(tmp_path / "raw-train", split="train")
@@ -72,6 +87,11 @@ def test_phrasecut_datamodule_masks_match_the_polygons(tmp_path):
         )  # text-only evaluation
     train = [b for b in batches(module.train_dataloader())]
     assert sum(len(b["sample_id"]) for b in train) == len(truth.masks)
+    resumed = dm.PhraseCutDataModule(data_dir=str(tmp_path / "pc"), plus=True, **COMMON)
+    resumed.load_state_dict({"global_step": 5})  # a resumed run reshuffles instead of replaying
+    order = [sid for b in train for sid in b["sample_id"]]
+    resumed_order = [sid for b in batches(resumed.train_dataloader()) for sid in b["sample_id"]]
+    assert sorted(resumed_order) == sorted(order) and resumed_order != order
     excluded = dm.PhraseCutDataModule(data_dir=str(tmp_path / "pc"), exclude_classes=["car", "dog"], **COMMON)
     kept = by_id(excluded.val_dataloader())
     assert set(kept) == {

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from clipseg.data.datamodules import ShapesDataModule
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.prompts import tokenize_prompts
 from clipseg.tokenizer import read_tokenizer
@@ -116,6 +117,7 @@ def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(t
     folder = fit(tmp_path, *named, "--model.tokenizer_corpus", "null")
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")  # weights_only=True
     assert checkpoint["global_step"] == 2
+    assert checkpoint["ShapesDataModule"] == {"global_step": 2}  # a resume draws fresh train streams
     keys = list(checkpoint["state_dict"])
     assert keys and all(k.startswith("model.decoder.") for k in keys)
     module = module_from_checkpoint(folder / "last.ckpt")
@@ -182,3 +184,18 @@ def test_precision_is_decided_by_the_hardware(monkeypatch, cuda, bf16, accelerat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
     assert cli.auto_precision(accelerator) == want
+
+
+def test_resume_restores_the_datamodule_step_before_building_the_train_stream(tmp_path, monkeypatch):
+    first_epochs = []
+    build = ShapesDataModule.dataset
+
+    def recording(self, stage):
+        if stage == "train":
+            first_epochs.append(self.train_first_epoch)
+        return build(self, stage)
+
+    monkeypatch.setattr(ShapesDataModule, "dataset", recording)
+    fit(tmp_path)
+    fit(tmp_path, "--trainer.max_steps", "4", "--ckpt_path", "last")
+    assert first_epochs == [0, 2]  # the resumed run does not replay the first run's stream

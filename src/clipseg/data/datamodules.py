@@ -61,6 +61,20 @@ class ClipSegDataModule(LightningDataModule):
         )
         self.color_jitter, self.mask_interpolation = color_jitter, mask_interpolation
         self.crop_scale = tuple(crop_scale)
+        self.train_first_epoch = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in every checkpoint: the step count, from which a resumed run picks fresh train streams."""
+        return {"global_step": self.trainer.global_step if self.trainer is not None else 0}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """On resume (before the DataLoaders are built): start the train streams at epoch ``global_step``.
+
+        The train streams are random, and a fresh DataLoader would replay the interrupted run's draws
+        from their start. Epoch ``e`` cannot begin before step ``e``, so the interrupted run used epochs
+        below ``global_step`` only, and the resumed one draws streams it has never seen.
+        """
+        self.train_first_epoch = int(state_dict.get("global_step", 0))
 
     def transform(self, *, train: bool) -> SampleTransform:
         return SampleTransform(
@@ -138,6 +152,7 @@ class ShapesDataModule(ClipSegDataModule):
             negative_prob=self.negative_prob,
             visual_prob=self.visual_prob,
             transform=self.transform(train=stage == "train"),
+            first_epoch=self.train_first_epoch if stage == "train" else 0,
         )
 
 
@@ -170,6 +185,7 @@ class ShardDataModule(ClipSegDataModule):
             shuffle_buffer=self.shuffle_buffer if train else 0,
             seed=self.seed,
             train=train,
+            first_epoch=self.train_first_epoch if train else 0,
         )
 
     def phrasecut_plus(

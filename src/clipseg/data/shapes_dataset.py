@@ -28,6 +28,8 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         length: number of samples (required for val/test; ``None`` = infinite train stream).
         negative_prob / visual_prob / text_weight_range / min_objects / max_objects: see ``ShapesConfig``.
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
+        first_epoch: epoch number of the first train stream (a resumed run starts past the epochs it
+            already drew, so it does not replay them).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         min_objects: int = 1,
         max_objects: int = 4,
         transform: Callable[[Sample], Any] | None = None,
+        first_epoch: int = 0,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -58,7 +61,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             visual_prob=visual_prob,
             text_weight_range=tuple(text_weight_range),
         )
-        self._epoch = 0  # advances per __iter__ when iterated in-process (num_workers=0)
+        self._epoch = first_epoch  # advances per __iter__ (in each worker's copy with persistent workers)
         self._launch_rank = rank_and_world_size()  # seen in the rank's main process
 
     def __len__(self) -> int:

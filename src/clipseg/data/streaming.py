@@ -186,6 +186,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends).
         seed: shuffle seed; identical on every rank, as ``split_dataset_by_node`` requires.
         train: vary shuffling and prompt randomness by epoch (evaluation streams stay fixed).
+        first_epoch: epoch number of the first train pass (see ``ShapesDataset``).
     """
 
     def __init__(
@@ -199,6 +200,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         buffer_input_shards: int = 8,
         seed: int = 0,
         train: bool = False,
+        first_epoch: int = 0,
     ) -> None:
         super().__init__()
         self.files = shard_files(source, split)
@@ -208,7 +210,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.policy = policy or PromptPolicy()
         self.transform, self.shuffle_buffer, self.seed, self.train = transform, shuffle_buffer, seed, train
         self.buffer_input_shards = buffer_input_shards
-        self._epoch = 0
+        self._epoch = first_epoch
         self._launch_rank = rank_and_world_size()  # seen in the rank's main process
 
     @property
