@@ -30,7 +30,7 @@ def test_shipped_model_still_reaches_the_numbers_on_its_card(scores):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the shipped shapes-tiny meets the visual and absent bars but not the text one (0.73 < 0.80, "
+    reason="the shipped shapes-tiny meets the visual and absent bars but not the text one (0.76 < 0.80, "
     "see its card's `measured`); remove this mark once a retrained model passes",
 )
 def test_shapes_tiny_meets_the_acceptance_bar(scores):
