@@ -152,7 +152,7 @@ class ShapesDataModule(ClipSegDataModule):
             negative_prob=self.negative_prob,
             visual_prob=self.visual_prob,
             transform=self.transform(train=stage == "train"),
-            first_epoch=self.train_first_epoch if stage == "train" else 0,
+            first_epoch=self.train_first_epoch,  # only train streams use epochs
         )
 
 
@@ -185,7 +185,7 @@ class ShardDataModule(ClipSegDataModule):
             shuffle_buffer=self.shuffle_buffer if train else 0,
             seed=self.seed,
             train=train,
-            first_epoch=self.train_first_epoch if train else 0,
+            first_epoch=self.train_first_epoch,
         )
 
     def phrasecut_plus(

@@ -28,8 +28,8 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         length: number of samples (required for val/test; ``None`` = infinite train stream).
         negative_prob / visual_prob / text_weight_range / min_objects / max_objects: see ``ShapesConfig``.
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
-        first_epoch: epoch number of the first train stream (a resumed run starts past the epochs it
-            already drew, so it does not replay them).
+        first_epoch: epoch number of the first infinite train stream (a resumed run starts past the
+            epochs it already drew, so it does not replay them); fixed-length splits ignore it.
     """
 
     def __init__(

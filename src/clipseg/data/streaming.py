@@ -186,7 +186,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends).
         seed: shuffle seed; identical on every rank, as ``split_dataset_by_node`` requires.
         train: vary shuffling and prompt randomness by epoch (evaluation streams stay fixed).
-        first_epoch: epoch number of the first train pass (see ``ShapesDataset``).
+        first_epoch: epoch number of the first train pass (see ``ShapesDataset``); ignored unless ``train``.
     """
 
     def __init__(
