@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesConfig, make_sample, make_scene
 from clipseg.data.shapes_dataset import ShapesDataset
 
@@ -100,6 +101,22 @@ def test_visual_prompts_show_the_named_color_and_shape():
         assert np.abs(center - COLORS[color]).max() < 40, sample["text"]
         assert support[0, 0].max() < 60
         assert 0.0 <= sample["text_weight"] <= 0.5
+
+
+def test_twin_scenes_ask_for_one_of_two_objects_that_share_a_color():
+    hard = 0
+    for sample in samples(40, negative_prob=0.0, visual_prob=0.0, twin_prob=1.0):
+        query, objects = sample["meta"]["query"], sample["meta"]["objects"]
+        assert set(query) == {"color", "shape"}, sample["text"]
+        same_color = [shape for color, shape, *_ in objects if color == query["color"]]
+        hard += query["shape"] in same_color and len(set(same_color)) > 1
+    assert hard >= 36  # only a failed placement of the second object leaves an ordinary scene
+
+
+def test_twin_curriculum_changes_only_the_train_stream():
+    module = ShapesDataModule(image_size=32, twin_prob=1.0)
+    assert module.dataset("train").config.twin_prob == 1.0
+    assert module.dataset("val").config.twin_prob == module.dataset("test").config.twin_prob == 0.0
 
 
 def test_val_dataset_yields_make_sample_in_order_and_train_is_infinite_and_reproducible():

@@ -125,6 +125,8 @@ class ShapesDataModule(ClipSegDataModule):
         scene_size: side of the generated scenes (default ``image_size``; smaller is faster).
         val_length / test_length: samples in the fixed splits.
         negative_prob / visual_prob: see ``shapes.ShapesConfig``.
+        twin_prob: hard same-color scenes in the train stream (see ``shapes.ShapesConfig``); val and
+            test keep the natural scenes, so their numbers stay comparable across runs.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 
@@ -136,12 +138,13 @@ class ShapesDataModule(ClipSegDataModule):
         test_length: int = 256,
         negative_prob: float = 0.2,
         visual_prob: float = 0.5,
+        twin_prob: float = 0.0,
         **common,
     ) -> None:
         super().__init__(**common)
         self.scene_size = scene_size or self.image_size
         self.lengths = {"train": None, "val": val_length, "test": test_length}
-        self.negative_prob, self.visual_prob = negative_prob, visual_prob
+        self.negative_prob, self.visual_prob, self.twin_prob = negative_prob, visual_prob, twin_prob
 
     def dataset(self, stage: str) -> ShapesDataset:
         return ShapesDataset(
@@ -151,6 +154,7 @@ class ShapesDataModule(ClipSegDataModule):
             length=self.lengths[stage],
             negative_prob=self.negative_prob,
             visual_prob=self.visual_prob,
+            twin_prob=self.twin_prob if stage == "train" else 0.0,
             transform=self.transform(train=stage == "train"),
             first_epoch=self.train_first_epoch,  # only train streams use epochs
         )

@@ -78,6 +78,9 @@ class ShapesConfig:
         min_objects / max_objects: objects per scene (fewer only if placement fails).
         negative_prob: probability that the prompt names an absent color + shape (empty mask).
         visual_prob: probability that a support image (visual prompt) is attached.
+        twin_prob: probability of a hard scene: a second object repeats the first one's color with
+            another shape, and the prompt names (or shows) the color + shape of one of the two, so
+            color alone cannot answer it (a training curriculum; 0 keeps the natural scenes).
         text_weight_range: w ~ U(range) for samples with a support image (w = 1 without one).
         support_size: side of the visual prompt image (defaults to ``size``).
         prompt_style: how the support scene becomes a visual prompt.
@@ -88,6 +91,7 @@ class ShapesConfig:
     max_objects: int = 4
     negative_prob: float = 0.2
     visual_prob: float = 0.5
+    twin_prob: float = 0.0
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     support_size: int | None = None
     prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
@@ -166,12 +170,17 @@ def _coverage(shape: str, cx: float, cy: float, r: float, angle: float, size: in
 
 
 def make_scene(
-    rng: np.random.Generator, size: int, n_objects: int, required: tuple[str, str] | None = None
+    rng: np.random.Generator,
+    size: int,
+    n_objects: int,
+    required: tuple[str, str] | None = None,
+    twin: bool = False,
 ) -> tuple[np.ndarray, list[ShapeObject]]:
     """Draw a scene: ``(image H x W x 3 uint8, objects)``.
 
     ``required`` = (color, shape) forces the first object to have that color and shape (used for the
-    support scene of a visual prompt). Objects never overlap, so each coverage is fully visible.
+    support scene of a visual prompt). ``twin`` gives the second object the first one's color and
+    another shape. Objects never overlap, so each coverage is fully visible.
     """
     image = _background(rng, size)
     objects: list[ShapeObject] = []
@@ -179,6 +188,9 @@ def make_scene(
     for i in range(n_objects):
         if i == 0 and required is not None:
             color, shape = required
+        elif i == 1 and twin and objects:
+            color = objects[0].color
+            shape = str(rng.choice([s for s in SHAPES if s != objects[0].shape]))
         else:
             color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
         size_name = str(rng.choice(SIZES))
@@ -259,9 +271,11 @@ def draw_sample(
     if split not in SPLITS:
         raise ValueError(f"unknown shapes split {split!r}; expected one of {SPLITS}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
-    image, objects = make_scene(
-        rng, config.size, int(rng.integers(config.min_objects, config.max_objects + 1))
-    )
+    # Drawn only when enabled, so scenes without the curriculum stay exactly as they were.
+    twin = config.twin_prob > 0 and rng.random() < config.twin_prob
+    n_objects = int(rng.integers(config.min_objects, config.max_objects + 1))
+    image, objects = make_scene(rng, config.size, max(n_objects, 2) if twin else n_objects, twin=twin)
+    twins = objects[:2] if twin and len(objects) >= 2 and objects[1].color == objects[0].color else []
     present = {(o.color, o.shape) for o in objects}
     absent = [pair for pair in itertools.product(COLORS, SHAPES) if pair not in present]
     negative = rng.random() < config.negative_prob
@@ -269,9 +283,10 @@ def draw_sample(
     if negative:
         color, shape = absent[rng.integers(len(absent))]
         query = {"color": color, "shape": shape}
-    elif visual:
+    elif visual or twins:
         # A support image conveys color and shape only, so the text names exactly that.
-        anchor = objects[rng.integers(len(objects))]
+        pool = twins or objects
+        anchor = pool[rng.integers(len(pool))]
         query = {"color": anchor.color, "shape": anchor.shape}
     else:
         query = _positive_query(rng, objects)

@@ -26,7 +26,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         seed: base seed of the split.
         size: scene side in pixels.
         length: number of samples (required for val/test; ``None`` = infinite train stream).
-        negative_prob / visual_prob / text_weight_range / min_objects / max_objects: see ``ShapesConfig``.
+        negative_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects: see ``ShapesConfig``.
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
         first_epoch: epoch number of the first infinite train stream (a resumed run starts past the
             epochs it already drew, so it does not replay them); fixed-length splits ignore it.
@@ -41,6 +41,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         length: int | None = None,
         negative_prob: float = 0.2,
         visual_prob: float = 0.5,
+        twin_prob: float = 0.0,
         text_weight_range: tuple[float, float] = (0.0, 0.5),
         min_objects: int = 1,
         max_objects: int = 4,
@@ -59,6 +60,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             max_objects=max_objects,
             negative_prob=negative_prob,
             visual_prob=visual_prob,
+            twin_prob=twin_prob,
             text_weight_range=tuple(text_weight_range),
         )
         self._epoch = first_epoch  # advances per __iter__ (in each worker's copy with persistent workers)
