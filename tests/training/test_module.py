@@ -17,7 +17,7 @@ from clipseg.training.export import (
     load_lightning_checkpoint,
     module_from_checkpoint,
 )
-from clipseg.training.steps import batch_conditionals, soft_dice_loss
+from clipseg.training.steps import batch_conditionals, prompt_contrastive_loss, soft_dice_loss
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
 SHORT = [
@@ -98,6 +98,29 @@ def test_soft_dice_matches_its_formula_and_punishes_marks_on_empty_targets():
         torch.full((1, 2, 2), -6.0), empty
     )
     assert soft_dice_loss(torch.full((1, 2, 2), -20.0), empty) < 1e-6
+
+
+def test_contrastive_loss_matches_clip_with_equal_phrases_as_shared_positives():
+    torch.manual_seed(0)
+    text, visual, scale = torch.randn(4, 8), torch.randn(4, 8), torch.tensor(2.0)
+    phrases = ["red circle", "red square", "red circle", "blue circle"]
+    loss = prompt_contrastive_loss(text, visual, phrases, scale)
+    logits = (
+        scale.exp()
+        * torch.nn.functional.normalize(visual, dim=-1)
+        @ torch.nn.functional.normalize(text, dim=-1).T
+    )
+    # Reference: -log of the softmax mass each row puts on its positives, averaged as soft targets do.
+    positives = [[j for j in range(4) if phrases[j] == phrases[i]] for i in range(4)]
+
+    def direction(lg: torch.Tensor) -> torch.Tensor:
+        logp = lg.log_softmax(1)
+        return torch.stack([-logp[i, pos].mean() for i, pos in enumerate(positives)]).mean()
+
+    torch.testing.assert_close(loss, (direction(logits) + direction(logits.T)) / 2)
+    # Matching embeddings score far lower than unrelated ones; one phrase alone has nothing to contrast.
+    assert prompt_contrastive_loss(text, text.clone(), ["a", "b", "c", "d"], torch.tensor(3.0)) < loss
+    assert prompt_contrastive_loss(text, visual, ["a"] * 4, scale) is None
 
 
 def test_identity_film_starts_prompt_independent(model_and_tokenizer):

@@ -51,13 +51,23 @@ class Sample(TypedDict, total=False):
 # A batch is a dict with these keys (tensors stacked along B):
 #   image [B,3,H,W] float normalized with the backbone's mean/std
 #   mask [B,1,H,W] float in [0,1]
-#   text list[str] (template applied)
+#   text list[str] (template applied), phrase list[str] (the same before templating)
 #   support [B,3,H,W] float normalized; zeros where support_valid is False
 #   support_valid [B] bool
 #   text_weight [B] float: weight of the text embedding in w * text + (1 - w) * visual
 #   sample_id list[str], class_id [B] long
 #   label [B,H,W] long (only for zero-shot)
-BATCH_KEYS = ("image", "mask", "text", "support", "support_valid", "text_weight", "sample_id", "class_id")
+BATCH_KEYS = (
+    "image",
+    "mask",
+    "text",
+    "phrase",
+    "support",
+    "support_valid",
+    "text_weight",
+    "sample_id",
+    "class_id",
+)
 
 
 class BadSample(Exception):

@@ -181,6 +181,7 @@ class SampleTransform:
             "image": torch.from_numpy(out["image"].transpose(2, 0, 1).copy()),
             "mask": torch.from_numpy(np.ascontiguousarray(out["mask"], dtype=np.float32))[None],
             "text": self._template(text),
+            "phrase": text,  # before templating: equal phrases name the same thing
             "support_valid": torch.tensor(support is not None),
             "text_weight": torch.tensor(
                 float(sample.get("text_weight", 1.0)) if support is not None else 1.0

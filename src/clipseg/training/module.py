@@ -43,6 +43,8 @@ class ClipSegModule(LightningModule):
             the model learns prompt-blind saliency.
         dice_weight: add this times a soft Dice loss to the training BCE (0 = the paper's BCE only).
             Validation and test losses stay plain BCE, comparable across models.
+        contrastive_weight: add this times CLIP's contrastive loss between the batch's support images
+            and their phrases (see ``steps.model_step``); for a backbone trained from scratch.
         identity_film: start FiLM as the identity (see ``ClipSegDecoder.reset_film_to_identity``).
             With a random text tower, default-initialised FiLM multiplies the decoder state by
             random per-prompt noise; the model then learns to ignore the prompt.
@@ -60,6 +62,7 @@ class ClipSegModule(LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
         dice_weight: float = 0.0,
+        contrastive_weight: float = 0.0,
         identity_film: bool = False,
     ) -> None:
         super().__init__()
@@ -74,7 +77,7 @@ class ClipSegModule(LightningModule):
         if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
             self.model.decoder.reset_film_to_identity()
         self.evaluation = evaluation
-        self.dice_weight = dice_weight
+        self.dice_weight, self.contrastive_weight = dice_weight, contrastive_weight
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
         self.train_metrics = ReferringSegMetrics()
         self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
@@ -90,7 +93,13 @@ class ClipSegModule(LightningModule):
 
     def model_step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``)."""
-        return model_step(self.model, self.tokenizer, batch, dice_weight=self.dice_weight)
+        return model_step(
+            self.model,
+            self.tokenizer,
+            batch,
+            dice_weight=self.dice_weight,
+            contrastive_weight=self.contrastive_weight,
+        )
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         loss, probs, target = self.model_step(batch)

@@ -27,11 +27,14 @@ def text_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, prompt
     return model.encode_text(**{k: v.to(device) for k, v in encoded.items()})
 
 
-def batch_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch) -> Tensor:
-    """``B x D`` prompt of each sample: ``w * text + (1 - w) * visual`` with ``w = batch["text_weight"]``.
+def prompt_embeddings(
+    model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Text and visual prompt embeddings ``B x D`` of each sample and its text weight ``w`` (``B``).
 
-    ``w`` is taken as 1 where ``support_valid`` is False and as 0 where the text is empty (purely visual
-    protocols); each tower only encodes the samples whose weight needs it.
+    ``w`` is ``batch["text_weight"]``, taken as 1 where ``support_valid`` is False and as 0 where the
+    text is empty (purely visual protocols); each tower only encodes the samples whose weight needs it
+    (the other rows stay zero).
 
     Raises:
         ValueError: a sample has neither a text nor a valid support image.
@@ -52,7 +55,29 @@ def batch_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch
         text[use_text] = text_conditionals(model, tokenizer, prompts).float()
     if (use_visual := weight < 1).any():
         visual[use_visual] = model.encode_visual_prompt(batch["support"][use_visual]).float()
-    return mix_conditionals(text, visual, weight)
+    return text, visual, weight
+
+
+def batch_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch) -> Tensor:
+    """``B x D`` prompt of each sample: ``w * text + (1 - w) * visual`` (see ``prompt_embeddings``)."""
+    return mix_conditionals(*prompt_embeddings(model, tokenizer, batch))
+
+
+def prompt_contrastive_loss(
+    text: Tensor, visual: Tensor, phrases: Sequence[str], logit_scale: Tensor
+) -> Tensor | None:
+    """CLIP's symmetric contrastive loss between ``N`` support-image and ``N`` phrase embeddings (``N x D``).
+
+    Samples with the same phrase are positives of each other (the target spreads evenly over them).
+    ``logit_scale`` is CLIP's learned log temperature. ``None`` with fewer than two distinct phrases:
+    there is nothing to tell apart.
+    """
+    if len(set(phrases)) < 2:
+        return None
+    logits = logit_scale.exp().clamp(max=100) * F.normalize(visual, dim=-1) @ F.normalize(text, dim=-1).T
+    same = torch.tensor([[a == b for b in phrases] for a in phrases], device=logits.device)
+    target = same.float() / same.sum(1, keepdim=True)  # symmetric, so it serves both directions
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def soft_dice_loss(logits: Tensor, target: Tensor, *, smooth: float = 1.0) -> Tensor:
@@ -69,18 +94,37 @@ def soft_dice_loss(logits: Tensor, target: Tensor, *, smooth: float = 1.0) -> Te
 
 
 def model_step(
-    model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch, *, dice_weight: float = 0.0
+    model: ClipSeg,
+    tokenizer: PreTrainedTokenizerBase,
+    batch: Batch,
+    *,
+    dice_weight: float = 0.0,
+    contrastive_weight: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Segment each image with its own prompt and score it against its mask.
 
+    ``contrastive_weight`` adds that times ``prompt_contrastive_loss`` over the samples that carry both a
+    text and a support image (paired by ``batch["phrase"]``, the prompt before templating). It is for a
+    backbone trained from scratch: the segmentation loss alone lets such a model solve most prompts by
+    color and never learn what the shape words mean, while telling "red circle" from "red square" in
+    the support images forces both towers to encode shape.
+
     Returns:
-        ``loss`` (mean binary cross-entropy with logits, plus ``dice_weight`` times ``soft_dice_loss``),
+        ``loss`` (mean binary cross-entropy with logits, plus the weighted Dice and contrastive terms),
         ``probs`` ``B x H x W`` (detached) and ``target`` ``B x H x W`` (the mask, binary or an alpha matte).
     """
-    conditionals = batch_conditionals(model, tokenizer, batch)[:, None]  # B x 1 x D: the diagonal only
+    text, visual, weight = prompt_embeddings(model, tokenizer, batch)
+    conditionals = mix_conditionals(text, visual, weight)[:, None]  # B x 1 x D: the diagonal only
     logits = model(batch["image"], conditionals)[:, 0]
     target = batch["mask"][:, 0].to(logits.device)
     loss = F.binary_cross_entropy_with_logits(logits.float(), target.float())
     if dice_weight:
         loss = loss + dice_weight * soft_dice_loss(logits, target)
+    if contrastive_weight:
+        pairs = ((weight > 0) & (weight < 1)).nonzero().flatten().tolist()  # both towers encoded these
+        phrases = [batch["phrase"][i] for i in pairs]
+        logit_scale = model.backbone.clip.logit_scale
+        contrastive = prompt_contrastive_loss(text[pairs], visual[pairs], phrases, logit_scale)
+        if contrastive is not None:
+            loss = loss + contrastive_weight * contrastive
     return loss, torch.sigmoid(logits.detach().float()), target
