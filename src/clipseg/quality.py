@@ -7,6 +7,9 @@ Three prompt kinds, each on scenes from a seed never used in training:
 - swapped: the color + shape of another object in the same scene, scored against the first prompt's
   target. A prompt-blind model that marks every object scores about as well here as on "text"; one
   that reads the prompt scores far lower. Text mIoU alone cannot tell the two apart.
+
+``text_miou_shared_color`` is the text mIoU over the scenes where another object has the target's
+color but another shape: a model that reads only the color word marks both and scores low there.
 """
 
 from __future__ import annotations
@@ -42,12 +45,12 @@ def shapes_quality(
     Over ``n`` scenes each (swapped: over those of them with a second color + shape).
     """
     base = ShapesConfig(size=size, negative_prob=0.0, visual_prob=1.0)
-    text_iou, visual_iou, swapped_iou, absent_frac = [], [], [], []
+    text_iou, visual_iou, swapped_iou, absent_frac, shared_color = [], [], [], [], []
     for i in tqdm(range(n), desc="shapes quality", disable=not progress):
         sample, support = draw_sample(seed, i, split="test", config=base)
         assert support is not None  # visual_prob=1 always attaches a support scene
         query = sample["meta"]["query"]
-        pairs = ((c, s) for c, s, *_ in sample["meta"]["objects"])
+        pairs = [(c, s) for c, s, *_ in sample["meta"]["objects"]]
         other = next((p for p in pairs if p != (query["color"], query["shape"])), None)
         prompts = [Prompt(text=sample["text"]), Prompt(image=support[0], mask=support[1])]
         if other is not None:
@@ -57,6 +60,8 @@ def shapes_quality(
         # probs: text, visual and (when the scene has another color + shape) swapped.
         for scores, prob in zip((text_iou, visual_iou, swapped_iou), probs):
             scores.append(_iou(prob > threshold, target))
+        if any(c == query["color"] and s != query["shape"] for c, s in pairs):
+            shared_color.append(text_iou[-1])
         negative, _ = draw_sample(seed, i, split="test", config=replace(base, negative_prob=1.0))
         absent = predictor.predict(negative["image"], negative["text"])[0]
         absent_frac.append(float((absent > threshold).mean()))
@@ -65,6 +70,8 @@ def shapes_quality(
         "visual_miou": float(np.mean(visual_iou)),
         "swapped_miou": float(np.mean(swapped_iou)),
         "absent_marked_fraction": float(np.mean(absent_frac)),
+        "text_miou_shared_color": float(np.mean(shared_color)) if shared_color else float("nan"),
+        "n_shared_color": len(shared_color),
         "n": n,
         "seed": seed,
         "threshold": threshold,
