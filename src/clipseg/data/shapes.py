@@ -83,8 +83,6 @@ class ShapesConfig:
             color alone cannot answer it (a training curriculum; 0 keeps the natural scenes).
         text_weight_range: w ~ U(range) for samples with a support image (w = 1 without one).
         support_size: side of the visual prompt image (defaults to ``size``).
-        category_labels: attach ``label``, the per-pixel category map (see ``category_map``), for
-            dense auxiliary supervision in training.
         prompt_style: how the support scene becomes a visual prompt.
     """
 
@@ -96,7 +94,6 @@ class ShapesConfig:
     twin_prob: float = 0.0
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     support_size: int | None = None
-    category_labels: bool = False
     prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
 
     def __post_init__(self) -> None:
@@ -212,20 +209,6 @@ def make_scene(
     return image, objects
 
 
-NUM_CATEGORIES = 1 + len(COLORS) * len(SHAPES)
-
-
-def category_map(objects: list[ShapeObject], size: int) -> np.ndarray:
-    """``size x size`` int64 category of each pixel: 0 = background, ``1 + color * 3 + shape`` on an object.
-
-    A category is exactly what a "color shape" prompt names (indices follow ``COLORS`` and ``SHAPES``).
-    """
-    label = np.zeros((size, size), dtype=np.int64)
-    for obj in objects:
-        label[obj.coverage] = 1 + list(COLORS).index(obj.color) * len(SHAPES) + SHAPES.index(obj.shape)
-    return label
-
-
 def _matches(obj: ShapeObject, query: dict[str, str]) -> bool:
     # query keys are ShapeObject attribute names: color, shape, size, horizontal, vertical
     return all(getattr(obj, k) == v for k, v in query.items())
@@ -319,7 +302,7 @@ def draw_sample(
         "class_id": NO_CLASS,
         "support": None,
         "support_mask": None,
-        "label": category_map(objects, config.size) if config.category_labels else None,
+        "label": None,
         "text_weight": 1.0,
         "meta": {
             "query": query,
