@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from clipseg.data.datamodules import ShapesDataModule
+from clipseg.data.transforms import collate
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.prompts import tokenize_prompts
 from clipseg.tokenizer import read_tokenizer
@@ -172,6 +173,24 @@ def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):
         want = module.model(image, module.model.encode_text(**enc))
         got = model(image, model.encode_text(**enc))
     torch.testing.assert_close(got, want)
+
+
+def test_predict_step_skips_the_contrastive_term_that_only_training_needs(tmp_path):
+    folder = fit(tmp_path, "--model.contrastive_weight", "1.0")
+    module = module_from_checkpoint(folder / "last.ckpt")
+    assert module.contrastive_weight == 1.0
+    data = ShapesDataModule(image_size=32, batch_size=4, num_workers=0, visual_prob=1.0, val_length=4)
+    batch = collate(list(data.dataset("val")))
+    del batch["phrase"]  # prediction inputs need no untemplated phrase
+    with pytest.raises(KeyError, match="phrase"):
+        module.model_step(batch)  # the training loss pairs support images with their phrases
+    with torch.no_grad():
+        out = module.predict_step(batch, 0)
+        want = torch.sigmoid(
+            module.model(batch["image"], batch_conditionals(module.model, module.tokenizer, batch)[:, None])
+        )
+    assert out["sample_id"] == batch["sample_id"]
+    torch.testing.assert_close(out["probs"], want[:, 0])
 
 
 def test_default_logger_is_offline_wandb_under_the_run_folder_with_overlays(tmp_path, monkeypatch):

@@ -91,14 +91,17 @@ class ClipSegModule(LightningModule):
 
     # ----------------------------------------------------------------------------------- steps
 
-    def model_step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``)."""
+    def model_step(self, batch: Batch, *, contrastive: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``).
+
+        ``contrastive=False`` leaves out the contrastive term, which only training needs.
+        """
         return model_step(
             self.model,
             self.tokenizer,
             batch,
             dice_weight=self.dice_weight,
-            contrastive_weight=self.contrastive_weight,
+            contrastive_weight=self.contrastive_weight if contrastive else 0.0,
         )
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
@@ -127,7 +130,7 @@ class ClipSegModule(LightningModule):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """``probs`` ``B x H x W`` of each image for its own prompt, with the batch's ``sample_id``."""
-        _, probs, _ = self.model_step(batch)
+        _, probs, _ = self.model_step(batch, contrastive=False)
         return {"sample_id": batch["sample_id"], "probs": probs}
 
     def on_validation_epoch_end(self) -> None:
