@@ -10,7 +10,16 @@ import torch
 from scipy import ndimage
 
 from clipseg.data.datamodules import ShapesDataModule
-from clipseg.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesConfig, make_sample, make_scene
+from clipseg.data.shapes import (
+    COLORS,
+    NUM_CATEGORIES,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    ShapesConfig,
+    make_sample,
+    make_scene,
+)
 from clipseg.data.shapes_dataset import ShapesDataset
 
 SIZE = 64
@@ -117,6 +126,30 @@ def test_twin_curriculum_changes_only_the_train_stream():
     module = ShapesDataModule(image_size=32, twin_prob=1.0)
     assert module.dataset("train").config.twin_prob == 1.0
     assert module.dataset("val").config.twin_prob == module.dataset("test").config.twin_prob == 0.0
+
+
+def test_category_labels_name_each_pixels_color_and_shape():
+    plain = samples(20, negative_prob=0.0)
+    labelled = samples(20, negative_prob=0.0, category_labels=True)
+    for a, b in zip(plain, labelled, strict=True):
+        assert a["label"] is None and np.array_equal(a["image"], b["image"])  # the same scenes, plus labels
+        label = b["label"]
+        assert label.shape == (SIZE, SIZE)
+        objects = label != 255  # the background is unlabelled
+        assert objects.any() and (~objects).any()
+        assert label[objects].min() >= 1 and label[objects].max() < NUM_CATEGORIES
+        for color, shape, *_ in b["meta"]["objects"]:
+            category = 1 + list(COLORS).index(color) * len(SHAPES) + SHAPES.index(shape)
+            pixels = b["image"][label == category].astype(int)
+            assert len(pixels) > 0, (color, shape)
+            assert np.abs(pixels - COLORS[color]).max() <= 12  # the object's own (jittered) color
+        query = b["meta"]["query"]
+        if set(query) == {"color", "shape"}:  # such a prompt's mask is exactly its category's pixels
+            category = 1 + list(COLORS).index(query["color"]) * len(SHAPES) + SHAPES.index(query["shape"])
+            assert np.array_equal(b["mask"] > 0.5, label == category), b["text"]
+    module = ShapesDataModule(image_size=32, category_labels=True, num_workers=0)
+    assert module.dataset("train").config.category_labels
+    assert not module.dataset("val").config.category_labels
 
 
 def test_val_dataset_yields_make_sample_in_order_and_train_is_infinite_and_reproducible():

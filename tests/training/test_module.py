@@ -18,7 +18,12 @@ from clipseg.training.export import (
     load_lightning_checkpoint,
     module_from_checkpoint,
 )
-from clipseg.training.steps import batch_conditionals, prompt_contrastive_loss, soft_dice_loss
+from clipseg.training.steps import (
+    batch_conditionals,
+    dense_label_loss,
+    prompt_contrastive_loss,
+    soft_dice_loss,
+)
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
 SHORT = [
@@ -122,6 +127,44 @@ def test_contrastive_loss_matches_clip_with_equal_phrases_as_shared_positives():
     # Matching embeddings score far lower than unrelated ones; one phrase alone has nothing to contrast.
     assert prompt_contrastive_loss(text, text.clone(), ["a", "b", "c", "d"], torch.tensor(3.0)) < loss
     assert prompt_contrastive_loss(text, visual, ["a"] * 4, scale) is None
+
+
+def test_dense_label_loss_scores_each_patch_against_its_class_shares():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 2, 3)  # B x h x w x K
+    label = torch.randint(0, 3, (2, 4, 4))
+    label[0, :2, :2] = 255  # patch (0, 0) of image 0 is unlabelled: left out
+    label[1, 2:, 2:] = torch.tensor([[255, 255], [255, 1]])  # a quarter labelled: also left out
+    label[1, :2, 2:] = torch.tensor([[255, 2], [2, 0]])  # three quarters: target 2/3 class 2, 1/3 class 0
+    terms = []
+    for b in range(2):
+        for i in range(2):
+            for j in range(2):
+                pixels = label[b, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].flatten()
+                pixels = pixels[pixels != 255]
+                if len(pixels) < 2:
+                    continue
+                shares = torch.bincount(pixels, minlength=3).float() / len(pixels)
+                terms.append(-(shares * logits[b, i, j].log_softmax(-1)).sum())
+    assert len(terms) == 6
+    torch.testing.assert_close(dense_label_loss(logits, label), torch.stack(terms).mean())
+    assert dense_label_loss(logits, torch.full((2, 4, 4), 255)) is None
+    with pytest.raises(ValueError, match=r"\[3\]"):
+        dense_label_loss(logits, torch.full((2, 4, 4), 3))
+
+
+def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path):
+    dense = ["--model.dense_label_weight", "1.0", "--model.dense_label_classes", "19"]
+    folder = fit(tmp_path, *dense, "--data.init_args.category_labels", "true")
+    checkpoint = load_lightning_checkpoint(folder / "last.ckpt")
+    head = {k for k in checkpoint["state_dict"] if k.startswith("dense_head.")}
+    assert head == {"dense_head.0.weight", "dense_head.0.bias", "dense_head.1.weight", "dense_head.1.bias"}
+    exported = ClipSeg.from_pretrained(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
+    module = module_from_checkpoint(folder / "last.ckpt")
+    assert exported.state_dict().keys() == module.model.state_dict().keys()
+    # Without label maps the auxiliary term has nothing to score: the run refuses, naming what is missing.
+    with pytest.raises(ValueError, match="label"):
+        fit(tmp_path / "no-labels", *dense)
 
 
 def test_identity_film_starts_prompt_independent(model_and_tokenizer):

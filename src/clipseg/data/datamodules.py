@@ -127,6 +127,8 @@ class ShapesDataModule(ClipSegDataModule):
         negative_prob / visual_prob: see ``shapes.ShapesConfig``.
         twin_prob: hard same-color scenes in the train stream (see ``shapes.ShapesConfig``); val and
             test keep the natural scenes, so their numbers stay comparable across runs.
+        category_labels: train batches carry ``label``, the per-pixel category map (see
+            ``shapes.category_map``), for ``ClipSegModule``'s ``dense_label_weight``.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 
@@ -139,12 +141,14 @@ class ShapesDataModule(ClipSegDataModule):
         negative_prob: float = 0.2,
         visual_prob: float = 0.5,
         twin_prob: float = 0.0,
+        category_labels: bool = False,
         **common,
     ) -> None:
         super().__init__(**common)
         self.scene_size = scene_size or self.image_size
         self.lengths = {"train": None, "val": val_length, "test": test_length}
         self.negative_prob, self.visual_prob, self.twin_prob = negative_prob, visual_prob, twin_prob
+        self.category_labels = category_labels
 
     def dataset(self, stage: str) -> ShapesDataset:
         return ShapesDataset(
@@ -155,6 +159,7 @@ class ShapesDataModule(ClipSegDataModule):
             negative_prob=self.negative_prob,
             visual_prob=self.visual_prob,
             twin_prob=self.twin_prob if stage == "train" else 0.0,
+            category_labels=self.category_labels and stage == "train",
             transform=self.transform(train=stage == "train"),
             first_epoch=self.train_first_epoch,  # only train streams use epochs
         )

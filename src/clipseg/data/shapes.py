@@ -83,6 +83,8 @@ class ShapesConfig:
             color alone cannot answer it (a training curriculum; 0 keeps the natural scenes).
         text_weight_range: w ~ U(range) for samples with a support image (w = 1 without one).
         support_size: side of the visual prompt image (defaults to ``size``).
+        category_labels: attach ``label``, the per-pixel category map (see ``category_map``), for
+            dense auxiliary supervision in training.
         prompt_style: how the support scene becomes a visual prompt.
     """
 
@@ -94,6 +96,7 @@ class ShapesConfig:
     twin_prob: float = 0.0
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     support_size: int | None = None
+    category_labels: bool = False
     prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
 
     def __post_init__(self) -> None:
@@ -209,6 +212,24 @@ def make_scene(
     return image, objects
 
 
+# Category ids start at 1: id 0 (the background) never occurs in ``category_map``, but the shipped
+# shapes-tiny recipe trained its 19-way head with it, so the numbering stays.
+NUM_CATEGORIES = 1 + len(COLORS) * len(SHAPES)
+
+
+def category_map(objects: list[ShapeObject], size: int) -> np.ndarray:
+    """``size x size`` int64 category of each pixel: 255 = background, ``1 + color * 3 + shape`` on an object.
+
+    A category is exactly what a "color shape" prompt names (indices follow ``COLORS`` and ``SHAPES``).
+    Background is left unlabelled (the ignore index): it covers most patches and would drown the
+    object patches, whose shape a small ViT is slow to learn.
+    """
+    label = np.full((size, size), 255, dtype=np.int64)
+    for obj in objects:
+        label[obj.coverage] = 1 + list(COLORS).index(obj.color) * len(SHAPES) + SHAPES.index(obj.shape)
+    return label
+
+
 def _matches(obj: ShapeObject, query: dict[str, str]) -> bool:
     # query keys are ShapeObject attribute names: color, shape, size, horizontal, vertical
     return all(getattr(obj, k) == v for k, v in query.items())
@@ -302,7 +323,7 @@ def draw_sample(
         "class_id": NO_CLASS,
         "support": None,
         "support_mask": None,
-        "label": None,
+        "label": category_map(objects, config.size) if config.category_labels else None,
         "text_weight": 1.0,
         "meta": {
             "query": query,

@@ -26,7 +26,8 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         seed: base seed of the split.
         size: scene side in pixels.
         length: number of samples (required for val/test; ``None`` = infinite train stream).
-        negative_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects: see ``ShapesConfig``.
+        negative_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects /
+            category_labels: see ``ShapesConfig``.
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
         first_epoch: epoch number of the first infinite train stream (a resumed run starts past the
             epochs it already drew, so it does not replay them); fixed-length splits ignore it.
@@ -45,6 +46,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         text_weight_range: tuple[float, float] = (0.0, 0.5),
         min_objects: int = 1,
         max_objects: int = 4,
+        category_labels: bool = False,
         transform: Callable[[Sample], Any] | None = None,
         first_epoch: int = 0,
     ) -> None:
@@ -62,6 +64,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             visual_prob=visual_prob,
             twin_prob=twin_prob,
             text_weight_range=tuple(text_weight_range),
+            category_labels=category_labels,
         )
         self._epoch = first_epoch  # advances per __iter__ (in each worker's copy with persistent workers)
         self._launch_rank = rank_and_world_size()  # seen in the rank's main process

@@ -145,8 +145,14 @@ class ClipSeg(nn.Module):
         """
         _check_images(pixel_values, name="pixel_values", min_size=self.patch_size)
         self._check_conditionals(conditionals, batch=pixel_values.shape[0])
-        height, width = pixel_values.shape[2:]
-        activations = self.backbone(pixel_values)
+        return self.decode(self.backbone(pixel_values), conditionals, out_size=pixel_values.shape[2:])
+
+    def decode(self, activations: list[Tensor], conditionals: Tensor, *, out_size: tuple[int, int]) -> Tensor:
+        """``B x N x H x W`` logits from the backbone's ``activations`` (as ``forward``, minus the checks).
+
+        For callers that also use the activations (e.g. an auxiliary loss on the patch tokens).
+        """
+        height, width = out_size
         return self.decoder(
             activations,
             conditionals.to(activations[0].dtype),

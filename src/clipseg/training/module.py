@@ -45,6 +45,11 @@ class ClipSegModule(LightningModule):
             Validation and test losses stay plain BCE, comparable across models.
         contrastive_weight: add this times CLIP's contrastive loss between the batch's support images
             and their phrases (see ``steps.model_step``); for a backbone trained from scratch.
+        dense_label_weight: add this times a per-patch classification loss (see ``steps.dense_label_loss``)
+            of the deepest extracted patch tokens against the batches' ``label`` maps, through a
+            training-only linear head (not part of the exported model); for a backbone trained from
+            scratch on data with category maps (e.g. shapes with ``category_labels``).
+        dense_label_classes: number of label classes ``K`` of that head (required with the weight).
         identity_film: start FiLM as the identity (see ``ClipSegDecoder.reset_film_to_identity``).
             With a random text tower, default-initialised FiLM multiplies the decoder state by
             random per-prompt noise; the model then learns to ignore the prompt.
@@ -63,6 +68,8 @@ class ClipSegModule(LightningModule):
         warmup_steps: int = 0,
         dice_weight: float = 0.0,
         contrastive_weight: float = 0.0,
+        dense_label_weight: float = 0.0,
+        dense_label_classes: int = 0,
         identity_film: bool = False,
     ) -> None:
         super().__init__()
@@ -76,6 +83,15 @@ class ClipSegModule(LightningModule):
         )
         if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
             self.model.decoder.reset_film_to_identity()
+        if dense_label_weight and dense_label_classes < 2:
+            raise ValueError(f"dense_label_weight needs dense_label_classes >= 2, got {dense_label_classes}")
+        hidden = self.model.backbone.hidden_size
+        self.dense_head = (
+            nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, dense_label_classes))
+            if dense_label_weight
+            else None
+        )
+        self.dense_label_weight = dense_label_weight
         self.evaluation = evaluation
         self.dice_weight, self.contrastive_weight = dice_weight, contrastive_weight
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
@@ -91,17 +107,19 @@ class ClipSegModule(LightningModule):
 
     # ----------------------------------------------------------------------------------- steps
 
-    def model_step(self, batch: Batch, *, contrastive: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    def model_step(self, batch: Batch, *, auxiliary: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``).
 
-        ``contrastive=False`` leaves out the contrastive term, which only training needs.
+        ``auxiliary=False`` leaves out the contrastive and dense-label terms (prediction needs neither).
         """
         return model_step(
             self.model,
             self.tokenizer,
             batch,
             dice_weight=self.dice_weight,
-            contrastive_weight=self.contrastive_weight if contrastive else 0.0,
+            contrastive_weight=self.contrastive_weight if auxiliary else 0.0,
+            dense_head=self.dense_head,
+            dense_label_weight=self.dense_label_weight if auxiliary else 0.0,
         )
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
@@ -130,7 +148,7 @@ class ClipSegModule(LightningModule):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """``probs`` ``B x H x W`` of each image for its own prompt, with the batch's ``sample_id``."""
-        _, probs, _ = self.model_step(batch, contrastive=False)
+        _, probs, _ = self.model_step(batch, auxiliary=False)
         return {"sample_id": batch["sample_id"], "probs": probs}
 
     def on_validation_epoch_end(self) -> None:

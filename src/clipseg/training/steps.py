@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
 from clipseg.modeling.clipseg import ClipSeg
@@ -93,6 +93,38 @@ def soft_dice_loss(logits: Tensor, target: Tensor, *, smooth: float = 1.0) -> Te
     return (1 - (2 * overlap + smooth) / (probs.sum(1) + target.sum(1) + smooth)).mean()
 
 
+def dense_label_loss(patch_logits: Tensor, label: Tensor, *, ignore_index: int = 255) -> Tensor | None:
+    """Cross-entropy of per-patch class logits against the class shares of each patch's pixels.
+
+    Args:
+        patch_logits: ``B x h x w x K`` logits of the patch tokens.
+        label: ``B x H x W`` class ids in ``[0, K)`` (``ignore_index`` = unlabelled), ``H, W`` multiples
+            of ``h, w``; a patch's target is the share of each class among its labelled pixels, so
+            patches on an object's edge are split between it and the background.
+
+    Returns:
+        the mean over patches with at least half of their pixels labelled; ``None`` if there are none.
+
+    Raises:
+        ValueError: a label is neither ``ignore_index`` nor in ``[0, K)``.
+    """
+    classes = patch_logits.shape[-1]
+    valid = label != ignore_index
+    if (label[valid] < 0).any() or (label[valid] >= classes).any():
+        bad = label[valid & ((label < 0) | (label >= classes))].unique().tolist()
+        raise ValueError(
+            f"label ids {bad[:5]} are outside [0, {classes}) (and not ignore_index {ignore_index})"
+        )
+    onehot = F.one_hot(torch.where(valid, label, 0), classes).float() * valid[..., None]
+    shares = F.adaptive_avg_pool2d(onehot.permute(0, 3, 1, 2), patch_logits.shape[1:3])  # B x K x h x w
+    labelled = shares.sum(1)
+    keep = labelled >= 0.5
+    if not keep.any():
+        return None
+    target = (shares / labelled.clamp_min(1e-6)[:, None]).permute(0, 2, 3, 1)
+    return -(target * F.log_softmax(patch_logits.float(), dim=-1)).sum(-1)[keep].mean()
+
+
 def model_step(
     model: ClipSeg,
     tokenizer: PreTrainedTokenizerBase,
@@ -100,6 +132,8 @@ def model_step(
     *,
     dice_weight: float = 0.0,
     contrastive_weight: float = 0.0,
+    dense_head: nn.Module | None = None,
+    dense_label_weight: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Segment each image with its own prompt and score it against its mask.
 
@@ -109,13 +143,20 @@ def model_step(
     color and never learn what the shape words mean, while telling "red circle" from "red square" in
     the support images forces both towers to encode shape.
 
+    ``dense_head`` (``C -> K``) maps the patch tokens of the deepest extracted layer to class logits;
+    ``dense_label_weight`` adds that times ``dense_label_loss`` against ``batch["label"]``. Its purpose is
+    the same one on the image side: the vision tower of such a model otherwise encodes each patch's
+    color but not the shape it belongs to.
+
     Returns:
         ``loss`` (mean binary cross-entropy with logits, plus the weighted Dice and contrastive terms),
         ``probs`` ``B x H x W`` (detached) and ``target`` ``B x H x W`` (the mask, binary or an alpha matte).
     """
     text, visual, weight = prompt_embeddings(model, tokenizer, batch)
     conditionals = mix_conditionals(text, visual, weight)[:, None]  # B x 1 x D: the diagonal only
-    logits = model(batch["image"], conditionals)[:, 0]
+    image = batch["image"]
+    activations = model.backbone(image)
+    logits = model.decode(activations, conditionals, out_size=image.shape[2:])[:, 0]
     target = batch["mask"][:, 0].to(logits.device)
     loss = F.binary_cross_entropy_with_logits(logits.float(), target.float())
     if dice_weight:
@@ -127,4 +168,12 @@ def model_step(
         contrastive = prompt_contrastive_loss(text[pairs], visual[pairs], phrases, logit_scale)
         if contrastive is not None:
             loss = loss + contrastive_weight * contrastive
+    if dense_label_weight:
+        if dense_head is None or "label" not in batch:
+            raise ValueError("dense_label_weight needs a dense_head and batches with a `label` map")
+        grid = (image.shape[2] // model.patch_size, image.shape[3] // model.patch_size)
+        patches = activations[-1][:, 1:].unflatten(1, grid)  # B x h x w x C, the CLS token dropped
+        dense = dense_label_loss(dense_head(patches), batch["label"].to(logits.device))
+        if dense is not None:
+            loss = loss + dense_label_weight * dense
     return loss, torch.sigmoid(logits.detach().float()), target
