@@ -153,9 +153,8 @@ def test_dense_label_loss_scores_each_patch_against_its_class_shares():
         dense_label_loss(logits, torch.full((2, 4, 4), 3))
 
 
-def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path):
-    dense = ["--model.dense_label_weight", "1.0", "--model.dense_label_classes", "19"]
-    folder = fit(tmp_path, *dense, "--data.init_args.category_labels", "true")
+def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path, capsys):
+    folder = fit(tmp_path)  # the shapes-tiny recipe trains the head on category maps
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")
     head = {k for k in checkpoint["state_dict"] if k.startswith("dense_head.")}
     assert head == {"dense_head.0.weight", "dense_head.0.bias", "dense_head.1.weight", "dense_head.1.bias"}
@@ -164,7 +163,11 @@ def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path):
     assert exported.state_dict().keys() == module.model.state_dict().keys()
     # Without label maps the auxiliary term has nothing to score: the run refuses, naming what is missing.
     with pytest.raises(ValueError, match="label"):
-        fit(tmp_path / "no-labels", *dense)
+        fit(tmp_path / "no-labels", "--data.init_args.category_labels", "false")
+    # A frozen vision tower has nothing to learn from it: the CLI refuses, naming the clash.
+    args = ["fit", "--config", CONFIG, *SHORT, "--model.config.freeze_backbone", "true"]
+    assert cli.run_cli([*args, "--output_root", str(tmp_path / "frozen")]) == 2
+    assert "freeze_backbone" in capsys.readouterr().err
 
 
 def test_identity_film_starts_prompt_independent(model_and_tokenizer):
@@ -181,6 +184,7 @@ def test_identity_film_starts_prompt_independent(model_and_tokenizer):
 
 def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(tmp_path, tiny_backbone_dir):
     named = ["--model.config.backbone", str(tiny_backbone_dir), "--model.config.freeze_backbone", "true"]
+    named += ["--model.dense_label_weight", "0"]  # it trains the vision tower, which is frozen here
     folder = fit(tmp_path, *named, "--model.tokenizer_corpus", "null")
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")  # weights_only=True
     assert checkpoint["global_step"] == 2

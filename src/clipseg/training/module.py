@@ -85,6 +85,8 @@ class ClipSegModule(LightningModule):
             self.model.decoder.reset_film_to_identity()
         if dense_label_weight and dense_label_classes < 2:
             raise ValueError(f"dense_label_weight needs dense_label_classes >= 2, got {dense_label_classes}")
+        if dense_label_weight and self.model.config.freeze_backbone:
+            raise ValueError("dense_label_weight trains the vision tower; it has no use with freeze_backbone")
         hidden = self.model.backbone.hidden_size
         self.dense_head = (
             nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, dense_label_classes))
