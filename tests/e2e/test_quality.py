@@ -13,7 +13,8 @@ BAR = {"text_miou": 0.80, "absent_marked_fraction": 0.02, "visual_miou": 0.60}
 
 @pytest.fixture(scope="module")
 def scores(predictor) -> dict[str, float]:
-    return shapes_quality(predictor, n=120, seed=QUALITY_SEED, progress=False)
+    scenes = int(get_card("shapes-tiny").measured.get("shapes-quality/scenes", 120))
+    return shapes_quality(predictor, n=scenes, seed=QUALITY_SEED, progress=False)
 
 
 def test_shipped_model_still_reaches_the_numbers_on_its_card(scores):

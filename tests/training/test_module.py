@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+import clipseg
 from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.prompts import tokenize_prompts
+from clipseg.quality import shapes_quality
 from clipseg.tokenizer import read_tokenizer
 from clipseg.training import cli
 from clipseg.training.export import (
@@ -24,6 +27,9 @@ from clipseg.training.steps import (
     prompt_contrastive_loss,
     soft_dice_loss,
 )
+from clipseg.zoo import get_card
+from clipseg.zoo.cli import main as zoo_main
+from clipseg.zoo.store import repo_zoo_dir, sha256_of
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
 SHORT = [
@@ -205,6 +211,26 @@ def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(t
         str(folder / "last.ckpt"),
     ]
     assert cli.run_cli(args) == 0
+
+
+def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monkeypatch):
+    folder = fit(tmp_path)
+    zoo = tmp_path / "zoo"
+    shutil.copytree(repo_zoo_dir(), zoo)
+    monkeypatch.setenv("CLIPSEG_ZOO", str(zoo))
+    shipped = get_card("shapes-tiny")
+    assert shipped.measured
+    export = ["export", "--ckpt", str(folder / "last.ckpt"), "--name", "shapes-tiny"]
+    assert zoo_main(export) == 0
+    card = get_card("shapes-tiny")
+    assert card.sha256 == sha256_of(zoo / card.filename) != shipped.sha256
+    assert card.measured == {}  # the shipped numbers described other weights
+    assert zoo_main([*export, "--quality-scenes", "3"]) == 0
+    scores = shapes_quality(clipseg.load_model("shapes-tiny"), n=3, progress=False)
+    measured = {k.removeprefix("shapes-quality/"): v for k, v in get_card("shapes-tiny").measured.items()}
+    assert measured.pop("scenes") == 3
+    assert {"text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction"} <= set(measured)
+    assert measured == {k: round(scores[k], 3) for k in measured}
 
 
 def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from clipseg.zoo import cards, get_card
+from clipseg.zoo import cards, get_card, load_model
 from clipseg.zoo.cards import ModelCard, write_cards
 from clipseg.zoo.store import ZooError, fetch, local_file, repo_zoo_dir, sha256_of, verify
 
@@ -63,10 +63,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {args.ckpt} -> {out} ({size_mb:.1f} MB, sha256 {digest})")
     known = cards()
     if args.name in known and out.parent.resolve() == repo_zoo_dir().resolve():
-        known[args.name] = dataclasses.replace(known[args.name], sha256=digest, size_mb=round(size_mb, 2))
+        card = known[args.name]
+        # Numbers measured on another file would now describe the wrong weights.
+        measured = card.measured if card.sha256 == digest else {}
+        if card.measured and not measured:
+            print(f"dropped the card's measured numbers (they were for sha256 {card.sha256})")
+        if args.quality_scenes:
+            measured = {**measured, **_shapes_quality(out, args.quality_scenes)}
+        known[args.name] = dataclasses.replace(
+            card, sha256=digest, size_mb=round(size_mb, 2), measured=measured
+        )
         write_cards(repo_zoo_dir() / "cards.json", known)
         print(f"updated the card {args.name!r} in {repo_zoo_dir() / 'cards.json'}")
     return 0
+
+
+def _shapes_quality(path: Path, scenes: int) -> dict[str, float]:
+    """``shapes-quality/...`` numbers of the model file at ``path`` (see ``clipseg.quality``)."""
+    from clipseg.quality import shapes_quality
+
+    scores = shapes_quality(load_model(str(path)), n=scenes)
+    print("shapes quality: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    keys = ("text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction", "text_miou_shared_color")
+    return {f"shapes-quality/{k}": round(scores[k], 3) for k in keys} | {"shapes-quality/scenes": scenes}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--name", required=True, help="zoo name stored in the file")
     e.add_argument(
         "--out", type=Path, default=repo_zoo_dir(), help="folder or .safetensors path (default: zoo/)"
+    )
+    e.add_argument(
+        "--quality-scenes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure shapes quality (clipseg.quality) on N fresh scenes and record it on the card",
     )
     e.set_defaults(run=cmd_export)
     return p
