@@ -21,6 +21,7 @@ from clipseg.training.export import (
     load_lightning_checkpoint,
     module_from_checkpoint,
 )
+from clipseg.training.module import ClipSegModule
 from clipseg.training.steps import (
     batch_conditionals,
     dense_label_loss,
@@ -231,6 +232,22 @@ def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monk
     assert measured.pop("scenes") == 3
     assert {"text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction"} <= set(measured)
     assert measured == {k: round(scores[k], 3) for k in measured}
+
+
+def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_fit(tmp_path):
+    folder = fit(tmp_path)
+    path = str(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
+    trained = module_from_checkpoint(folder / "last.ckpt")
+    hparams = dict(trained.hparams)
+    started = ClipSegModule(**hparams | {"init_from": path}).model.state_dict()
+    fresh = ClipSegModule(**hparams | {"init_from": None}).model.state_dict()
+    for key, value in trained.model.state_dict().items():
+        torch.testing.assert_close(started[key], value)
+    assert not all(torch.equal(fresh[k], v) for k, v in started.items())
+    with pytest.raises(ValueError, match=r"does not fit this architecture: \d+ parameters"):
+        ClipSegModule(**hparams | {"config": hparams["config"] | {"reduce_dim": 16}, "init_from": path})
+    with pytest.raises(ValueError, match="tokenizer differs"):
+        ClipSegModule(**hparams | {"tokenizer_corpus": ["red circle"], "init_from": path})
 
 
 def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):

@@ -8,12 +8,14 @@ from typing import Any, Literal
 import torch
 from lightning import LightningModule
 from torch import Tensor, nn
+from transformers import PreTrainedTokenizerBase
 
 from clipseg.metrics import ReferringSegMetrics
 from clipseg.modeling.config import ClipSegConfig
 from clipseg.training.evaluation import make_evaluator
 from clipseg.training.steps import Batch, model_step
 from clipseg.training.tokenizers import build_model
+from clipseg.zoo import load_model
 
 BACKBONE_PREFIX = "model.backbone."
 Protocol = Literal["referring", "fewshot", "zeroshot", "matting"]
@@ -53,6 +55,9 @@ class ClipSegModule(LightningModule):
         identity_film: start FiLM as the identity (see ``ClipSegDecoder.reset_film_to_identity``).
             With a random text tower, default-initialised FiLM multiplies the decoder state by
             random per-prompt noise; the model then learns to ignore the prompt.
+        init_from: zoo name or model file (see ``clipseg.load_model``) whose weights start this run,
+            to fine-tune it; its architecture and tokenizer must be this run's. Optimizer and
+            schedule start fresh (``--ckpt_path`` resumes a run instead).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class ClipSegModule(LightningModule):
         dense_label_weight: float = 0.0,
         dense_label_classes: int = 0,
         identity_film: bool = False,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
@@ -83,6 +89,10 @@ class ClipSegModule(LightningModule):
         )
         if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
             self.model.decoder.reset_film_to_identity()
+        if (
+            init_from is not None
+        ):  # a checkpoint restored later (resume, reload) overwrites these, as it should
+            load_weights_from(self.model, self.tokenizer, init_from)
         if dense_label_weight and dense_label_classes < 2:
             raise ValueError(f"dense_label_weight needs dense_label_classes >= 2, got {dense_label_classes}")
         if dense_label_weight and self.model.config.freeze_backbone:
@@ -202,3 +212,26 @@ class ClipSegModule(LightningModule):
             for key, value in self.state_dict().items():
                 if key.startswith(BACKBONE_PREFIX):
                     state.setdefault(key, value)
+
+
+def load_weights_from(model: nn.Module, tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> None:
+    """Copy the weights of the zoo model or model file ``name_or_path`` into ``model``.
+
+    Raises:
+        ValueError: its tokenizer or its parameter names and shapes differ from ``tokenizer`` and ``model``'s.
+    """
+    source = load_model(name_or_path)
+    if source.tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"init_from {name_or_path!r}: its tokenizer differs from this run's")
+    theirs, ours = source.model.state_dict(), model.state_dict()
+    misfit = sorted(
+        k
+        for k in ours.keys() | theirs.keys()
+        if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
+    )
+    if misfit:
+        raise ValueError(
+            f"init_from {name_or_path!r} does not fit this architecture: {len(misfit)} parameters differ "
+            f"in name or shape, e.g. {misfit[:3]}"
+        )
+    model.load_state_dict(theirs)
