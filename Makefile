@@ -42,7 +42,11 @@ eval-all: install
 
 zoo-shapes-tiny: install
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny.yaml
-	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny --out zoo --quality-scenes 120
+	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny \
+		--out outputs/shapes-tiny/stage1.safetensors
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-twins.yaml
+	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny-twins/checkpoints/last.ckpt --name shapes-tiny \
+		--out zoo --quality-scenes 120
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache wandb lightning_logs results outputs

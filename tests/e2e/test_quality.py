@@ -29,11 +29,6 @@ def test_shipped_model_still_reaches_the_numbers_on_its_card(scores):
     assert scores["swapped_miou"] <= measured["shapes-quality/swapped_miou"] + 0.02, scores
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shipped shapes-tiny meets the visual and absent bars but not the text one (0.76 < 0.80, "
-    "see its card's `measured`); remove this mark once a retrained model passes",
-)
 def test_shapes_tiny_meets_the_acceptance_bar(scores):
     assert scores["text_miou"] >= BAR["text_miou"], scores
     assert scores["absent_marked_fraction"] < BAR["absent_marked_fraction"], scores

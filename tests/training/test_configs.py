@@ -28,7 +28,9 @@ def small_run(tmp_path, data_root, tiny_backbone_dir, monkeypatch):
 
     def run(subcommand: str, config: str, *extra: str) -> int:
         args = [subcommand, "--config", str(CONFIGS / config), *SMALL, "--output_root", str(tmp_path)]
-        if config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
+        if config == "shapes-tiny-twins.yaml":  # fine-tunes the first stage; the shipped model stands in
+            args += ["--model.init_from", "shapes-tiny"]
+        elif config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
             args += ["--model.config.backbone", str(tiny_backbone_dir)]
         return run_cli([*args, *extra])
 
@@ -42,6 +44,7 @@ def test_every_paper_experiment_has_a_config():
         "vitb16-rd16.yaml",
         "pascal-zeroshot.yaml",
         "shapes-tiny.yaml",
+        "shapes-tiny-twins.yaml",  # the second stage of shapes-tiny
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected

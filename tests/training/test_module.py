@@ -231,7 +231,7 @@ def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monk
     measured = {k.removeprefix("shapes-quality/"): v for k, v in get_card("shapes-tiny").measured.items()}
     assert measured.pop("scenes") == 3
     assert {"text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction"} <= set(measured)
-    assert measured == {k: round(scores[k], 3) for k in measured}
+    assert measured == {k: round(scores[k], 4) for k in measured}
 
 
 def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_fit(tmp_path):

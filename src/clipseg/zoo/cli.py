@@ -85,7 +85,7 @@ def _shapes_quality(path: Path, scenes: int) -> dict[str, float]:
     scores = shapes_quality(load_model(str(path)), n=scenes)
     print("shapes quality: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     keys = ("text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction", "text_miou_shared_color")
-    return {f"shapes-quality/{k}": round(scores[k], 3) for k in keys} | {"shapes-quality/scenes": scenes}
+    return {f"shapes-quality/{k}": round(scores[k], 4) for k in keys} | {"shapes-quality/scenes": scenes}
 
 
 def _parser() -> argparse.ArgumentParser:
