@@ -232,6 +232,9 @@ def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monk
     assert measured.pop("scenes") == 3
     assert {"text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction"} <= set(measured)
     assert measured == {k: round(scores[k], 4) for k in measured}
+    # The same checkpoint exported again is the same file (same digest), so its numbers stay.
+    assert zoo_main(export) == 0
+    assert get_card("shapes-tiny").measured["shapes-quality/scenes"] == 3
 
 
 def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_fit(tmp_path):

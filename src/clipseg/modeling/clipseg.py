@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from clipseg.modeling.backbone import ClipBackbone, compact_clip_config
 from clipseg.modeling.config import ClipSegConfig
 from clipseg.modeling.decoder import ClipSegDecoder
 from clipseg.modeling.errors import CheckpointError, key_mismatch_error
+from clipseg.safetensors_io import save_safetensors
 
 if TYPE_CHECKING:
     from transformers import CLIPSegForImageSegmentation
@@ -194,7 +195,7 @@ class ClipSeg(nn.Module):
             metadata[META_CLIP_CONFIG] = json.dumps(clip_config, sort_keys=True)
         tensors = {prefix + k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         path = directory / WEIGHTS_NAME
-        save_file(tensors, str(path), metadata=metadata)
+        save_safetensors(tensors, path, metadata=metadata)
         return path
 
     @classmethod

@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from clipseg.safetensors_io import save_safetensors
 from clipseg.tokenizer import META_TOKENIZER, tokenizer_to_metadata
 from clipseg.training.module import ClipSegModule
 
@@ -59,5 +60,5 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path
     if module.model.config.backbone_is_random:
         metadata[META_TOKENIZER] = tokenizer_to_metadata(module.tokenizer)
     metadata[META_NAME] = name
-    save_file(tensors, str(target), metadata=metadata)
+    save_safetensors(tensors, target, metadata=metadata)
     return target
