@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
 from clipseg.metrics import ReferringSegMetrics
+from clipseg.modeling.clipseg import ClipSeg, load_state
 from clipseg.modeling.config import ClipSegConfig
 from clipseg.training.evaluation import make_evaluator
 from clipseg.training.steps import Batch, model_step
@@ -89,9 +90,8 @@ class ClipSegModule(LightningModule):
         )
         if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
             self.model.decoder.reset_film_to_identity()
-        if (
-            init_from is not None
-        ):  # a checkpoint restored later (resume, reload) overwrites these, as it should
+        # A checkpoint restored later (resume, reload) overwrites these weights, as it should.
+        if init_from is not None:
             load_weights_from(self.model, self.tokenizer, init_from)
         if dense_label_weight and dense_label_classes < 2:
             raise ValueError(f"dense_label_weight needs dense_label_classes >= 2, got {dense_label_classes}")
@@ -214,24 +214,14 @@ class ClipSegModule(LightningModule):
                     state.setdefault(key, value)
 
 
-def load_weights_from(model: nn.Module, tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> None:
+def load_weights_from(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> None:
     """Copy the weights of the zoo model or model file ``name_or_path`` into ``model``.
 
     Raises:
-        ValueError: its tokenizer or its parameter names and shapes differ from ``tokenizer`` and ``model``'s.
+        ValueError: its tokenizer differs from ``tokenizer``; ``CheckpointError`` (a ``ValueError``)
+            lists the parameters whose names or shapes differ from ``model``'s.
     """
     source = load_model(name_or_path)
     if source.tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"init_from {name_or_path!r}: its tokenizer differs from this run's")
-    theirs, ours = source.model.state_dict(), model.state_dict()
-    misfit = sorted(
-        k
-        for k in ours.keys() | theirs.keys()
-        if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
-    )
-    if misfit:
-        raise ValueError(
-            f"init_from {name_or_path!r} does not fit this architecture: {len(misfit)} parameters differ "
-            f"in name or shape, e.g. {misfit[:3]}"
-        )
-    model.load_state_dict(theirs)
+    load_state(model, source.model.state_dict(), source=f"{name_or_path!r} (init_from)")

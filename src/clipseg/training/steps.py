@@ -110,8 +110,9 @@ def dense_label_loss(patch_logits: Tensor, label: Tensor, *, ignore_index: int =
     """
     classes = patch_logits.shape[-1]
     valid = label != ignore_index
-    if (label[valid] < 0).any() or (label[valid] >= classes).any():
-        bad = label[valid & ((label < 0) | (label >= classes))].unique().tolist()
+    outside = valid & ((label < 0) | (label >= classes))
+    if outside.any():
+        bad = label[outside].unique().tolist()
         raise ValueError(
             f"label ids {bad[:5]} are outside [0, {classes}) (and not ignore_index {ignore_index})"
         )

@@ -61,6 +61,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     digest = sha256_of(out)
     size_mb = out.stat().st_size / 1e6
     print(f"exported {args.ckpt} -> {out} ({size_mb:.1f} MB, sha256 {digest})")
+    quality = _shapes_quality(out, args.quality_scenes) if args.quality_scenes else {}
     known = cards()
     if args.name in known and out.parent.resolve() == repo_zoo_dir().resolve():
         card = known[args.name]
@@ -68,8 +69,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         measured = card.measured if card.sha256 == digest else {}
         if card.measured and not measured:
             print(f"dropped the card's measured numbers (they were for sha256 {card.sha256})")
-        if args.quality_scenes:
-            measured = {**measured, **_shapes_quality(out, args.quality_scenes)}
+        measured = {**measured, **quality}
         known[args.name] = dataclasses.replace(
             card, sha256=digest, size_mb=round(size_mb, 2), measured=measured
         )
@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="measure shapes quality (clipseg.quality) on N fresh scenes and record it on the card",
+        help="measure shapes quality (clipseg.quality) on N fresh scenes; recorded on the card when in zoo/",
     )
     e.set_defaults(run=cmd_export)
     return p
