@@ -251,6 +251,14 @@ def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_
         ClipSegModule(**hparams | {"config": hparams["config"] | {"reduce_dim": 16}, "init_from": path})
     with pytest.raises(ValueError, match="tokenizer differs"):
         ClipSegModule(**hparams | {"tokenizer_corpus": ["red circle"], "init_from": path})
+    # A fine-tuned run's checkpoint holds all its weights: it reloads without the file it started from.
+    tuned = fit(tmp_path / "tuned", "--model.init_from", path)
+    Path(path).unlink()
+    checkpoint = load_lightning_checkpoint(tuned / "last.ckpt")
+    assert checkpoint["hyper_parameters"]["init_from"] == path  # the run still says where it started
+    reloaded = module_from_checkpoint(tuned / "last.ckpt").state_dict()
+    for key, value in checkpoint["state_dict"].items():
+        torch.testing.assert_close(reloaded[key], value)
 
 
 def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):

@@ -34,7 +34,9 @@ def module_from_checkpoint(path: str | Path) -> ClipSegModule:
     """
     checkpoint = load_lightning_checkpoint(path)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    module = ClipSegModule(**hparams)
+    # The checkpoint's weights replace whatever `init_from` started the run with: no need to read
+    # (or even still have) that file.
+    module = ClipSegModule(**hparams | {"init_from": None})
     module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
