@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from clipseg.core.config import PreprocessConfig
 from clipseg.data.rawio import encode_png, make_row
 from clipseg.data.schema import SHARD_FEATURES
 from clipseg.data.shapes import ShapesConfig, draw_sample
@@ -71,7 +72,7 @@ def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
         source=str(source),
         split="train",
         policy=PromptPolicy(negative_prob=0.2, visual=True, prompt_size=SIZE),
-        transform=SampleTransform(image_size=SIZE, train=True),
+        transform=SampleTransform(preprocessing=PreprocessConfig(size=SIZE), train=True),
         shuffle_buffer=64,
         buffer_input_shards=1,  # no 5 s shutdown pause of interleaved HF streams inside the timing
         train=True,

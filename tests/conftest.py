@@ -31,7 +31,7 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory):
-    from clipseg.tokenizer import build_clip_tokenizer
+    from clipseg.core.tokenizer import build_clip_tokenizer
 
     out = tmp_path_factory.mktemp("tokenizer")
     build_clip_tokenizer(CORPUS, out)

@@ -10,8 +10,11 @@ __version__ = "0.1.0"
 # Imports are lazy so that `import clipseg` (and the CLI's --help) stay fast.
 _EXPORTS = {
     "ClipSeg": "clipseg.modeling",
-    "ClipSegConfig": "clipseg.modeling",
-    "Predictor": "clipseg.predict",
+    "ClipSegConfig": "clipseg.core.config",
+    "ImageEmbedding": "clipseg.inference",
+    "PreprocessConfig": "clipseg.core.config",
+    "Prompt": "clipseg.core.prompts",
+    "Predictor": "clipseg.inference",
     "load_model": "clipseg.zoo",
     "list_models": "clipseg.zoo",
 }

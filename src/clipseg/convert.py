@@ -1,5 +1,6 @@
 """Checkpoint converters (transformers CIDAS folders, original ``.pth`` files); see ``clipseg.modeling.convert``."""
 
+from clipseg.core.errors import CheckpointError, UnsafeCheckpointError
 from clipseg.modeling.convert import (
     config_from_original,
     config_from_transformers,
@@ -8,7 +9,6 @@ from clipseg.modeling.convert import (
     from_transformers,
     read_original_state,
 )
-from clipseg.modeling.errors import CheckpointError, UnsafeCheckpointError
 
 __all__ = [
     "CheckpointError",

@@ -19,8 +19,9 @@ from dataclasses import replace
 import numpy as np
 from tqdm.auto import tqdm
 
+from clipseg.core.prompts import Prompt
 from clipseg.data.shapes import ShapesConfig, draw_sample, phrase_for
-from clipseg.predict import Predictor, Prompt
+from clipseg.inference import Predictor
 
 # Training streams use seeds derived from small integers; this one is reserved for acceptance checks.
 QUALITY_SEED = 20_261_126

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from clipseg.core.config import CLIP_MEAN, CLIP_STD, PreprocessConfig
+from clipseg.core.prompts import TEMPLATES
 from clipseg.data.transforms import ForegroundCrop, SampleTransform, collate, mentions_left_right
-from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
-from clipseg.prompts import TEMPLATES
 
 
 def sample(text="red circle", *, support=False, size=(48, 64)) -> dict:
@@ -43,7 +43,9 @@ def test_foreground_crop_keeps_at_least_five_percent_of_the_object():
 @pytest.mark.parametrize("phrase", ["circle on the left", "the rightmost dog", "Left arm"])
 def test_no_horizontal_flip_when_the_phrase_says_left_or_right(phrase):
     assert mentions_left_right(phrase)
-    transform = SampleTransform(image_size=32, train=True, crop_scale=(1.0, 1.0), seed=1)
+    transform = SampleTransform(
+        preprocessing=PreprocessConfig(size=32), train=True, crop_scale=(1.0, 1.0), seed=1
+    )
     for _ in range(30):
         out = transform(sample(phrase))
         assert out["image"][0, :, 0].mean() > out["image"][0, :, -1].mean()  # red stays on the left
@@ -51,14 +53,16 @@ def test_no_horizontal_flip_when_the_phrase_says_left_or_right(phrase):
 
 def test_other_phrases_are_flipped_sometimes():
     assert not mentions_left_right("bright red circle")
-    transform = SampleTransform(image_size=32, train=True, crop_scale=(1.0, 1.0), seed=1)
+    transform = SampleTransform(
+        preprocessing=PreprocessConfig(size=32), train=True, crop_scale=(1.0, 1.0), seed=1
+    )
     flips = [bool(transform(sample())["image"][0, :, 0].mean() < 0) for _ in range(30)]
     assert any(flips) and not all(flips)
 
 
 def test_eval_resizes_normalizes_and_applies_the_fixed_template():
     s = sample(support=True)
-    out = SampleTransform(image_size=32)(s)
+    out = SampleTransform(preprocessing=PreprocessConfig(size=32))(s)
     assert out["image"].shape == (3, 32, 32) and out["mask"].shape == (1, 32, 32)
     red = torch.tensor(
         [(1 - CLIP_MEAN[0]) / CLIP_STD[0], -CLIP_MEAN[1] / CLIP_STD[1], -CLIP_MEAN[2] / CLIP_STD[2]]
@@ -73,13 +77,13 @@ def test_eval_resizes_normalizes_and_applies_the_fixed_template():
 
 
 def test_train_samples_templates():
-    transform = SampleTransform(image_size=16, train=True)
+    transform = SampleTransform(preprocessing=PreprocessConfig(size=16), train=True)
     texts = {transform(sample("cat"))["text"] for _ in range(40)}
     assert texts <= {t.format("cat") for t in TEMPLATES} and len(texts) > 3
 
 
 def test_collate_builds_the_batch_dict():
-    transform = SampleTransform(image_size=16)
+    transform = SampleTransform(preprocessing=PreprocessConfig(size=16))
     batch = collate([transform(sample(support=True)), transform(sample("", support=False))])
     assert batch["image"].shape == (2, 3, 16, 16) and batch["mask"].shape == (2, 1, 16, 16)
     assert batch["support"].shape == (2, 3, 16, 16) and not batch["support"][1].any()
@@ -92,9 +96,9 @@ def test_collate_builds_the_batch_dict():
 def test_label_maps_are_resized_with_nearest_and_batched():
     s = sample()
     s["label"] = np.where(s["mask"] > 0, 7, 255).astype(np.int64)
-    out = SampleTransform(image_size=16)(s)
+    out = SampleTransform(preprocessing=PreprocessConfig(size=16))(s)
     assert out["label"].dtype == torch.long and set(out["label"].unique().tolist()) <= {7, 255}
     with pytest.raises(ValueError, match="different keys"):
-        collate([out, SampleTransform(image_size=16)(sample())])
+        collate([out, SampleTransform(preprocessing=PreprocessConfig(size=16))(sample())])
     with pytest.raises(ValueError, match="nearest"):
-        SampleTransform(image_size=16, mask_interpolation="linear")(s)
+        SampleTransform(preprocessing=PreprocessConfig(size=16), mask_interpolation="linear")(s)

@@ -112,9 +112,9 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, capsys, make_i
 
 
 def test_huge_image_is_refused(tmp_path, capsys, monkeypatch):
-    import clipseg.images
+    import clipseg.core.images
 
-    monkeypatch.setattr(clipseg.images, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(clipseg.core.images, "MAX_PIXELS", 100 * 100)
     big = tmp_path / "big.png"
     Image.new("RGB", (200, 200)).save(big)
     code = main(["predict", str(big), "--prompt", "red circle", "--out", str(tmp_path / "o")])

@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 import clipseg
+from clipseg.cli.zoo import main as zoo_main
+from clipseg.core.files import sha256_of
 from clipseg.zoo import ZooError, get_card
-from clipseg.zoo.cli import main as zoo_main
-from clipseg.zoo.store import repo_zoo_dir, sha256_of
+from clipseg.zoo.store import repo_zoo_dir
 
 
 def test_list_models_names_every_card():

@@ -9,12 +9,14 @@ import pytest
 import torch
 
 import clipseg
+from clipseg.cli.zoo import main as zoo_main
+from clipseg.core.files import sha256_of
+from clipseg.core.prompts import tokenize_prompts
+from clipseg.core.tokenizer import read_tokenizer
 from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.prompts import tokenize_prompts
 from clipseg.quality import shapes_quality
-from clipseg.tokenizer import read_tokenizer
 from clipseg.training import cli
 from clipseg.training.export import (
     export_checkpoint,
@@ -29,8 +31,7 @@ from clipseg.training.steps import (
     soft_dice_loss,
 )
 from clipseg.zoo import get_card
-from clipseg.zoo.cli import main as zoo_main
-from clipseg.zoo.store import repo_zoo_dir, sha256_of
+from clipseg.zoo.store import repo_zoo_dir
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
 SHORT = [
@@ -76,7 +77,7 @@ def test_conditionals_mix_text_and_visual_per_sample(model_and_tokenizer):
     }
     with torch.no_grad():
         got = batch_conditionals(model, tokenizer, batch)
-        enc = tokenize_prompts(tokenizer, [batch["text"][0], batch["text"][2]])
+        enc = tokenize_prompts(tokenizer, [batch["text"][0], batch["text"][2]], return_tensors="pt")
         text = model.encode_text(**enc)
         visual = model.encode_visual_prompt(support[1:])
     torch.testing.assert_close(got[0], text[0])
@@ -268,7 +269,7 @@ def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):
     module = module_from_checkpoint(folder / "last.ckpt")
     model, tokenizer = ClipSeg.from_pretrained(path).eval(), read_tokenizer(path)
     assert tokenizer.get_vocab() == module.tokenizer.get_vocab()  # the corpus-built tokenizer travels along
-    enc = tokenize_prompts(tokenizer, ["a photo of a red circle.", "large blue square"])
+    enc = tokenize_prompts(tokenizer, ["a photo of a red circle.", "large blue square"], return_tensors="pt")
     image = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         want = module.model(image, module.model.encode_text(**enc))

@@ -44,9 +44,9 @@ def make_hf_clipseg(tiny_clip_dict) -> Callable[..., torch.nn.Module]:
 @pytest.fixture(scope="session")
 def text_inputs(tiny_tokenizer) -> dict[str, torch.Tensor]:
     """``PROMPTS`` tokenized (``N x L`` ids and mask, right-padded)."""
-    from clipseg.prompts import tokenize_prompts
+    from clipseg.core.prompts import tokenize_prompts
 
-    return tokenize_prompts(tiny_tokenizer, PROMPTS)
+    return tokenize_prompts(tiny_tokenizer, PROMPTS, return_tensors="pt")
 
 
 def _hf_logits(hf, pixel_values: torch.Tensor, **prompt_inputs: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from clipseg.convert import (
     convert_transformers_checkpoint,
 )
 from clipseg.modeling import ClipSeg, ClipSegConfig
+from clipseg.modeling.convert import from_transformers
 
 TOL = 1e-4
 
@@ -39,7 +40,7 @@ def metadata(path) -> dict[str, str]:
 
 
 def test_full_round_trip(make_hf_clipseg, text_inputs, tmp_path):
-    model = ClipSeg.from_transformers(make_hf_clipseg())  # backbone from a config dict: stored in full
+    model = from_transformers(make_hf_clipseg())  # backbone from a config dict: stored in full
     path = model.save_pretrained(tmp_path / "full")
     meta = metadata(path)
     assert meta["clipseg_weights"] == "full"
@@ -52,7 +53,7 @@ def test_full_round_trip(make_hf_clipseg, text_inputs, tmp_path):
 def test_decoder_only_round_trip_references_backbone(make_hf_clipseg, text_inputs, tmp_path):
     hf = make_hf_clipseg(complex_head=True)
     backbone = clip_folder_of(hf, tmp_path / "clip")
-    model = ClipSeg.from_transformers(hf, backbone=backbone)
+    model = from_transformers(hf, backbone=backbone)
     path = model.save_pretrained(tmp_path / "decoder")
     stored = load_file(str(path))
     assert stored and all(k.startswith("decoder.") for k in stored)
@@ -90,7 +91,7 @@ def test_file_without_config_is_rejected(tmp_path):
 
 def test_mismatched_keys_are_listed(make_hf_clipseg, tmp_path):
     hf = make_hf_clipseg()
-    model = ClipSeg.from_transformers(hf, backbone=clip_folder_of(hf, tmp_path / "clip"))
+    model = from_transformers(hf, backbone=clip_folder_of(hf, tmp_path / "clip"))
     path = model.save_pretrained(tmp_path / "ok")
     tensors, meta = load_file(str(path)), metadata(path)
     tensors["decoder.film_mull.weight"] = tensors.pop("decoder.film_mul.weight")

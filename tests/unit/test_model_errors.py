@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from clipseg.core.errors import BackboneUnavailableError
+from clipseg.core.prompts import tokenize_prompts
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.modeling.errors import BackboneUnavailableError
-from clipseg.prompts import tokenize_prompts
+from clipseg.modeling.convert import from_transformers
 
 
 @pytest.fixture(scope="module")
 def model(make_hf_clipseg) -> ClipSeg:
-    return ClipSeg.from_transformers(make_hf_clipseg()).eval()
+    return from_transformers(make_hf_clipseg()).eval()
 
 
 @pytest.mark.parametrize(

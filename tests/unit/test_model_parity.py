@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clipseg.modeling import ClipSeg
+from clipseg.modeling.convert import from_transformers
 
 TOL = 1e-4
 
@@ -19,7 +19,7 @@ def images(batch: int, height: int, width: int | None = None, seed: int = 1) -> 
 @pytest.mark.parametrize("cond_layer", [0, 1])
 def test_text_prompt_parity(make_hf_clipseg, hf_logits, text_inputs, complex_head, size, cond_layer):
     hf = make_hf_clipseg(complex_head=complex_head, extract_layers=(1, 2, 4), cond_layer=cond_layer)
-    model = ClipSeg.from_transformers(hf).eval()
+    model = from_transformers(hf).eval()
     pixels = images(2, size)
     with torch.no_grad():
         ours = model(pixels, model.encode_text(**text_inputs))
@@ -32,7 +32,7 @@ def test_text_prompt_parity(make_hf_clipseg, hf_logits, text_inputs, complex_hea
 @pytest.mark.parametrize("size", [64, 96], ids=["native", "interpolated"])
 def test_visual_prompt_parity(make_hf_clipseg, hf_logits, complex_head, size):
     hf = make_hf_clipseg(complex_head=complex_head)
-    model = ClipSeg.from_transformers(hf).eval()
+    model = from_transformers(hf).eval()
     pixels, support = images(2, size), images(3, 80, seed=2)
     with torch.no_grad():
         ours = model(pixels, model.encode_visual_prompt(support))
@@ -41,7 +41,7 @@ def test_visual_prompt_parity(make_hf_clipseg, hf_logits, complex_head, size):
 
 def test_prompt_embeddings_match_transformers(make_hf_clipseg, text_inputs):
     hf = make_hf_clipseg()
-    model = ClipSeg.from_transformers(hf).eval()
+    model = from_transformers(hf).eval()
     support = images(2, 64)
     with torch.no_grad():
         assert torch.allclose(
@@ -54,7 +54,7 @@ def test_prompt_embeddings_match_transformers(make_hf_clipseg, text_inputs):
 def test_left_padded_text_uses_the_mask(make_hf_clipseg, text_inputs):
     """The lean text path (causal attention, no mask) is only taken for right padding."""
     hf = make_hf_clipseg()
-    model = ClipSeg.from_transformers(hf).eval()
+    model = from_transformers(hf).eval()
     ids, mask = text_inputs["input_ids"], text_inputs["attention_mask"]
     shift = (mask == 0).sum(dim=1)
     left_ids = torch.stack([row.roll(int(s)) for row, s in zip(ids, shift)])
@@ -67,7 +67,7 @@ def test_left_padded_text_uses_the_mask(make_hf_clipseg, text_inputs):
 
 def test_per_image_conditionals(make_hf_clipseg, text_inputs):
     """``B x N x D`` conditionals: image b is decoded with its own N prompts."""
-    model = ClipSeg.from_transformers(make_hf_clipseg()).eval()
+    model = from_transformers(make_hf_clipseg()).eval()
     pixels = images(2, 64)
     with torch.no_grad():
         text = model.encode_text(**text_inputs)
@@ -83,7 +83,7 @@ def test_per_image_conditionals(make_hf_clipseg, text_inputs):
 @pytest.mark.parametrize(("height", "width"), [(64, 96), (72, 88)])
 def test_any_input_size_gives_full_resolution_logits(make_hf_clipseg, text_inputs, height, width):
     """Non-square and non-multiple-of-patch inputs (transformers cannot do these) give ``B x N x H x W``."""
-    model = ClipSeg.from_transformers(make_hf_clipseg(complex_head=True)).eval()
+    model = from_transformers(make_hf_clipseg(complex_head=True)).eval()
     with torch.no_grad():
         out = model(images(1, height, width), model.encode_text(**text_inputs))
     assert out.shape == (1, 3, height, width)
@@ -91,7 +91,7 @@ def test_any_input_size_gives_full_resolution_logits(make_hf_clipseg, text_input
 
 
 def test_vision_tower_stops_after_deepest_extracted_layer(make_hf_clipseg, text_inputs):
-    model = ClipSeg.from_transformers(make_hf_clipseg(extract_layers=(0, 2))).eval()
+    model = from_transformers(make_hf_clipseg(extract_layers=(0, 2))).eval()
     layers = model.backbone.clip.vision_model.encoder.layers
     calls: list[int] = []
     # Hooks on a submodule that both the lean inference path and transformers' layer forward call.
@@ -113,7 +113,7 @@ def test_vision_tower_stops_after_deepest_extracted_layer(make_hf_clipseg, text_
 
 
 def test_each_image_encoded_once_for_all_prompts(make_hf_clipseg, text_inputs):
-    model = ClipSeg.from_transformers(make_hf_clipseg()).eval()
+    model = from_transformers(make_hf_clipseg()).eval()
     seen: list[int] = []
     handle = model.backbone.clip.vision_model.embeddings.register_forward_hook(
         lambda _m, args, _out: seen.append(args[0].shape[0])
@@ -127,7 +127,7 @@ def test_each_image_encoded_once_for_all_prompts(make_hf_clipseg, text_inputs):
 
 
 def test_frozen_backbone_stays_frozen_in_training(make_hf_clipseg, text_inputs):
-    model = ClipSeg.from_transformers(make_hf_clipseg()).train()
+    model = from_transformers(make_hf_clipseg()).train()
     assert not model.backbone.clip.training and model.decoder.training
     assert not any(p.requires_grad for p in model.backbone.parameters())
     out = model(images(1, 64), model.encode_text(**text_inputs))

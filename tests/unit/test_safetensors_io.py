@@ -12,11 +12,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from clipseg.safetensors_io import save_safetensors
+from clipseg.modeling.safetensors_io import save_safetensors
 
 SAVE = """
 import sys, torch
-from clipseg.safetensors_io import save_safetensors
+from clipseg.modeling.safetensors_io import save_safetensors
 g = torch.Generator().manual_seed(0)
 tensors = {f"layer{i}.weight": torch.randn(3, i + 1, generator=g) for i in range(5)}
 tensors["count"] = torch.arange(4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import AutoTokenizer
 
-from clipseg.tokenizer import build_clip_tokenizer
+from clipseg.core.tokenizer import build_clip_tokenizer
 
 # "red" before "green" and "green" before "greenish": shared pieces that naive merges would split.
 CORPUS = ["a red circle", "the green square on the left", "greenish reddish circles", "cropped photo of one"]

@@ -14,8 +14,8 @@ import torch
 from fixture_data.checkpoint_layouts import clip_folder_of, original_state_dict
 
 import clipseg
-from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
-from clipseg.zoo.store import sha256_of
+from clipseg.core.config import CLIP_MEAN, CLIP_STD
+from clipseg.core.files import sha256_of
 
 TOL = 1e-4
 PROMPTS = ["a red circle", "a blue square"]

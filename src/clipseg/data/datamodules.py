@@ -17,18 +17,21 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
+from clipseg.core.config import PreprocessConfig
+from clipseg.core.prompts import TEMPLATES
 from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
 from clipseg.data.shapes_dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
 from clipseg.data.transforms import SampleTransform, collate
-from clipseg.prompts import TEMPLATES
 
 
 class ClipSegDataModule(LightningDataModule):
     """Base: DataLoaders over per-split iterable datasets, with train/eval ``SampleTransform``.
 
     Args:
-        image_size: model input side; every tensor of a batch is ``image_size``².
+        image_size: model input side; every tensor of a batch is ``image_size``². The resize filter,
+            mean and std are the model's: ``ClipSegModule`` hands them over (``use_model_preprocessing``)
+            before the first batch; bilinear and CLIP's mean and std until then.
         batch_size: samples per batch (per rank).
         num_workers: DataLoader workers per rank (0 = in the main process).
         seed: base seed of sampling and augmentation.
@@ -61,7 +64,20 @@ class ClipSegDataModule(LightningDataModule):
         )
         self.color_jitter, self.mask_interpolation = color_jitter, mask_interpolation
         self.crop_scale = tuple(crop_scale)
+        self.preprocessing = PreprocessConfig(size=image_size)
         self.train_first_epoch = 0
+
+    def use_model_preprocessing(self, preprocessing: PreprocessConfig) -> None:
+        """Feed the model what it will see at inference: its resize filter, mean and std.
+
+        Raises:
+            ValueError: the model's input size differs from ``image_size``.
+        """
+        if preprocessing.size != self.image_size:
+            raise ValueError(
+                f"data image_size {self.image_size} differs from the model's image_size {preprocessing.size}"
+            )
+        self.preprocessing = preprocessing
 
     def state_dict(self) -> dict[str, int]:
         """Saved in every checkpoint: the step count, from which a resumed run picks fresh train streams."""
@@ -78,7 +94,7 @@ class ClipSegDataModule(LightningDataModule):
 
     def transform(self, *, train: bool) -> SampleTransform:
         return SampleTransform(
-            image_size=self.image_size,
+            preprocessing=self.preprocessing,
             train=train,
             color_jitter=self.color_jitter,
             crop_scale=self.crop_scale,

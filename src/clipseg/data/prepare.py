@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from clipseg.core.files import atomic_write, atomic_write_text
 from clipseg.data.schema import SHARD_FEATURES, BadSample
 
 # dataset name -> (reader "module:function", fixed reader options, default splits). Imported lazily
@@ -51,17 +51,8 @@ def load_reader(dataset: str) -> tuple[Reader, dict[str, Any], tuple[str, ...]]:
     return getattr(importlib.import_module(module), name), fixed, splits
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True)))
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _is_complete(split_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
@@ -97,7 +88,7 @@ class _ShardWriter:
             return
         table = pa.Table.from_pylist(self.rows, schema=SHARD_FEATURES.arrow_schema)
         name = f"shard-{len(self.shards):05d}.parquet"
-        _atomic_write(
+        atomic_write(
             self.split_dir / name, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_SIZE)
         )
         self.shards.append({"file": name, "rows": len(self.rows)})

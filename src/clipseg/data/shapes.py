@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from clipseg.core.prompts import VisualPromptStyle, visual_prompt
 from clipseg.data.rawio import encode_png, make_row
 from clipseg.data.schema import NO_CLASS, Sample
-from clipseg.prompts import VisualPromptStyle, visual_prompt
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),

@@ -22,10 +22,10 @@ from datasets import load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
+from clipseg.core.prompts import VisualPromptStyle, visual_prompt
 from clipseg.data.classes import phrase_mentions_any
 from clipseg.data.schema import NO_CLASS, SHARD_FEATURES, Sample
 from clipseg.data.sharding import rank_and_world_size
-from clipseg.prompts import VisualPromptStyle, visual_prompt
 
 
 class CorruptRow(ValueError):

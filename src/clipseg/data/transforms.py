@@ -1,10 +1,11 @@
 """From a decoded ``Sample`` to model tensors (albumentations 2.x), and batching.
 
-Train: random crop keeping ≥ 5 % of the foreground, resize to the model size, horizontal flip unless
-the phrase says left/right (a flip would make it false), optional light color jitter (never hue:
-colors are part of the prompts), a template drawn from ``prompts.TEMPLATES``.
-Eval: resize to the model size and the fixed template ``TEMPLATES[0]``. Evaluation therefore happens
-at model size (``image_size``); targets are resized with nearest-neighbour interpolation unless
+Train: random crop keeping ≥ 5 % of the foreground, horizontal flip unless the phrase says left/right
+(a flip would make it false), optional light color jitter (never hue: colors are part of the
+prompts), a template drawn from ``prompts.TEMPLATES``.
+Eval: the fixed template ``TEMPLATES[0]``. Then, for both, images (and support images) go through the
+model's own ``clipseg.core.preprocess`` (resize filter, mean and std as at inference), so evaluation
+happens at model size; targets are resized with nearest-neighbour interpolation unless
 ``mask_interpolation="linear"`` (alpha mattes), so binary masks stay binary.
 """
 
@@ -22,10 +23,11 @@ import numpy as np
 import torch
 from albumentations.augmentations.crops.transforms import BaseCrop
 
+from clipseg.core.config import PreprocessConfig
+from clipseg.core.preprocess import preprocess
+from clipseg.core.prompts import TEMPLATES, apply_template, sample_template
 from clipseg.data.schema import NO_CLASS, Sample
 from clipseg.data.sharding import rank_and_world_size, stream_entropy
-from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
-from clipseg.prompts import TEMPLATES, apply_template, sample_template
 
 _SIDE_WORDS = re.compile(r"\b(left|right)", re.IGNORECASE)
 _INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
@@ -73,15 +75,14 @@ class ForegroundCrop(BaseCrop):
 class SampleTransform:
     """Turn a ``Sample`` into model tensors.
 
-    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized, ``mask`` ``[1,S,S]`` float32 in [0,1],
+    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``), ``mask`` ``[1,S,S]`` float32 in [0,1],
     ``text`` (template applied; "" for an empty phrase), ``support`` ``[3,S,S]`` float32 normalized
     (zeros when absent), ``support_valid`` bool, ``text_weight`` float32, ``sample_id``, ``class_id``
     long, and ``label`` ``[S,S]`` long when the sample has one.
 
     Args:
-        image_size: model input side S.
-        train: random crop / flip / template sampling (else resize + fixed template).
-        mean / std: the backbone's normalization constants.
+        preprocessing: the model's input size S, resize filter, mean and std.
+        train: random crop / flip / template sampling (else the fixed template).
         color_jitter: light brightness/contrast/saturation jitter in training.
         crop_scale: area fraction range of the training crop.
         min_foreground: fraction of the foreground a training crop must keep.
@@ -93,10 +94,8 @@ class SampleTransform:
     def __init__(
         self,
         *,
-        image_size: int = 352,
+        preprocessing: PreprocessConfig,
         train: bool = False,
-        mean: Sequence[float] = CLIP_MEAN,
-        std: Sequence[float] = CLIP_STD,
         color_jitter: bool = False,
         crop_scale: tuple[float, float] = (0.3, 1.0),
         min_foreground: float = 0.05,
@@ -108,23 +107,16 @@ class SampleTransform:
             raise ValueError(
                 f"mask_interpolation must be one of {sorted(_INTERPOLATION)}, got {mask_interpolation!r}"
             )
-        self.image_size, self.train, self.templates, self.seed = image_size, train, tuple(templates), seed
+        self.preprocessing, self.image_size = preprocessing, preprocessing.size
+        self.train, self.templates, self.seed = train, tuple(templates), seed
         self.mask_interpolation = mask_interpolation
-        resize = A.Resize(
-            height=image_size,
-            width=image_size,
-            interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=_INTERPOLATION[mask_interpolation],
-        )
-        normalize = A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0)
         if train:
-            head = [ForegroundCrop(scale=crop_scale, min_foreground=min_foreground), resize]
+            head = [ForegroundCrop(scale=crop_scale, min_foreground=min_foreground)]
             tail = (
                 [A.ColorJitter(brightness=0.15, contrast=0.15, saturation=0.1, hue=0.0, p=0.8)]
                 if color_jitter
                 else []
             )
-            tail.append(normalize)
             # Two pipelines instead of a conditional flip: albumentations cannot see the phrase.
             self._pipelines = {
                 flip: A.Compose(
@@ -134,9 +126,8 @@ class SampleTransform:
                 for flip in (True, False)
             }
         else:
-            eval_pipeline = A.Compose([resize, normalize], additional_targets={"label": "mask"})
+            eval_pipeline = A.Compose([], additional_targets={"label": "mask"})
             self._pipelines = {True: eval_pipeline, False: eval_pipeline}
-        self._support = A.Compose([A.Resize(height=image_size, width=image_size), normalize])
         self._rng = random.Random(seed)
         self._seeded_for: tuple[int, int | None] | None = None
         self._launch_rank = rank_and_world_size()  # seen in the rank's main process
@@ -176,10 +167,13 @@ class SampleTransform:
                 raise ValueError(f"{sample['sample_id']}: class labels need mask_interpolation='nearest'")
             targets["label"] = label.astype(np.int32)  # cv2 cannot resize int64
         out = self._pipelines[not mentions_left_right(text)](**targets)
+        image = preprocess(out["image"], self.preprocessing)[0]  # the model's resize and normalization
+        side = (self.image_size, self.image_size)
+        mask = cv2.resize(out["mask"], side, interpolation=_INTERPOLATION[self.mask_interpolation])
         support = sample.get("support")
         item: dict[str, Any] = {
-            "image": torch.from_numpy(out["image"].transpose(2, 0, 1).copy()),
-            "mask": torch.from_numpy(np.ascontiguousarray(out["mask"], dtype=np.float32))[None],
+            "image": torch.from_numpy(image),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             "text": self._template(text),
             "phrase": text,  # before templating: equal phrases name the same thing
             "support_valid": torch.tensor(support is not None),
@@ -192,11 +186,10 @@ class SampleTransform:
         if support is None:
             item["support"] = torch.zeros(3, self.image_size, self.image_size)
         else:
-            item["support"] = torch.from_numpy(
-                self._support(image=support)["image"].transpose(2, 0, 1).copy()
-            )
+            item["support"] = torch.from_numpy(preprocess(support, self.preprocessing)[0])
         if label is not None:
-            item["label"] = torch.from_numpy(out["label"].astype(np.int64))
+            label = cv2.resize(out["label"], side, interpolation=cv2.INTER_NEAREST)
+            item["label"] = torch.from_numpy(label.astype(np.int64))
         return item
 
 

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 from transformers import CLIPConfig, CLIPModel
 
-from clipseg.modeling.errors import BackboneUnavailableError
+from clipseg.core.errors import BackboneUnavailableError
+from clipseg.core.files import looks_like_path
 from clipseg.modeling.fast_block import FastClipBlocks
 
 
@@ -28,11 +29,6 @@ def _hub_offline() -> bool:
 
     live = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     return live or bool(constants.HF_HUB_OFFLINE)
-
-
-def _looks_like_path(source: str) -> bool:
-    # Hub ids are "name" or "owner/name"; anything else is meant as a folder.
-    return source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
 
 
 def compact_clip_config(config: CLIPConfig) -> dict[str, Any]:
@@ -60,7 +56,7 @@ def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
                 f"folder {source!r} holds no loadable CLIPModel (expected config.json and model.safetensors, "
                 f"as written by `CLIPModel.save_pretrained`): {err}"
             ) from err
-    if _looks_like_path(source):
+    if looks_like_path(source):
         raise BackboneUnavailableError(
             f"CLIP backbone folder {source!r} does not exist; pass a folder written by "
             "`CLIPModel.save_pretrained` (config.json + model.safetensors) or a hub name such as "

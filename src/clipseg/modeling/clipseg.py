@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from clipseg.core.config import ClipSegConfig
+from clipseg.core.errors import CheckpointError, key_mismatch_error
 from clipseg.modeling.backbone import ClipBackbone, compact_clip_config
-from clipseg.modeling.config import ClipSegConfig
 from clipseg.modeling.decoder import ClipSegDecoder
-from clipseg.modeling.errors import CheckpointError, key_mismatch_error
-from clipseg.safetensors_io import save_safetensors
-
-if TYPE_CHECKING:
-    from transformers import CLIPSegForImageSegmentation
+from clipseg.modeling.safetensors_io import save_safetensors
 
 WEIGHTS_NAME = "model.safetensors"
 # Metadata keys of our safetensors files (safetensors metadata is a str -> str map).
@@ -148,6 +145,14 @@ class ClipSeg(nn.Module):
         self._check_conditionals(conditionals, batch=pixel_values.shape[0])
         return self.decode(self.backbone(pixel_values), conditionals, out_size=pixel_values.shape[2:])
 
+    def encode_image(self, pixel_values: Tensor) -> list[Tensor]:
+        """The backbone activations ``decode`` reads (``B x (1 + h * w) x C`` each) of ``B x 3 x H x W`` images.
+
+        Computed once per image, they serve any number of prompts.
+        """
+        _check_images(pixel_values, name="pixel_values", min_size=self.patch_size)
+        return self.backbone(pixel_values)
+
     def decode(self, activations: list[Tensor], conditionals: Tensor, *, out_size: tuple[int, int]) -> Tensor:
         """``B x N x H x W`` logits from the backbone's ``activations`` (as ``forward``, minus the checks).
 
@@ -222,16 +227,3 @@ class ClipSeg(nn.Module):
             model = cls(config, clip_config=clip_config)
             load_state(model, state, source=str(file))
         return model.to(device)
-
-    @classmethod
-    def from_transformers(cls, hf: CLIPSegForImageSegmentation, *, backbone: str | None = None) -> ClipSeg:
-        """A ``ClipSeg`` with the weights of a transformers ``CLIPSegForImageSegmentation`` (copied).
-
-        Args:
-            hf: the transformers model.
-            backbone: hub name / folder of the same CLIP weights; the model then references it by name
-                (decoder-only checkpoints). By default the backbone is described by ``hf.config``.
-        """
-        from clipseg.modeling.convert import from_transformers
-
-        return from_transformers(hf, backbone=backbone)

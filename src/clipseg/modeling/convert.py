@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 from transformers import CLIPConfig
 
+from clipseg.core.config import ClipSegConfig, PreprocessConfig
+from clipseg.core.errors import CheckpointError, UnsafeCheckpointError
 from clipseg.modeling.backbone import compact_clip_config
 from clipseg.modeling.clipseg import ClipSeg, load_state
-from clipseg.modeling.config import ClipSegConfig
-from clipseg.modeling.errors import CheckpointError, UnsafeCheckpointError
 
 if TYPE_CHECKING:
     from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
@@ -55,13 +55,19 @@ def clip_config_from_transformers(hf_config: CLIPSegConfig) -> dict[str, Any]:
 
 
 def config_from_transformers(
-    hf_config: CLIPSegConfig, *, backbone: str | None = None, image_size: int | None = None
+    hf_config: CLIPSegConfig,
+    *,
+    backbone: str | None = None,
+    preprocessing: PreprocessConfig | None = None,
 ) -> ClipSegConfig:
     """A ``ClipSegConfig`` equivalent to a transformers ``CLIPSegConfig``.
 
     The decoder activation is "relu" whatever ``hf_config.decoder_hidden_act`` says: transformers'
-    ``CLIPSegDecoder`` hard-codes it. Dropout is 0 as in transformers.
+    ``CLIPSegDecoder`` hard-codes it. Dropout is 0 as in transformers. ``preprocessing`` (from the
+    folder's processor config) sets the input size, filter, mean and std; by default the vision
+    tower's size with bilinear resizing and CLIP's mean and std.
     """
+    preprocessing = preprocessing or PreprocessConfig(size=hf_config.vision_config.image_size)
     return ClipSegConfig(
         backbone=backbone if backbone is not None else clip_config_from_transformers(hf_config),
         extract_layers=tuple(hf_config.extract_layers),
@@ -72,7 +78,10 @@ def config_from_transformers(
         decoder_dropout=0.0,
         cond_layer=hf_config.conditional_layer,
         complex_trans_conv=hf_config.use_complex_transposed_convolution,
-        image_size=image_size or hf_config.vision_config.image_size,
+        image_size=preprocessing.size,
+        image_resample=preprocessing.resample,
+        image_mean=preprocessing.mean,
+        image_std=preprocessing.std,
     )
 
 
@@ -109,10 +118,20 @@ def transformers_decoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]
 
 
 def from_transformers(
-    hf: CLIPSegForImageSegmentation, *, backbone: str | None = None, image_size: int | None = None
+    hf: CLIPSegForImageSegmentation,
+    *,
+    backbone: str | None = None,
+    preprocessing: PreprocessConfig | None = None,
 ) -> ClipSeg:
-    """A ``ClipSeg`` with copies of ``hf``'s CLIP and decoder weights (see ``ClipSeg.from_transformers``)."""
-    config = config_from_transformers(hf.config, backbone=backbone, image_size=image_size)
+    """A ``ClipSeg`` with copies of ``hf``'s CLIP and decoder weights.
+
+    Args:
+        hf: the transformers model.
+        backbone: hub name / folder of the same CLIP weights; the model then references it by name
+            (decoder-only checkpoints). By default the backbone is described by ``hf.config``.
+        preprocessing: the input preprocessing (see ``config_from_transformers``).
+    """
+    config = config_from_transformers(hf.config, backbone=backbone, preprocessing=preprocessing)
     # The backbone is built from hf's architecture and receives hf's weights; a `backbone` name is only
     # recorded (for decoder-only saves), so it must name the same weights (as for CIDAS' models).
     model = ClipSeg(config, clip_config=clip_config_from_transformers(hf.config))
@@ -123,15 +142,21 @@ def from_transformers(
     return model.to(next(hf.parameters()).device)
 
 
-def _processor_image_size(folder: Path) -> int | None:
-    """The input size of a transformers folder's image processor (352 for CIDAS), if it has one."""
+def processor_preprocessing(folder: Path) -> PreprocessConfig | None:
+    """The preprocessing of a transformers folder's ``preprocessor_config.json`` (CIDAS: 352, bilinear), if any.
+
+    Raises:
+        CheckpointError: the file is not JSON or describes what CLIPSeg cannot do (names the file).
+    """
     file = folder / "preprocessor_config.json"
     if not file.is_file():
         return None
-    size = json.loads(file.read_text()).get("size")
-    if isinstance(size, dict):
-        size = size.get("height") or size.get("shortest_edge")
-    return int(size) if size else None
+    try:
+        data = json.loads(file.read_text())
+        # CLIPSegProcessor nests the image processor's settings in newer transformers versions.
+        return PreprocessConfig.from_processor_config(data.get("image_processor", data))
+    except ValueError as err:
+        raise CheckpointError(f"{file}: {err}") from None
 
 
 def convert_transformers_checkpoint(
@@ -151,7 +176,7 @@ def convert_transformers_checkpoint(
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a transformers checkpoint folder (no config.json)")
     hf = CLIPSegForImageSegmentation.from_pretrained(str(folder)).eval()
-    model = from_transformers(hf, backbone=backbone, image_size=_processor_image_size(folder))
+    model = from_transformers(hf, backbone=backbone, preprocessing=processor_preprocessing(folder))
     if out is not None:
         model.save_pretrained(out)
     return model

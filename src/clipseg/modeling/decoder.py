@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from clipseg.modeling.config import ClipSegConfig
+from clipseg.core.config import ClipSegConfig
 from clipseg.modeling.fast_block import can_run_decoder_block_inference, decoder_block_inference
 
 

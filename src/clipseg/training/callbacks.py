@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
 
-from clipseg.overlay import overlay
+from clipseg.inference.overlay import overlay
 
 
 class LastCheckpoint(ModelCheckpoint):

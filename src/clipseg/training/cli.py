@@ -33,7 +33,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from clipseg.modeling.errors import BackboneUnavailableError
+from clipseg.core.errors import BackboneUnavailableError
 from clipseg.training.callbacks import LastCheckpoint, SampleOverlays
 from clipseg.training.module import ClipSegModule
 

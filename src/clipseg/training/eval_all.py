@@ -34,15 +34,11 @@ ModelLoader = Callable[[], tuple[ClipSeg, PreTrainedTokenizerBase]]
 def zoo_models() -> tuple[dict[str, ModelLoader | str], dict[str, dict[str, float]]]:
     """Adapter to ``clipseg.zoo``: a loader per model whose weights are on this machine (else the reason
     it is skipped), and the paper's numbers per model (``<benchmark>/<metric>`` → value, from the cards)."""
-    from clipseg.zoo import cards, list_models, load_model
+    from clipseg.zoo import cards, list_models, load_weights
     from clipseg.zoo.store import local_file
 
     def loader(name: str) -> ModelLoader:
-        def load() -> tuple[ClipSeg, PreTrainedTokenizerBase]:
-            predictor = load_model(name)
-            return predictor.model, predictor.tokenizer
-
-        return load
+        return lambda: load_weights(name)
 
     known = cards()
     models: dict[str, ModelLoader | str] = {

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from transformers import PreTrainedTokenizerBase
 
+from clipseg.core.prompts import apply_template
 from clipseg.metrics import FewShotMetrics, MattingErrors, ReferringSegMetrics, ZeroShotMetrics
 from clipseg.modeling.clipseg import ClipSeg
-from clipseg.prompts import apply_template
 from clipseg.training.steps import Batch, model_step, text_conditionals
 
 # The original zero-shot evaluation (CLIPSegMultiLabel) triples the background probability before the arg-max.

@@ -15,8 +15,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from clipseg.safetensors_io import save_safetensors
-from clipseg.tokenizer import META_TOKENIZER, tokenizer_to_metadata
+from clipseg.core.tokenizer import META_TOKENIZER, tokenizer_to_metadata
+from clipseg.modeling.safetensors_io import save_safetensors
 from clipseg.training.module import ClipSegModule
 
 META_NAME = "clipseg_name"

@@ -10,13 +10,13 @@ from lightning import LightningModule
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
+from clipseg.core.config import ClipSegConfig
 from clipseg.metrics import ReferringSegMetrics
 from clipseg.modeling.clipseg import ClipSeg, load_state
-from clipseg.modeling.config import ClipSegConfig
 from clipseg.training.evaluation import make_evaluator
 from clipseg.training.steps import Batch, model_step
 from clipseg.training.tokenizers import build_model
-from clipseg.zoo import load_model
+from clipseg.zoo import load_weights
 
 BACKBONE_PREFIX = "model.backbone."
 Protocol = Literal["referring", "fewshot", "zeroshot", "matting"]
@@ -113,6 +113,9 @@ class ClipSegModule(LightningModule):
     def setup(self, stage: str) -> None:
         # Evaluators read class lists from the datamodule, which is known only now.
         datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "use_model_preprocessing"):
+            # Trained on the pixels it will be served: the model's filter, mean and std (its file records them).
+            datamodule.use_model_preprocessing(self.model.config.preprocessing)
         for split in ("val", "test"):
             if split not in self.evaluators:
                 self.evaluators[split] = make_evaluator(self.evaluation, datamodule)
@@ -221,7 +224,7 @@ def load_weights_from(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, name_o
         ValueError: its tokenizer differs from ``tokenizer``; ``CheckpointError`` (a ``ValueError``)
             lists the parameters whose names or shapes differ from ``model``'s.
     """
-    source = load_model(name_or_path)
-    if source.tokenizer.get_vocab() != tokenizer.get_vocab():
+    source, source_tokenizer = load_weights(name_or_path)
+    if source_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"init_from {name_or_path!r}: its tokenizer differs from this run's")
-    load_state(model, source.model.state_dict(), source=f"{name_or_path!r} (init_from)")
+    load_state(model, source.state_dict(), source=f"{name_or_path!r} (init_from)")

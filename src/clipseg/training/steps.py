@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
+from clipseg.core.prompts import mix_conditionals, text_weights, tokenize_prompts
 from clipseg.modeling.clipseg import ClipSeg
-from clipseg.prompts import mix_conditionals, tokenize_prompts
 
 Batch = Mapping[str, Any]
 
@@ -23,7 +23,7 @@ Batch = Mapping[str, Any]
 def text_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> Tensor:
     """``N x D`` embeddings of ``N`` text prompts, on the model's device."""
     device = next(model.parameters()).device
-    encoded = tokenize_prompts(tokenizer, list(prompts))
+    encoded = tokenize_prompts(tokenizer, list(prompts), return_tensors="pt")
     return model.encode_text(**{k: v.to(device) for k, v in encoded.items()})
 
 
@@ -40,14 +40,14 @@ def prompt_embeddings(
         ValueError: a sample has neither a text nor a valid support image.
     """
     image = batch["image"]
-    has_text = torch.tensor([bool(t.strip()) for t in batch["text"]], device=image.device)
-    valid = batch["support_valid"].to(image.device).bool()
-    weight = torch.where(valid, batch["text_weight"].to(image.device, torch.float32), 1.0)
-    weight = torch.where(has_text, weight, 0.0)
-    empty = ~has_text & ~valid
-    if empty.any():
-        ids = [sid for sid, e in zip(batch["sample_id"], empty.tolist()) if e]
-        raise ValueError(f"samples without a text or a visual prompt: {ids[:5]}")
+    has_text = [bool(t.strip()) for t in batch["text"]]
+    valid = batch["support_valid"].bool().tolist()
+    try:
+        weight = text_weights(has_text, valid, batch["text_weight"].float().tolist())
+    except ValueError:
+        ids = [sid for sid, t, v in zip(batch["sample_id"], has_text, valid) if not (t or v)]
+        raise ValueError(f"samples without a text or a visual prompt: {ids[:5]}") from None
+    weight = torch.from_numpy(weight).to(image.device)
     text = image.new_zeros(len(weight), model.prompt_dim, dtype=torch.float32)
     visual = torch.zeros_like(text)
     if (use_text := weight > 0).any():

@@ -6,12 +6,11 @@ import copy
 import tempfile
 from collections.abc import Sequence
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from clipseg.core.config import ClipSegConfig
+from clipseg.core.tokenizer import build_clip_tokenizer, load_named_tokenizer
 from clipseg.modeling.clipseg import ClipSeg
-from clipseg.modeling.config import ClipSegConfig
-from clipseg.modeling.errors import BackboneUnavailableError
-from clipseg.tokenizer import build_clip_tokenizer
 
 
 def load_tokenizer(
@@ -34,14 +33,7 @@ def load_tokenizer(
                 "or `tokenizer_corpus` (words to build a CLIP-format tokenizer from)"
             )
         source = str(config.backbone)
-    try:
-        return AutoTokenizer.from_pretrained(source)
-    except OSError as err:
-        raise BackboneUnavailableError(
-            f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "
-            f"downloads are off or failed). Download it once with `huggingface-cli download {source}` or "
-            "pass a local folder holding vocab.json and merges.txt as `tokenizer`."
-        ) from err
+    return load_named_tokenizer(source)
 
 
 def match_text_tower(config: ClipSegConfig, tokenizer: PreTrainedTokenizerBase) -> ClipSegConfig:

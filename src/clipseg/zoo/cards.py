@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from clipseg.core.files import atomic_write_text
+
 Format = Literal["clipseg", "transformers", "original"]
 FORMATS = get_args(Format)
 
@@ -89,6 +91,4 @@ def write_cards(path: Path, cards: dict[str, ModelCard]) -> None:
         entry = dataclasses.asdict(card)
         entry["hf_files"] = list(card.hf_files)
         entries.append({k: v for k, v in entry.items() if k == "sha256" or v not in (None, [], {})})
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(entries, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(entries, indent=2) + "\n")

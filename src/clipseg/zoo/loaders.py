@@ -5,48 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from clipseg.core.errors import BackboneUnavailableError
+from clipseg.core.files import atomic_write_text, sha256_of
+from clipseg.core.tokenizer import load_named_tokenizer, read_tokenizer
 from clipseg.modeling import ClipSeg
 from clipseg.modeling.convert import (
     ORIGINAL_BACKBONE,
     convert_original_checkpoint,
     convert_transformers_checkpoint,
 )
-from clipseg.modeling.errors import BackboneUnavailableError
-from clipseg.tokenizer import read_tokenizer
 from clipseg.zoo.cards import ModelCard
-from clipseg.zoo.store import ZooError, cache_dir, sha256_of
+from clipseg.zoo.store import ZooError, cache_dir
 
 Loaded = tuple[ClipSeg, PreTrainedTokenizerBase]
 
 
-def _named_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except OSError as err:
-        raise BackboneUnavailableError(
-            f"cannot load the tokenizer of {name!r} offline. Download it once with "
-            f"`huggingface-cli download {name}` (or pass a local folder)."
-        ) from err
-
-
 def load_safetensors(path: Path) -> Loaded:
     """Our format: config (and, for random backbones, the tokenizer) in the file's metadata."""
-    model = ClipSeg.from_pretrained(path)
+    try:
+        model = ClipSeg.from_pretrained(path)
+    except BackboneUnavailableError as err:  # a decoder-only file whose backbone cannot be loaded
+        raise BackboneUnavailableError(f"model file {path}: {err}") from None
     tokenizer = read_tokenizer(path)
     if tokenizer is None:
         if model.config.backbone_is_random:
             raise ZooError(
                 f"{path}: a model with a random backbone must carry its tokenizer, and this one does not"
             )
-        tokenizer = _named_tokenizer(str(model.config.backbone))
+        tokenizer = load_named_tokenizer(str(model.config.backbone))
     return model, tokenizer
 
 
 def load_transformers_folder(folder: Path) -> Loaded:
-    """A CIDAS-layout folder: ``config.json`` + weights + tokenizer files."""
-    return convert_transformers_checkpoint(folder), _named_tokenizer(str(folder))
+    """A CIDAS-layout folder: ``config.json`` + weights + tokenizer files (+ ``preprocessor_config.json``)."""
+    return convert_transformers_checkpoint(folder), load_named_tokenizer(str(folder))
 
 
 def load_original(path: Path, *, backbone: str, converted: Path | None = None, **arch: Any) -> Loaded:
@@ -55,12 +49,12 @@ def load_original(path: Path, *, backbone: str, converted: Path | None = None, *
     The converted file's digest is pinned next to it when written and checked on every later load.
     """
     if converted is None:
-        return convert_original_checkpoint(path, backbone=backbone, **arch), _named_tokenizer(backbone)
+        return convert_original_checkpoint(path, backbone=backbone, **arch), load_named_tokenizer(backbone)
     weights = converted / "model.safetensors"
     pin = converted / "model.safetensors.sha256"
     if not weights.is_file():
         convert_original_checkpoint(path, backbone=backbone, out=converted, **arch)
-        pin.write_text(sha256_of(weights) + "\n")
+        atomic_write_text(pin, sha256_of(weights) + "\n")
     elif not pin.is_file() or sha256_of(weights) != pin.read_text().strip():
         raise ZooError(
             f"{weights}: converted file does not match its pinned sha256; delete {converted} to convert again"

@@ -1,12 +1,16 @@
-"""Where zoo files live and how they are checked: repo ``zoo/`` → local cache → hub, sha256 always."""
+"""Where zoo files live and how they are checked: shipped ``zoo/`` → local cache → hub, sha256 always."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from clipseg.core.files import atomic_write_text, sha256_of
 from clipseg.zoo.cards import ModelCard
+
+# The cards and the shipped model are package data (so a wheel install has them); the repository's
+# top-level `zoo` is a link to this folder.
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 
 class ZooError(RuntimeError):
@@ -14,21 +18,13 @@ class ZooError(RuntimeError):
 
 
 def repo_zoo_dir() -> Path:
-    """The ``zoo/`` folder shipped with the repository (override with ``CLIPSEG_ZOO``)."""
-    return Path(os.environ.get("CLIPSEG_ZOO", Path(__file__).resolve().parents[3] / "zoo"))
+    """The folder of ``cards.json`` and the shipped models (``SHIPPED_DIR``; override with ``CLIPSEG_ZOO``)."""
+    return Path(os.environ.get("CLIPSEG_ZOO", SHIPPED_DIR))
 
 
 def cache_dir() -> Path:
     """Downloaded and converted models (override with ``CLIPSEG_CACHE``; default ``~/.cache/clipseg``)."""
     return Path(os.environ.get("CLIPSEG_CACHE", Path.home() / ".cache" / "clipseg"))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pin_file(card: ModelCard) -> Path:
@@ -50,7 +46,7 @@ def verify(card: ModelCard, path: Path) -> str:
     if expected is None:
         pin = _pin_file(card)
         pin.parent.mkdir(parents=True, exist_ok=True)
-        pin.write_text(actual + "\n")
+        atomic_write_text(pin, actual + "\n")
         return actual
     if actual != expected:
         raise ZooError(

@@ -6,13 +6,13 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from clipseg.images import ImageError, load_image, load_mask
+from clipseg.core.files import atomic_write
+from clipseg.core.images import ImageError, load_image, load_mask
 
 DEFAULT_MODEL = "shapes-tiny"
 
@@ -45,7 +45,7 @@ def _slug(text: str) -> str:
 
 
 def _prompts(args: argparse.Namespace) -> list:
-    from clipseg.predict import Prompt
+    from clipseg.core.prompts import Prompt
 
     prompts: list = []
     for text in args.prompt:
@@ -62,14 +62,12 @@ def _prompts(args: argparse.Namespace) -> list:
 
 
 def _save_png(img: Image.Image, path: Path) -> None:
-    # Write next to the target and rename, so an interrupted run never leaves half a PNG.
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        img.save(tmp, format="PNG")
-    Path(tmp.name).replace(path)
+    # Written next to the target and renamed, so an interrupted run never leaves half a PNG.
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def run(args: argparse.Namespace) -> dict:
-    from clipseg.overlay import overlay
+    from clipseg.inference.overlay import overlay
     from clipseg.zoo import load_model
 
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
@@ -101,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         summary = run(args)
-    except (ImageError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ImageError, ValueError, OSError, RuntimeError) as err:  # OSError: files, backbones
         print(f"clipseg predict: error: {err}", file=sys.stderr)
         return 1
     if args.json:

@@ -7,9 +7,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from clipseg.core.files import sha256_of
 from clipseg.zoo import cards, get_card, load_model
 from clipseg.zoo.cards import ModelCard, write_cards
-from clipseg.zoo.store import ZooError, fetch, local_file, repo_zoo_dir, sha256_of, verify
+from clipseg.zoo.store import ZooError, fetch, local_file, repo_zoo_dir, verify
 
 
 def _status(card: ModelCard) -> str:
@@ -54,9 +55,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_name(args: argparse.Namespace) -> str:
+    """``--name``, or the file name of a ``.safetensors`` ``--out`` (a folder needs ``--name`` to name the file)."""
+    if args.name:
+        return args.name
+    if args.out.suffix == ".safetensors":
+        return args.out.stem
+    raise ValueError(f"--out {args.out} is a folder: pass --name NAME to name the file (NAME.safetensors)")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from clipseg.training.export import export_checkpoint
 
+    args.name = _export_name(args)
     out = export_checkpoint(args.ckpt, args.out, args.name)
     digest = sha256_of(out)
     size_mb = out.stat().st_size / 1e6
@@ -102,7 +113,9 @@ def _parser() -> argparse.ArgumentParser:
         "export", help="Lightning checkpoint -> zoo safetensors (updates the card when in zoo/)"
     )
     e.add_argument("--ckpt", type=Path, required=True, help="e.g. outputs/shapes-tiny/checkpoints/last.ckpt")
-    e.add_argument("--name", required=True, help="zoo name stored in the file")
+    e.add_argument(
+        "--name", default=None, help="zoo name stored in the file (default: the --out file's name)"
+    )
     e.add_argument(
         "--out", type=Path, default=repo_zoo_dir(), help="folder or .safetensors path (default: zoo/)"
     )

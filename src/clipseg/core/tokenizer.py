@@ -1,4 +1,4 @@
-"""Build a small CLIP-format BPE tokenizer offline.
+"""Tokenizers: loading one by name, building a small CLIP-format BPE tokenizer offline, and storing it in model files.
 
 Real CLIP tokenizers come from the hub, which is out of reach here. Tests and the shapes-tiny model
 need a tokenizer in exactly CLIP's on-disk format (``vocab.json`` + ``merges.txt``) so that the same
@@ -19,6 +19,8 @@ from pathlib import Path
 from safetensors import safe_open
 from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast, PreTrainedTokenizerBase
 from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+from clipseg.core.errors import BackboneUnavailableError
 
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -105,6 +107,22 @@ def tokenizer_from_metadata(text: str) -> PreTrainedTokenizerBase:
 
 def read_tokenizer(path: str | Path) -> PreTrainedTokenizerBase | None:
     """The tokenizer stored in a zoo safetensors file, or ``None`` if it has none (use the backbone's)."""
-    with safe_open(str(path), framework="pt") as handle:
+    with safe_open(str(path), framework="numpy") as handle:
         metadata = handle.metadata() or {}
     return tokenizer_from_metadata(metadata[META_TOKENIZER]) if META_TOKENIZER in metadata else None
+
+
+def load_named_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a hub name or local folder (``AutoTokenizer``), offline from the cache if need be.
+
+    Raises:
+        BackboneUnavailableError: it is neither a tokenizer folder nor in the Hugging Face cache.
+    """
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise BackboneUnavailableError(
+            f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "
+            f"downloads are off or failed). Download it once with `huggingface-cli download {source}` or "
+            "pass a local folder holding vocab.json and merges.txt."
+        ) from err

@@ -11,9 +11,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("clipseg.training.cli:run_cli", "train a model (LightningCLI; see --help)"),
     "validate": ("clipseg.training.cli:run_cli", "validate a model (LightningCLI)"),
     "test": ("clipseg.training.cli:run_cli", "test a model (LightningCLI)"),
-    "predict": ("clipseg.predict_cli:main", "segment images from text or image prompts"),
+    "predict": ("clipseg.cli.predict:main", "segment images from text or image prompts"),
     "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
-    "zoo": ("clipseg.zoo.cli:main", "list, verify, fetch and export zoo models"),
+    "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
     "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself

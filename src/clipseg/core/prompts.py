@@ -1,4 +1,4 @@
-"""Prompt engineering: the paper's text templates, visual prompts from image + mask, and mixing."""
+"""Prompts: ``Prompt``, the paper's text templates, visual prompts from image + mask, and mixing."""
 
 from __future__ import annotations
 
@@ -6,10 +6,63 @@ import random
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
-import torch
+from PIL import Image
+
+from clipseg.core.images import ImageLike
+
+Array = TypeVar("Array")  # numpy arrays or torch tensors: mixing is the same formula for both
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt: text, a support image (optionally with the object's mask), or both mixed.
+
+    With both, the conditional is ``weight * text + (1 - weight) * visual`` (paper Sec. 3).
+    ``name`` labels the support image in overlays and summaries (default: its file name).
+    """
+
+    text: str | None = None
+    image: ImageLike | None = None
+    mask: ImageLike | None = None
+    weight: float = 0.5
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is None and self.image is None:
+            raise ValueError("a Prompt needs text, an image, or both")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("empty prompt text")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"prompt weight must be in [0, 1], got {self.weight}")
+
+    @property
+    def label(self) -> str:
+        if self.image is None:
+            return str(self.text)
+        name = self.name or (Path(self.image).name if isinstance(self.image, (str, Path)) else "image prompt")
+        return f"{self.text} + {name} (w={self.weight:g})" if self.text else name
+
+
+PromptLike = str | Prompt | Path | Image.Image | np.ndarray | tuple
+
+
+def as_prompt(prompt: PromptLike) -> Prompt:
+    """Plain strings are text; paths, PIL images and arrays are support images; ``(image, mask)`` pairs too."""
+    if isinstance(prompt, Prompt):
+        return prompt
+    if isinstance(prompt, str):
+        return Prompt(text=prompt)
+    if isinstance(prompt, tuple) and len(prompt) == 2:
+        return Prompt(image=prompt[0], mask=prompt[1])
+    if isinstance(prompt, (Path, Image.Image, np.ndarray)):
+        return Prompt(image=prompt)
+    raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
+
 
 # "shuffle+" of the paper: the fixed template first, then the eight others sampled during training.
 TEMPLATES: tuple[str, ...] = (
@@ -40,11 +93,12 @@ def sample_template(
 
 
 def tokenize_prompts(
-    tokenizer, prompts: Sequence[str], max_length: int | None = None
-) -> dict[str, torch.Tensor]:
+    tokenizer, prompts: Sequence[str], max_length: int | None = None, *, return_tensors: str = "np"
+) -> dict[str, Any]:
     """Tokenize ``prompts`` padded to the longest; prompts longer than the model allows are cut with a warning.
 
-    Returns ``input_ids`` and ``attention_mask``, both ``N x L``.
+    Returns ``input_ids`` and ``attention_mask``, both ``N x L``: numpy arrays, or torch tensors with
+    ``return_tensors="pt"``.
     """
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -62,7 +116,9 @@ def tokenize_prompts(
             f"e.g. {too_long[0][:60]!r}",
             stacklevel=2,
         )
-    enc = tokenizer(list(prompts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
+    enc = tokenizer(
+        list(prompts), padding=True, truncation=True, max_length=limit, return_tensors=return_tensors
+    )
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
@@ -87,8 +143,6 @@ def visual_prompt(
 
     An empty mask gives the unmodified (resized) image: there is no object to focus on.
     """
-    from PIL import Image
-
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"visual_prompt expects an H x W x 3 image, got shape {image.shape}")
     if mask.shape != image.shape[:2]:
@@ -126,15 +180,30 @@ def visual_prompt(
     return out.clip(0, 255).astype(np.uint8)
 
 
-def mix_conditionals(
-    text: torch.Tensor, visual: torch.Tensor, text_weight: torch.Tensor | float
-) -> torch.Tensor:
-    """Interpolate prompt embeddings: ``w * text + (1 - w) * visual`` (``N x D`` each, ``w`` scalar or ``N``)."""
-    if text.shape != visual.shape:
+def text_weights(has_text: Sequence[bool], has_image: Sequence[bool], weight: Sequence[float]) -> np.ndarray:
+    """The text weight ``w`` (``N``, float32) of each prompt: its ``weight`` with both parts, else 1 or 0.
+
+    Raises:
+        ValueError: a prompt has neither a text nor an image (its index is named).
+    """
+    text = np.asarray(has_text, dtype=bool)
+    image = np.asarray(has_image, dtype=bool)
+    empty = np.flatnonzero(~text & ~image)
+    if empty.size:
+        raise ValueError(f"prompts {empty[:5].tolist()} have neither a text nor an image")
+    return np.where(text & image, np.asarray(weight, dtype=np.float32), text.astype(np.float32))
+
+
+def mix_conditionals(text: Array, visual: Array, text_weight: Array | float) -> Array:
+    """Interpolate prompt embeddings: ``w * text + (1 - w) * visual`` (``N x D`` each, ``w`` scalar or ``N``).
+
+    Works on numpy arrays (the predictor) and torch tensors (training) alike; ``w`` is of the same kind.
+    """
+    if tuple(text.shape) != tuple(visual.shape):
         raise ValueError(
             f"text {tuple(text.shape)} and visual {tuple(visual.shape)} embeddings differ in shape"
         )
-    w = torch.as_tensor(text_weight, dtype=text.dtype, device=text.device)
-    if w.ndim == 1:
+    w = text_weight
+    if getattr(w, "ndim", 0) == 1:
         w = w[:, None]
     return w * text + (1 - w) * visual

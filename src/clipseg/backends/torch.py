@@ -1,0 +1,59 @@
+"""``TorchBackend``: a ``ClipSeg`` model and its tokenizer behind the numpy ``Backend`` protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from clipseg.core.config import PreprocessConfig
+from clipseg.core.prompts import tokenize_prompts
+from clipseg.modeling import ClipSeg
+
+
+class TorchBackend:
+    """Runs ``model`` on ``device`` (default: cuda if available) in inference mode.
+
+    ``encode_image`` returns the vision activations (a list of ``B x T x C`` tensors on ``device``).
+    """
+
+    def __init__(
+        self,
+        model: ClipSeg,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+
+    @property
+    def preprocessing(self) -> PreprocessConfig:
+        return self.model.config.preprocessing
+
+    def _tensor(self, pixels: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
+
+    @torch.inference_mode()
+    def encode_image(self, pixels: np.ndarray) -> list[Tensor]:
+        return self.model.encode_image(self._tensor(pixels))
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        encoded = tokenize_prompts(self.tokenizer, list(texts), return_tensors="pt")
+        embedding = self.model.encode_text(**{k: v.to(self.device) for k, v in encoded.items()})
+        return embedding.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_visual(self, pixels: np.ndarray) -> np.ndarray:
+        return self.model.encode_visual_prompt(self._tensor(pixels)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def decode(self, features: list[Tensor], conditionals: np.ndarray) -> np.ndarray:
+        size = self.preprocessing.size
+        logits = self.model.decode(features, self._tensor(conditionals), out_size=(size, size))
+        return logits.float().cpu().numpy()

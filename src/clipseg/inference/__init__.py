@@ -1,0 +1,11 @@
+"""Inference without torch: ``Predictor`` over a ``Backend`` (``clipseg.backends``), upsampling and overlays.
+
+The model runtime is the backend's business (``backends.torch`` today, onnxruntime later); everything
+around it (reading images, preprocessing, prompts, mixing, upsampling to the image size, sigmoid,
+overlays) is numpy and shared by every backend.
+"""
+
+from clipseg.inference.backend import Backend
+from clipseg.inference.predictor import ImageEmbedding, Predictor
+
+__all__ = ["Backend", "ImageEmbedding", "Predictor"]
