@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import clipseg
 from clipseg.cli.zoo import main as zoo_main
@@ -19,6 +20,7 @@ from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.quality import shapes_quality
 from clipseg.training import cli
 from clipseg.training.export import (
+    META_NAME,
     export_checkpoint,
     load_lightning_checkpoint,
     module_from_checkpoint,
@@ -46,6 +48,11 @@ SHORT = [
     "--data.init_args.val_length", "4",
     "--model.config.image_size", "32",
 ]  # fmt: skip
+
+
+def metadata_of(path: Path) -> dict[str, str]:
+    with safe_open(str(path), framework="numpy") as handle:
+        return handle.metadata()
 
 
 def fit(tmp_path: Path, *extra: str) -> Path:
@@ -236,6 +243,17 @@ def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monk
     # The same checkpoint exported again is the same file (same digest), so its numbers stay.
     assert zoo_main(export) == 0
     assert get_card("shapes-tiny").measured["shapes-quality/scenes"] == 3
+
+
+def test_zoo_export_to_a_file_outside_the_zoo_needs_no_name(tmp_path, capsys):
+    ckpt = str(fit(tmp_path) / "last.ckpt")
+    out = tmp_path / "elsewhere" / "mine.safetensors"
+    assert zoo_main(["export", "--ckpt", ckpt, "--out", str(out)]) == 0
+    assert metadata_of(out)[META_NAME] == "mine"  # named after the file
+    capsys.readouterr()
+    assert zoo_main(["export", "--ckpt", ckpt, "--out", str(tmp_path / "folder")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("clipseg zoo: error:") and "--name" in err
 
 
 def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_fit(tmp_path):

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 from fixture_data.checkpoint_layouts import clip_folder_of, original_state_dict
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from clipseg.cli import main
 from clipseg.convert import (
     CheckpointError,
     UnsafeCheckpointError,
     convert_original_checkpoint,
     convert_transformers_checkpoint,
+    from_transformers,
 )
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.modeling.convert import from_transformers
 
 TOL = 1e-4
 
@@ -61,6 +64,31 @@ def test_decoder_only_round_trip_references_backbone(make_hf_clipseg, text_input
     loaded = ClipSeg.from_pretrained(path)  # the file itself works too
     assert loaded.config.backbone == backbone
     assert (predict(loaded, text_inputs) - predict(model, text_inputs)).abs().max() <= 1e-6
+
+
+def test_decoder_only_file_whose_backbone_folder_is_gone_fails_in_one_line(make_hf_clipseg, tmp_path, capsys):
+    hf = make_hf_clipseg()
+    path = from_transformers(hf, backbone=clip_folder_of(hf, tmp_path / "clip")).save_pretrained(
+        tmp_path / "m"
+    )
+    shutil.rmtree(tmp_path / "clip")
+    image = tmp_path / "scene.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(image)
+    argv = [
+        "predict",
+        str(image),
+        "--prompt",
+        "a red circle",
+        "--model",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("clipseg predict: error: model file ")
+    assert str(path) in err and str(tmp_path / "clip") in err and "does not exist" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_trainable_named_backbone_is_saved_in_full(make_hf_clipseg, text_inputs, tmp_path):

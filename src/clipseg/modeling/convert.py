@@ -152,9 +152,7 @@ def processor_preprocessing(folder: Path) -> PreprocessConfig | None:
     if not file.is_file():
         return None
     try:
-        data = json.loads(file.read_text())
-        # CLIPSegProcessor nests the image processor's settings in newer transformers versions.
-        return PreprocessConfig.from_processor_config(data.get("image_processor", data))
+        return PreprocessConfig.from_processor_config(json.loads(file.read_text()))
     except ValueError as err:
         raise CheckpointError(f"{file}: {err}") from None
 
