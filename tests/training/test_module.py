@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning import Trainer
 from safetensors import safe_open
 
 import clipseg
@@ -293,6 +294,33 @@ def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):
         want = module.model(image, module.model.encode_text(**enc))
         got = model(image, model.encode_text(**enc))
     torch.testing.assert_close(got, want)
+
+
+def test_training_feeds_the_models_preprocessing_and_its_file_records_it(tmp_path, tiny_backbone_dir):
+    config = ClipSegConfig(
+        backbone=str(tiny_backbone_dir),
+        extract_layers=(1, 2),
+        reduce_dim=8,
+        image_size=32,
+        image_resample="bicubic",
+        image_mean=(0.5, 0.5, 0.5),
+        image_std=(0.25, 0.25, 0.25),
+    )
+    short = {"max_steps": 1, "limit_val_batches": 0, "logger": False, "enable_checkpointing": False}
+    short |= {"enable_progress_bar": False, "accelerator": "cpu", "default_root_dir": tmp_path}
+    module = ClipSegModule(config=config)
+    data = ShapesDataModule(image_size=32, batch_size=2, num_workers=0, val_length=2, scene_size=48)
+    Trainer(**short).fit(module, data)
+    assert data.preprocessing == config.preprocessing
+    scene = next(iter(data.dataset("val")))
+    raw = next(
+        iter(ShapesDataModule(image_size=32, num_workers=0, val_length=2, scene_size=48).dataset("val"))
+    )
+    assert not torch.allclose(scene["image"], raw["image"])  # not the default bilinear and CLIP mean / std
+    saved = ClipSeg.from_pretrained(module.model.save_pretrained(tmp_path / "model"))
+    assert saved.config.preprocessing == config.preprocessing
+    with pytest.raises(ValueError, match="image_size 48 differs from the model's image_size 32"):
+        Trainer(**short).fit(ClipSegModule(config=config), ShapesDataModule(image_size=48, num_workers=0))
 
 
 def test_predict_step_skips_the_contrastive_term_that_only_training_needs(tmp_path):
