@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ import clipseg
 from clipseg.cli.zoo import main as zoo_main
 from clipseg.core.files import sha256_of
 from clipseg.zoo import ZooError, get_card
-from clipseg.zoo.store import repo_zoo_dir
+from clipseg.zoo.store import SHIPPED_DIR, repo_zoo_dir
 
 
 def test_list_models_names_every_card():
@@ -26,6 +27,13 @@ def test_list_models_names_every_card():
         "rd16-uni",
     ):
         assert expected in names
+
+
+def test_the_repositorys_zoo_folder_is_the_package_data(monkeypatch):
+    # `clipseg zoo export --out zoo` (run from the repository) writes the shipped file and card.
+    monkeypatch.delenv("CLIPSEG_ZOO", raising=False)
+    assert (Path(__file__).resolve().parents[2] / "zoo").resolve() == repo_zoo_dir().resolve() == SHIPPED_DIR
+    assert {"cards.json", "shapes-tiny.safetensors"} <= {p.name for p in SHIPPED_DIR.iterdir()}
 
 
 def test_shipped_model_matches_its_card():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from lightning import Trainer
 from safetensors import safe_open
 
@@ -26,13 +27,14 @@ from clipseg.training.export import (
     load_lightning_checkpoint,
     module_from_checkpoint,
 )
-from clipseg.training.module import ClipSegModule
-from clipseg.training.steps import (
-    batch_conditionals,
+from clipseg.training.losses import (
+    FromScratchLosses,
     dense_label_loss,
     prompt_contrastive_loss,
     soft_dice_loss,
 )
+from clipseg.training.module import ClipSegModule
+from clipseg.training.steps import batch_conditionals, forward_step
 from clipseg.zoo import get_card
 from clipseg.zoo.store import repo_zoo_dir
 
@@ -107,6 +109,24 @@ def test_a_sample_without_any_prompt_is_named(model_and_tokenizer):
         batch_conditionals(model, tokenizer, batch)
 
 
+def test_the_papers_step_is_plain_bce_and_extra_losses_add_on_top(tiny_backbone_dir):
+    config = ClipSegConfig(
+        backbone=str(tiny_backbone_dir), extract_layers=(1, 2), reduce_dim=8, image_size=32
+    )
+    batch = collate(list(ShapesDataModule(image_size=32, num_workers=0, val_length=4).dataset("val")))
+    plain = ClipSegModule(config=config).eval()
+    extra = ClipSegModule(config=config, losses=FromScratchLosses(dice_weight=0.5)).eval()
+    extra.model.load_state_dict(plain.model.state_dict())
+    out = forward_step(plain.model, plain.tokenizer, batch)
+    bce = F.binary_cross_entropy_with_logits(out.logits, out.target)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.model_step(batch)[0], bce)
+        torch.testing.assert_close(
+            extra.model_step(batch)[0], bce + 0.5 * soft_dice_loss(out.logits, out.target)
+        )
+        torch.testing.assert_close(extra.model_step(batch, auxiliary=False)[0], bce)
+
+
 def test_soft_dice_matches_its_formula_and_punishes_marks_on_empty_targets():
     logits = torch.tensor([[[2.0, -1.0], [0.5, -3.0]], [[1.0, 1.0], [-2.0, 0.0]]])
     target = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
@@ -172,7 +192,7 @@ def test_dense_label_loss_scores_each_patch_against_its_class_shares():
 def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path, capsys):
     folder = fit(tmp_path)  # the shapes-tiny recipe trains the head on category maps
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")
-    head = {k for k in checkpoint["state_dict"] if k.startswith("dense_head.")}
+    head = {k.removeprefix("losses.") for k in checkpoint["state_dict"] if k.startswith("losses.dense_head.")}
     assert head == {"dense_head.0.weight", "dense_head.0.bias", "dense_head.1.weight", "dense_head.1.bias"}
     exported = ClipSeg.from_pretrained(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
     module = module_from_checkpoint(folder / "last.ckpt")
@@ -200,7 +220,10 @@ def test_identity_film_starts_prompt_independent(model_and_tokenizer):
 
 def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(tmp_path, tiny_backbone_dir):
     named = ["--model.config.backbone", str(tiny_backbone_dir), "--model.config.freeze_backbone", "true"]
-    named += ["--model.dense_label_weight", "0"]  # it trains the vision tower, which is frozen here
+    named += [
+        "--model.losses.init_args.dense_label_weight",
+        "0",
+    ]  # it trains the vision tower, which is frozen here
     folder = fit(tmp_path, *named, "--model.tokenizer_corpus", "null")
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")  # weights_only=True
     assert checkpoint["global_step"] == 2
@@ -324,9 +347,9 @@ def test_training_feeds_the_models_preprocessing_and_its_file_records_it(tmp_pat
 
 
 def test_predict_step_skips_the_contrastive_term_that_only_training_needs(tmp_path):
-    folder = fit(tmp_path, "--model.contrastive_weight", "1.0")
+    folder = fit(tmp_path, "--model.losses.init_args.contrastive_weight", "1.0")
     module = module_from_checkpoint(folder / "last.ckpt")
-    assert module.contrastive_weight == 1.0
+    assert module.losses.contrastive_weight == 1.0
     data = ShapesDataModule(image_size=32, batch_size=4, num_workers=0, visual_prob=1.0, val_length=4)
     batch = collate(list(data.dataset("val")))
     del batch["phrase"]  # prediction inputs need no untemplated phrase

@@ -14,7 +14,8 @@ from clipseg.core.config import ClipSegConfig
 from clipseg.metrics import ReferringSegMetrics
 from clipseg.modeling.clipseg import ClipSeg, load_state
 from clipseg.training.evaluation import make_evaluator
-from clipseg.training.steps import Batch, model_step
+from clipseg.training.losses import FromScratchLosses
+from clipseg.training.steps import Batch, bce_loss, forward_step
 from clipseg.training.tokenizers import build_model
 from clipseg.zoo import load_weights
 
@@ -44,18 +45,8 @@ class ClipSegModule(LightningModule):
         warmup_steps: linear warm-up from 0 to ``lr`` first (0 = none). A randomly initialised text
             tower needs it: at full ``lr`` from step 0 its prompt embeddings collapse to one vector and
             the model learns prompt-blind saliency.
-        dice_weight: add this times a soft Dice loss to the training BCE (0 = the paper's BCE only).
-            Validation and test losses stay plain BCE, comparable across models.
-        contrastive_weight: add this times CLIP's contrastive loss between the batch's support images
-            and their phrases (see ``steps.model_step``); for a backbone trained from scratch.
-        dense_label_weight: add this times a per-patch classification loss (see ``steps.dense_label_loss``)
-            of the deepest extracted patch tokens against the batches' ``label`` maps, through a
-            training-only linear head (not part of the exported model); for a backbone trained from
-            scratch on data with category maps (e.g. shapes with ``category_labels``).
-        dense_label_classes: number of label classes ``K`` of that head (required with the weight).
-        identity_film: start FiLM as the identity (see ``ClipSegDecoder.reset_film_to_identity``).
-            With a random text tower, default-initialised FiLM multiplies the decoder state by
-            random per-prompt noise; the model then learns to ignore the prompt.
+        losses: extra training terms (``losses.FromScratchLosses``: Dice, contrastive, per-patch
+            labels, identity FiLM) for a backbone trained from scratch; none for the paper's BCE.
         init_from: zoo name or model file (see ``clipseg.load_model``) whose weights start this run,
             to fine-tune it; its architecture and tokenizer must be this run's. Optimizer and
             schedule start fresh (``--ckpt_path`` resumes a run instead).
@@ -72,11 +63,7 @@ class ClipSegModule(LightningModule):
         min_lr: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
-        dice_weight: float = 0.0,
-        contrastive_weight: float = 0.0,
-        dense_label_weight: float = 0.0,
-        dense_label_classes: int = 0,
-        identity_film: bool = False,
+        losses: FromScratchLosses | None = None,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
@@ -85,27 +72,19 @@ class ClipSegModule(LightningModule):
         self.save_hyperparameters()
         # Plain types only, so that checkpoints load with `torch.load(weights_only=True)`.
         self.hparams["config"] = config.to_dict()
+        if isinstance(losses, dict):  # as stored in checkpoints
+            losses = FromScratchLosses(**losses)
+        self.hparams["losses"] = losses.init_args() if losses is not None else None
         self.model, self.tokenizer = build_model(
             config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
         )
-        if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
-            self.model.decoder.reset_film_to_identity()
+        self.losses = losses
+        if losses is not None:
+            losses.attach(self.model)
         # A checkpoint restored later (resume, reload) overwrites these weights, as it should.
         if init_from is not None:
             load_weights_from(self.model, self.tokenizer, init_from)
-        if dense_label_weight and dense_label_classes < 2:
-            raise ValueError(f"dense_label_weight needs dense_label_classes >= 2, got {dense_label_classes}")
-        if dense_label_weight and self.model.config.freeze_backbone:
-            raise ValueError("dense_label_weight trains the vision tower; it has no use with freeze_backbone")
-        hidden = self.model.backbone.hidden_size
-        self.dense_head = (
-            nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, dense_label_classes))
-            if dense_label_weight
-            else None
-        )
-        self.dense_label_weight = dense_label_weight
         self.evaluation = evaluation
-        self.dice_weight, self.contrastive_weight = dice_weight, contrastive_weight
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
         self.train_metrics = ReferringSegMetrics()
         self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
@@ -125,17 +104,13 @@ class ClipSegModule(LightningModule):
     def model_step(self, batch: Batch, *, auxiliary: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``).
 
-        ``auxiliary=False`` leaves out the contrastive and dense-label terms (prediction needs neither).
+        The loss is BCE plus ``losses``' terms; ``auxiliary=False`` leaves those out (prediction needs none).
         """
-        return model_step(
-            self.model,
-            self.tokenizer,
-            batch,
-            dice_weight=self.dice_weight,
-            contrastive_weight=self.contrastive_weight if auxiliary else 0.0,
-            dense_head=self.dense_head,
-            dense_label_weight=self.dense_label_weight if auxiliary else 0.0,
-        )
+        out = forward_step(self.model, self.tokenizer, batch)
+        loss = bce_loss(out)
+        if auxiliary and self.losses is not None:
+            loss = loss + self.losses(self.model, batch, out)
+        return loss, torch.sigmoid(out.logits.detach().float()), out.target
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         loss, probs, target = self.model_step(batch)

@@ -7,11 +7,12 @@ runs zoo models outside Lightning) compute exactly the same thing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from clipseg.core.prompts import mix_conditionals, text_weights, tokenize_prompts
@@ -63,118 +64,46 @@ def batch_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch
     return mix_conditionals(*prompt_embeddings(model, tokenizer, batch))
 
 
-def prompt_contrastive_loss(
-    text: Tensor, visual: Tensor, phrases: Sequence[str], logit_scale: Tensor
-) -> Tensor | None:
-    """CLIP's symmetric contrastive loss between ``N`` support-image and ``N`` phrase embeddings (``N x D``).
+@dataclass(frozen=True)
+class StepOutputs:
+    """What one forward pass of a batch computes, for the loss and for extra training losses.
 
-    Samples with the same phrase are positives of each other (the target spreads evenly over them).
-    ``logit_scale`` is CLIP's learned log temperature. ``None`` with fewer than two distinct phrases:
-    there is nothing to tell apart.
+    ``text`` / ``visual`` ``B x D`` and ``weight`` ``B`` as ``prompt_embeddings``; ``activations`` the
+    backbone's (``B x (1 + h * w) x C`` each); ``logits`` and ``target`` ``B x H x W``.
     """
-    if len(set(phrases)) < 2:
-        return None
-    logits = logit_scale.exp().clamp(max=100) * F.normalize(visual, dim=-1) @ F.normalize(text, dim=-1).T
-    same = torch.tensor([[a == b for b in phrases] for a in phrases], device=logits.device)
-    target = same.float() / same.sum(1, keepdim=True)  # symmetric, so it serves both directions
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+    text: Tensor
+    visual: Tensor
+    weight: Tensor
+    activations: list[Tensor]
+    logits: Tensor
+    target: Tensor
 
 
-def soft_dice_loss(logits: Tensor, target: Tensor, *, smooth: float = 1.0) -> Tensor:
-    """Mean over the batch of ``1 - (2 |p ∩ y| + s) / (|p| + |y| + s)`` for ``B x H x W`` logits and targets.
-
-    Unlike per-pixel BCE it weighs a sample by its mask as a whole, so small objects count as much as
-    large ones and a half-sure prediction costs as much as a miss. With an empty target (a prompt naming
-    something absent) it is ``|p| / (|p| + s)``: any marked pixel is penalised.
-    """
-    probs = torch.sigmoid(logits.float()).flatten(1)
-    target = target.float().flatten(1)
-    overlap = (probs * target).sum(1)
-    return (1 - (2 * overlap + smooth) / (probs.sum(1) + target.sum(1) + smooth)).mean()
-
-
-def dense_label_loss(patch_logits: Tensor, label: Tensor, *, ignore_index: int = 255) -> Tensor | None:
-    """Cross-entropy of per-patch class logits against the class shares of each patch's pixels.
-
-    Args:
-        patch_logits: ``B x h x w x K`` logits of the patch tokens.
-        label: ``B x H x W`` class ids in ``[0, K)`` (``ignore_index`` = unlabelled), ``H, W`` multiples
-            of ``h, w``; a patch's target is the share of each class among its labelled pixels, so
-            patches on an object's edge are split between it and the background.
-
-    Returns:
-        the mean over patches with at least half of their pixels labelled; ``None`` if there are none.
-
-    Raises:
-        ValueError: a label is neither ``ignore_index`` nor in ``[0, K)``.
-    """
-    classes = patch_logits.shape[-1]
-    valid = label != ignore_index
-    outside = valid & ((label < 0) | (label >= classes))
-    if outside.any():
-        bad = label[outside].unique().tolist()
-        raise ValueError(
-            f"label ids {bad[:5]} are outside [0, {classes}) (and not ignore_index {ignore_index})"
-        )
-    onehot = F.one_hot(torch.where(valid, label, 0), classes).float() * valid[..., None]
-    shares = F.adaptive_avg_pool2d(onehot.permute(0, 3, 1, 2), patch_logits.shape[1:3])  # B x K x h x w
-    labelled = shares.sum(1)
-    keep = labelled >= 0.5
-    if not keep.any():
-        return None
-    target = (shares / labelled.clamp_min(1e-6)[:, None]).permute(0, 2, 3, 1)
-    return -(target * F.log_softmax(patch_logits.float(), dim=-1)).sum(-1)[keep].mean()
-
-
-def model_step(
-    model: ClipSeg,
-    tokenizer: PreTrainedTokenizerBase,
-    batch: Batch,
-    *,
-    dice_weight: float = 0.0,
-    contrastive_weight: float = 0.0,
-    dense_head: nn.Module | None = None,
-    dense_label_weight: float = 0.0,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Segment each image with its own prompt and score it against its mask.
-
-    ``contrastive_weight`` adds that times ``prompt_contrastive_loss`` over the samples that carry both a
-    text and a support image (paired by ``batch["phrase"]``, the prompt before templating). It is for a
-    backbone trained from scratch: the segmentation loss alone lets such a model solve most prompts by
-    color and never learn what the shape words mean, while telling "red circle" from "red square" in
-    the support images forces both towers to encode shape.
-
-    ``dense_head`` (``C -> K``) maps the patch tokens of the deepest extracted layer to class logits;
-    ``dense_label_weight`` adds that times ``dense_label_loss`` against ``batch["label"]``. Its purpose is
-    the same one on the image side: the vision tower of such a model otherwise encodes each patch's
-    color but not the shape it belongs to.
-
-    Returns:
-        ``loss`` (mean binary cross-entropy with logits, plus the weighted Dice and contrastive terms),
-        ``probs`` ``B x H x W`` (detached) and ``target`` ``B x H x W`` (the mask, binary or an alpha matte).
-    """
+def forward_step(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch) -> StepOutputs:
+    """Segment each image with its own prompt (``w * text + (1 - w) * visual``)."""
     text, visual, weight = prompt_embeddings(model, tokenizer, batch)
     conditionals = mix_conditionals(text, visual, weight)[:, None]  # B x 1 x D: the diagonal only
     image = batch["image"]
     activations = model.backbone(image)
     logits = model.decode(activations, conditionals, out_size=image.shape[2:])[:, 0]
     target = batch["mask"][:, 0].to(logits.device)
-    loss = F.binary_cross_entropy_with_logits(logits.float(), target.float())
-    if dice_weight:
-        loss = loss + dice_weight * soft_dice_loss(logits, target)
-    if contrastive_weight:
-        pairs = ((weight > 0) & (weight < 1)).nonzero().flatten().tolist()  # both towers encoded these
-        phrases = [batch["phrase"][i] for i in pairs]
-        logit_scale = model.backbone.clip.logit_scale
-        contrastive = prompt_contrastive_loss(text[pairs], visual[pairs], phrases, logit_scale)
-        if contrastive is not None:
-            loss = loss + contrastive_weight * contrastive
-    if dense_label_weight:
-        if dense_head is None or "label" not in batch:
-            raise ValueError("dense_label_weight needs a dense_head and batches with a `label` map")
-        grid = (image.shape[2] // model.patch_size, image.shape[3] // model.patch_size)
-        patches = activations[-1][:, 1:].unflatten(1, grid)  # B x h x w x C, the CLS token dropped
-        dense = dense_label_loss(dense_head(patches), batch["label"].to(logits.device))
-        if dense is not None:
-            loss = loss + dense_label_weight * dense
-    return loss, torch.sigmoid(logits.detach().float()), target
+    return StepOutputs(text, visual, weight, activations, logits, target)
+
+
+def model_step(
+    model: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Segment each image with its own prompt and score it against its mask (paper Sec. 3).
+
+    Returns:
+        ``loss`` (mean binary cross-entropy with logits), ``probs`` ``B x H x W`` (detached) and
+        ``target`` ``B x H x W`` (the mask, binary or an alpha matte).
+    """
+    out = forward_step(model, tokenizer, batch)
+    return bce_loss(out), torch.sigmoid(out.logits.detach().float()), out.target
+
+
+def bce_loss(out: StepOutputs) -> Tensor:
+    """The paper's loss: mean binary cross-entropy of the logits against the mask."""
+    return F.binary_cross_entropy_with_logits(out.logits.float(), out.target.float())
