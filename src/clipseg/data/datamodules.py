@@ -144,7 +144,7 @@ class ShapesDataModule(ClipSegDataModule):
         twin_prob: hard same-color scenes in the train stream (see ``shapes.ShapesConfig``); val and
             test keep the natural scenes, so their numbers stay comparable across runs.
         category_labels: train batches carry ``label``, the per-pixel category map (see
-            ``shapes.category_map``), for ``ClipSegModule``'s ``dense_label_weight``.
+            ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 
