@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from clipseg.images import ImageError, load_image, load_mask
+from clipseg.inference.refine import REFINE_MODES
 
 DEFAULT_MODEL = "shapes-tiny"
 
@@ -35,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("outputs/predict"), help="output folder")
     p.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
+    p.add_argument(
+        "--refine",
+        choices=REFINE_MODES,
+        default="none",
+        help="edge-aware refinement of the masks at full resolution: 'guided' = guided filter with the "
+        "image as guide (default: none, plain bilinear upsampling)",
+    )
+    p.add_argument(
+        "--tiles",
+        action="store_true",
+        help="add detail from full-resolution windows of the model's input size (large images)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     return p
@@ -77,10 +90,16 @@ def run(args: argparse.Namespace) -> dict:
     prompts = _prompts(args)
     images = [load_image(path) for path in args.images]  # all inputs checked before anything is written
     predictor = load_model(args.model, device=args.device)
-    probs = predictor.predict_batch(images, prompts)
+    probs = predictor.predict_batch(images, prompts, refine=args.refine, tiles=args.tiles)
     labels = [p.label for p in prompts]
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"model": args.model, "threshold": args.threshold, "images": []}
+    summary = {
+        "model": args.model,
+        "threshold": args.threshold,
+        "refine": args.refine,
+        "tiles": args.tiles,
+        "images": [],
+    }
     for path, img, prob in zip(args.images, images, probs):
         entry = {"image": str(path), "size": [img.shape[1], img.shape[0]], "masks": []}
         for i, (label, p) in enumerate(zip(labels, prob)):
