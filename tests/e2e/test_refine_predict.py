@@ -42,7 +42,7 @@ def test_guided_output_shape_and_range(predictor, big_scene):
     prompts = [big_scene["text"], "blue square"]
     out = predictor.predict(big_scene["image"], prompts, refine="guided")
     assert out.shape == (2, 512, 512) and out.dtype == np.float32
-    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out.min() >= 0.0 and out.max() <= 1.0
     assert np.abs(out - predictor.predict(big_scene["image"], prompts)).max() > 0.1
 
 
@@ -70,7 +70,7 @@ def test_tiles_on_an_image_not_larger_than_the_input_size_fall_back_to_the_whole
 
 def test_tiles_on_a_large_image_change_the_masks(predictor, big_scene):
     out = predictor.predict(big_scene["image"], big_scene["text"], tiles=True)
-    assert out.shape == (1, 512, 512) and 0.0 <= out.min() and out.max() <= 1.0
+    assert out.shape == (1, 512, 512) and out.min() >= 0.0 and out.max() <= 1.0
     assert not np.array_equal(out, predictor.predict(big_scene["image"], big_scene["text"]))
 
 
