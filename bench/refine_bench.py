@@ -39,7 +39,9 @@ def main() -> int:
     gain = seg["guided"]["miou"] - seg["none"]["miou"]
     print(f"guided - none: {gain:+.3f} mIoU (goal >= +0.08: {'met' if gain >= 0.08 else 'NOT met'})")
     mat = matting_quality(predictor, n=matting_scenes, seed=args.seed)
-    print(f"\nmatting on {matting_scenes} soft-edged scenes 512² (alpha blurred, sigma 2 px), seed {args.seed}")
+    print(
+        f"\nmatting on {matting_scenes} soft-edged scenes 512² (alpha blurred, sigma 2 px), seed {args.seed}"
+    )
     print(f"{'variant':<14}{'SAD':>10}{'MSE':>10}{'MAD':>10}{'Grad':>10}")
     for variant, row in mat.items():
         print(f"{variant:<14}{row['sad']:>10.3f}{row['mse']:>10.5f}{row['mad']:>10.5f}{row['grad']:>10.3f}")

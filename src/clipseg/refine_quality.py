@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from clipseg.data.shapes_hires import HiresShapesConfig, hires_scene
 from clipseg.predict import Predictor
+from clipseg.quality import iou
 
 # Streams of scenes never used for choosing the defaults are drawn from other seeds.
 REFINE_SEED = 20_261_202
@@ -35,12 +36,6 @@ VARIANTS: dict[str, dict] = {
     "tiles+guided": {"refine": "guided", "tiles": True},
 }
 SOFT_EDGE_SIGMA = 2.0
-
-
-def iou(pred: np.ndarray, target: np.ndarray) -> float:
-    """IoU of two ``H x W`` bool masks (1 when both are empty)."""
-    union = np.logical_or(pred, target).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)
 
 
 def inner_band(mask: np.ndarray, width: int) -> np.ndarray:
