@@ -138,10 +138,16 @@ def guided_filter(
     if scale < 1.0:
         small = (max(1, round(height * scale)), max(1, round(width * scale)))
         a, b = _coefficients(_resize(guide, small), _resize(probs, small), max(1, round(radius * scale)), eps)
-        a, b = _resize(a, (height, width)), _resize(b, (height, width))
     else:
         a, b = _coefficients(guide, probs.astype(np.float32), radius, eps)
-    refined = (a * guide[None]).sum(axis=1) + b
+
+    def full(x: np.ndarray) -> np.ndarray:
+        return x if x.shape[-2:] == (height, width) else _resize(x, (height, width))
+
+    # q = a · I + b, one colour channel at a time: never an N x 3 x H x W array at full resolution.
+    refined = full(b)
+    for channel in range(3):
+        refined += full(a[:, channel]) * guide[channel]
     return refined.clip(0.0, 1.0).astype(np.float32)
 
 
