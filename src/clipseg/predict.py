@@ -75,6 +75,8 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.name = name
+        # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
+        self.sam = None
         cfg = model.config
         self.image_size = cfg.image_size
         self._mean = torch.tensor(cfg.image_mean, device=self.device).view(1, 3, 1, 1)
@@ -149,10 +151,17 @@ class Predictor:
         ``refine="guided"`` sharpens the upsampled masks along the image's edges
         (``clipseg.inference.refine``); ``tiles=True`` adds detail from full-resolution windows of
         the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
-        ``refine="none"`` and ``tiles=False`` give the plain bilinear upsampling (transformers parity).
+        ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
+        ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
+        upsampling (transformers parity).
         """
-        if refine not in REFINE_MODES:
-            raise ValueError(f"unknown refine mode {refine!r}: use one of {', '.join(REFINE_MODES)}")
+        if refine not in (*REFINE_MODES, "sam"):
+            raise ValueError(f"unknown refine mode {refine!r}: use one of {', '.join(REFINE_MODES)}, sam")
+        if refine == "sam" and self.sam is None:
+            raise ValueError(
+                "refine='sam' needs a SAM model: predictor.sam = "
+                "clipseg.sam_refine.SamRefiner.from_pretrained('facebook/sam-vit-base')"
+            )
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
         results: list[np.ndarray] = []
@@ -170,7 +179,10 @@ class Predictor:
                     probs = tiles_module.combine(
                         probs, detail, gate_radius=round(tiles_module.GATE_PER_UPSAMPLING * upsampling)
                     )
-                results.append(refine_probs(img, probs, refine, model_side=self.image_size))
+                if refine == "sam":
+                    results.append(self.sam(img, probs))
+                else:
+                    results.append(refine_probs(img, probs, refine, model_side=self.image_size))
         return results
 
     def predict(

@@ -38,11 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
     p.add_argument(
         "--refine",
-        choices=REFINE_MODES,
+        choices=(*REFINE_MODES, "sam"),
         default="none",
-        help="edge-aware refinement of the masks at full resolution: 'guided' = guided filter with the "
-        "image as guide (default: none, plain bilinear upsampling)",
+        help="refinement of the masks at full resolution: 'guided' = guided filter with the image as "
+        "guide, 'sam' = SAM inside each mask's box (needs --sam) (default: none, plain bilinear upsampling)",
     )
+    p.add_argument("--sam", metavar="NAME_OR_PATH", help="SAM model for --refine sam (transformers format)")
     p.add_argument(
         "--tiles",
         action="store_true",
@@ -89,7 +90,13 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
     prompts = _prompts(args)
     images = [load_image(path) for path in args.images]  # all inputs checked before anything is written
+    if (args.refine == "sam") != (args.sam is not None):
+        raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
     predictor = load_model(args.model, device=args.device)
+    if args.sam is not None:
+        from clipseg.sam_refine import SamRefiner
+
+        predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.device)
     probs = predictor.predict_batch(images, prompts, refine=args.refine, tiles=args.tiles)
     labels = [p.label for p in prompts]
     args.out.mkdir(parents=True, exist_ok=True)
