@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from clipseg.core.config import PreprocessConfig
 from clipseg.core.images import ImageLike, load_image, load_mask
 from clipseg.core.preprocess import preprocess
 from clipseg.core.prompts import Prompt, PromptLike, as_prompt, mix_conditionals, text_weights, visual_prompt
+from clipseg.inference import tiles as tiles_module
 from clipseg.inference.backend import Backend
+from clipseg.inference.refine import REFINE_MODES
+from clipseg.inference.refine import refine as refine_probs
 from clipseg.inference.upsample import logits_to_probs
 
 
@@ -29,11 +33,16 @@ class ImageEmbedding:
 
     Attributes:
         features: the backend's value (e.g. torch vision activations); valid only with that backend.
-        size: ``(H, W)`` of the original image: predictions come back at this size.
+        image: the ``H x W x 3`` uint8 image (refinement and tiles read it at full resolution).
     """
 
     features: Any
-    size: tuple[int, int]
+    image: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of the image: predictions come back at this size."""
+        return self.image.shape[:2]
 
 
 class Predictor:
@@ -47,6 +56,8 @@ class Predictor:
     def __init__(self, backend: Backend, *, name: str = "") -> None:
         self.backend = backend
         self.name = name
+        # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
+        self.sam = None
 
     @property
     def preprocessing(self) -> PreprocessConfig:
@@ -95,28 +106,93 @@ class Predictor:
     def embed_image(self, image: ImageLike) -> ImageEmbedding:
         """Encode ``image`` once; ``predict(embedding, prompts)`` then only runs the decoder."""
         array = load_image(image)
-        return ImageEmbedding(features=self.backend.encode_image(self._pixels([array])), size=array.shape[:2])
+        return ImageEmbedding(features=self.backend.encode_image(self._pixels([array])), image=array)
+
+    def _check_refine(self, refine: str) -> None:
+        if refine not in (*REFINE_MODES, "sam"):
+            raise ValueError(f"unknown refine mode {refine!r}: use one of {', '.join(REFINE_MODES)}, sam")
+        if refine == "sam" and self.sam is None:
+            raise ValueError(
+                "refine='sam' needs a SAM model: predictor.sam = "
+                "clipseg.sam_refine.SamRefiner.from_pretrained('facebook/sam-vit-base')"
+            )
+
+    def _tiled(self, image: np.ndarray, conditionals: np.ndarray, batch_size: int) -> np.ndarray:
+        """``N x H x W`` probabilities blended from full-resolution windows of the model's input size."""
+        side = self.preprocessing.size
+        boxes = tiles_module.tile_boxes(*image.shape[:2], side)
+        probs = []
+        for start in range(0, len(boxes), batch_size):
+            crops = [image[y : y + side, x : x + side] for y, x in boxes[start : start + batch_size]]
+            logits = self.backend.decode(self.backend.encode_image(self._pixels(crops)), conditionals)
+            probs.append(expit(logits).astype(np.float32))
+        return tiles_module.stitch(np.concatenate(probs), boxes, *image.shape[:2])
+
+    def _finish(
+        self,
+        image: np.ndarray,
+        logits: np.ndarray,
+        conditionals: np.ndarray,
+        *,
+        refine: str,
+        tiles: bool,
+        batch_size: int,
+    ) -> np.ndarray:
+        """``N x H x W`` probabilities of ``image`` from its ``N x S x S`` logits: upsampling, tiles, refinement."""
+        probs = logits_to_probs(logits, image.shape[:2])
+        side = self.preprocessing.size
+        if tiles and tiles_module.needs_tiles(*image.shape[:2], side):
+            detail = self._tiled(image, conditionals, batch_size)
+            gate = round(tiles_module.GATE_PER_UPSAMPLING * max(image.shape[:2]) / side)
+            probs = tiles_module.combine(probs, detail, gate_radius=gate)
+        if refine == "sam":
+            return self.sam(image, probs)
+        return refine_probs(image, probs, refine, model_side=side)
 
     def predict_batch(
-        self, images: Sequence[ImageLike], prompts: Sequence[PromptLike], *, batch_size: int = 8
+        self,
+        images: Sequence[ImageLike],
+        prompts: Sequence[PromptLike],
+        *,
+        batch_size: int = 8,
+        refine: str = "none",
+        tiles: bool = False,
     ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images."""
+        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images.
+
+        ``refine="guided"`` sharpens the upsampled masks along the image's edges
+        (``clipseg.inference.refine``); ``tiles=True`` adds detail from full-resolution windows of
+        the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
+        ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
+        ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
+        upsampling (transformers parity).
+        """
+        self._check_refine(refine)
+        options = {"refine": refine, "tiles": tiles, "batch_size": batch_size}
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
         results: list[np.ndarray] = []
         for start in range(0, len(arrays), batch_size):
             chunk = arrays[start : start + batch_size]
             logits = self.backend.decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
-            results += [logits_to_probs(lg, img.shape[:2]) for img, lg in zip(chunk, logits)]
+            results += [self._finish(img, lg, conditionals, **options) for img, lg in zip(chunk, logits)]
         return results
 
     def predict(
-        self, image: ImageLike | ImageEmbedding, prompts: Sequence[PromptLike] | PromptLike
+        self,
+        image: ImageLike | ImageEmbedding,
+        prompts: Sequence[PromptLike] | PromptLike,
+        *,
+        refine: str = "none",
+        tiles: bool = False,
     ) -> np.ndarray:
-        """``N x H x W`` float32 probabilities for one image (or ``embed_image``'s embedding) at its own resolution."""
+        """``N x H x W`` float32 probabilities for one image (or ``embed_image``'s embedding) at its own
+        resolution (options: ``predict_batch``)."""
         if isinstance(prompts, (str, Prompt)):
             prompts = [prompts]
         if not isinstance(image, ImageEmbedding):
-            return self.predict_batch([image], prompts)[0]
-        logits = self.backend.decode(image.features, self.embed_prompts(prompts))
-        return logits_to_probs(logits[0], image.size)
+            return self.predict_batch([image], prompts, refine=refine, tiles=tiles)[0]
+        self._check_refine(refine)
+        conditionals = self.embed_prompts(prompts)
+        logits = self.backend.decode(image.features, conditionals)[0]
+        return self._finish(image.image, logits, conditionals, refine=refine, tiles=tiles, batch_size=8)
