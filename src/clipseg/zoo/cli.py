@@ -1,10 +1,11 @@
-"""``clipseg zoo list|verify|fetch|export``."""
+"""``clipseg zoo list|verify|fetch|export|push``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 
 from clipseg.zoo import cards, get_card, load_model
@@ -99,6 +100,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from clipseg.zoo.push import build_upload_folder, upload_folder
+
+    if args.dry_run is not None:
+        folder = build_upload_folder(
+            args.file, args.repo, args.dry_run, license=args.license, zoo_cards=cards()
+        )
+        print(f"wrote {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))}); nothing uploaded")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build_upload_folder(
+            args.file, args.repo, Path(tmp) / "upload", license=args.license, zoo_cards=cards()
+        )
+        url = upload_folder(folder, args.repo, private=args.private)
+    print(f"uploaded {args.file} to {url}; load it with clipseg.load_model({args.repo!r})")
+    return 0
+
+
 def _shapes_quality(path: Path, scenes: int) -> dict[str, float]:
     """``shapes-quality/...`` numbers of the model file at ``path`` (see ``clipseg.quality``)."""
     from clipseg.quality import shapes_quality
@@ -138,6 +157,18 @@ def _parser() -> argparse.ArgumentParser:
         help="measure shapes quality (clipseg.quality) on N fresh scenes; recorded on the card when in zoo/",
     )
     e.set_defaults(run=cmd_export)
+    u = sub.add_parser("push", help="upload a model file to the Hugging Face Hub with a generated model card")
+    u.add_argument("file", type=Path, help="model file of `clipseg fit` or `clipseg zoo export`")
+    u.add_argument("--repo", required=True, help="hub repository org/name (created if missing)")
+    u.add_argument("--license", help="license id (default: the base zoo model's, e.g. mit, apache-2.0)")
+    u.add_argument("--private", action="store_true", help="create the repository as private")
+    u.add_argument(
+        "--dry-run",
+        type=Path,
+        metavar="DIR",
+        help="write the upload folder (model + README.md) to DIR, upload nothing",
+    )
+    u.set_defaults(run=cmd_push)
     return p
 
 
