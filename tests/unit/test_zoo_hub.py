@@ -105,6 +105,17 @@ def test_online_listing_downloads_only_safetensors_configs_and_tokenizer(hub_cac
     assert calls[0]["cache_dir"] == hub_cache.cache and "local_files_only" not in calls[0]
 
 
+def test_our_file_loads_as_ours_even_next_to_a_config_json(hub_cache):
+    shipped = (repo_zoo_dir() / "shapes-tiny.safetensors").read_bytes()
+    config = json.dumps({"model_type": "clipseg", "note": "someone's own notes"}).encode()
+    write_hub_repo(
+        hub_cache.cache, "someone/with-config", {"model.safetensors": shipped, "config.json": config}
+    )
+    image, _ = image_and_pixels()
+    got = clipseg.load_model("someone/with-config", device="cpu").predict(image, PROMPTS)
+    np.testing.assert_array_equal(got, clipseg.load_model(MINE, device="cpu").predict(image, PROMPTS))
+
+
 def test_pytorch_model_bin_alone_loads_weights_only(hub_cache, make_hf_clipseg, tiny_tokenizer):
     hf = make_hf_clipseg(seed=3)
     files = transformers_files(hf, tiny_tokenizer, hub_cache.root / "bin", safetensors=False)

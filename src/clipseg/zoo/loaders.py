@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from clipseg.modeling import ClipSeg
+from clipseg.modeling.clipseg import META_CONFIG
 from clipseg.modeling.convert import (
     ORIGINAL_BACKBONE,
     convert_original_checkpoint,
@@ -53,10 +55,18 @@ def load_transformers_folder(folder: Path, *, weights: str | None = None) -> Loa
     return model, _named_tokenizer(str(folder))
 
 
+def _has_clipseg_config(path: Path) -> bool:
+    if path.suffix != ".safetensors":
+        return False
+    with safe_open(str(path), framework="pt") as handle:
+        return META_CONFIG in (handle.metadata() or {})
+
+
 def load_weights(path: Path) -> Loaded:
-    """A weights file: transformers layout when it is ``model.safetensors`` / ``pytorch_model.bin``
-    next to a ``config.json``, else this project's safetensors (config in the metadata)."""
-    if path.name in (SAFETENSORS_NAME, PICKLE_NAME) and (path.parent / "config.json").is_file():
+    """A weights file: this project's safetensors when its metadata holds a config; else the
+    transformers layout when it is ``model.safetensors`` / ``pytorch_model.bin`` next to a ``config.json``."""
+    transformers = path.name in (SAFETENSORS_NAME, PICKLE_NAME) and (path.parent / "config.json").is_file()
+    if transformers and not _has_clipseg_config(path):
         return load_transformers_folder(path.parent, weights=path.name)
     if path.suffix != ".safetensors":
         raise ZooError(f"{path}: a {path.suffix} file loads only next to a transformers config.json")
