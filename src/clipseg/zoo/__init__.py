@@ -9,14 +9,16 @@ is verified before it is loaded. Hub repo ids (``org/name``) load through the sa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from clipseg.predict import Predictor
 from clipseg.zoo.cards import ModelCard, read_cards
 from clipseg.zoo.hub import kind_of, snapshot_file
-from clipseg.zoo.loaders import load_card_file, load_path, load_weights
 from clipseg.zoo.store import ZooError, fetch, repo_zoo_dir, verify
+
+if TYPE_CHECKING:  # torch is imported only to load a model: reading cards stays fast
+    import torch
+
+    from clipseg.predict import Predictor
 
 __all__ = ["ModelCard", "ZooError", "cards", "get_card", "list_models", "load_model"]
 
@@ -55,9 +57,12 @@ def load_model(
             revision, else ``main``).
         device: where the model runs (default: cuda if available).
     """
+    from clipseg.predict import Predictor
+    from clipseg.zoo.loaders import load_card_file, load_path, load_weights_file
+
     kind = kind_of(name_or_path, cards())
     if kind == "hub":
-        model, tokenizer = load_weights(snapshot_file(str(name_or_path), revision))
+        model, tokenizer = load_weights_file(snapshot_file(str(name_or_path), revision))
         name = f"{name_or_path}@{revision}" if revision else str(name_or_path)
         return Predictor(model, tokenizer, device=device, name=name)
     if kind == "zoo":

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from clipseg.modeling.backbone import _hub_offline
 from clipseg.zoo.errors import ZooError
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -152,6 +151,8 @@ def snapshot_file(repo_id: str, revision: str | None = None, *, filename: str | 
             which command fills the cache).
     """
     from huggingface_hub import snapshot_download
+
+    from clipseg.modeling.backbone import _hub_offline  # here: reading the cache must not import torch
 
     label, cache = _label(repo_id, revision), hub_cache_dir()
     files = None if _hub_offline() else _remote_files(repo_id, revision)

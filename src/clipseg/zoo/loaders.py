@@ -62,7 +62,7 @@ def _has_clipseg_config(path: Path) -> bool:
         return META_CONFIG in (handle.metadata() or {})
 
 
-def load_weights(path: Path) -> Loaded:
+def load_weights_file(path: Path) -> Loaded:
     """A weights file: this project's safetensors when its metadata holds a config; else the
     transformers layout when it is ``model.safetensors`` / ``pytorch_model.bin`` next to a ``config.json``."""
     transformers = path.name in (SAFETENSORS_NAME, PICKLE_NAME) and (path.parent / "config.json").is_file()
@@ -94,7 +94,7 @@ def load_original(path: Path, *, backbone: str, converted: Path | None = None, *
 
 def load_card_file(card: ModelCard, path: Path) -> Loaded:
     if card.format in ("clipseg", "transformers"):
-        return load_weights(path)
+        return load_weights_file(path)
     return load_original(
         path,
         backbone=card.backbone or ORIGINAL_BACKBONE,
@@ -111,7 +111,7 @@ def load_path(path: Path) -> Loaded:
             "repo id (org/name)"
         )
     if path.is_dir():
-        return load_weights(path / choose_weights((p.name for p in path.iterdir()), where=str(path)))
+        return load_weights_file(path / choose_weights((p.name for p in path.iterdir()), where=str(path)))
     if path.suffix == ".pth":
         return load_original(path, backbone=ORIGINAL_BACKBONE)
-    return load_weights(path)
+    return load_weights_file(path)
