@@ -22,6 +22,7 @@ from PIL import Image
 
 import clipseg
 from clipseg.cli import main as clipseg_main
+from clipseg.modeling import backbone
 from clipseg.zoo import ZooError, hub
 from clipseg.zoo.cli import main as zoo_main
 from clipseg.zoo.store import repo_zoo_dir
@@ -97,7 +98,7 @@ def test_online_listing_downloads_only_safetensors_configs_and_tokenizer(hub_cac
 
     listing = sorted(p.name for p in hub_cache.snapshot.iterdir())
     assert "pytorch_model.bin" in listing and "model.safetensors" in listing
-    monkeypatch.setattr(hub, "_hub_offline", lambda: False)
+    monkeypatch.setattr(backbone, "_hub_offline", lambda: False)
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo, revision: listing)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     assert hub.snapshot_file(CIDAS) == hub_cache.snapshot / "model.safetensors"
