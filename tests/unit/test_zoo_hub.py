@@ -222,3 +222,20 @@ def test_zoo_list_and_fetch_show_where_each_file_is(hub_cache, capsys):
     fetched = capsys.readouterr().out
     assert str(hub_cache.snapshot / "model.safetensors") in fetched
     assert (hub_cache.snapshot / "model.safetensors").resolve().name in fetched  # the verified digest
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        ({"HF_HOME": "/h"}, "/h/hub"),
+        ({"HF_HOME": "/h", "HF_HUB_CACHE": "/c"}, "/c"),
+        ({"XDG_CACHE_HOME": "/x"}, "/x/huggingface/hub"),
+        ({}, "~/.cache/huggingface/hub"),
+    ],
+)
+def test_hub_cache_follows_the_environment_like_huggingface_hub(monkeypatch, env, want):
+    for var in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert hub.hub_cache_dir() == Path(want).expanduser()
