@@ -98,11 +98,12 @@ def _label(repo_id: str, revision: str | None) -> str:
 
 
 def _remote_files(repo_id: str, revision: str | None) -> list[str] | None:
-    """The repository's file names, or ``None`` when the hub cannot be reached (offline, no network)."""
+    """The repository's file names, or ``None`` when the hub cannot be reached (offline, no network, down)."""
     import requests
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
+        HfHubHTTPError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -122,8 +123,8 @@ def _remote_files(repo_id: str, revision: str | None) -> list[str] | None:
             f"{repo_id}: no such hub repository (or it is private: log in with `huggingface-cli login`), "
             "no such local file or folder, and not a zoo model name (`clipseg zoo list`)"
         ) from None
-    except (requests.ConnectionError, requests.Timeout, OfflineModeIsEnabled):
-        return None
+    except (requests.ConnectionError, requests.Timeout, OfflineModeIsEnabled, HfHubHTTPError):
+        return None  # no network, or the hub is down: the cache may still have it
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
