@@ -1,8 +1,9 @@
-"""The model zoo: ``list_models()`` and ``load_model(name_or_path)``.
+"""The model zoo: ``list_models()`` and ``load_model(name_or_path_or_repo_id, revision=None)``.
 
-Resolution order for a name: the file shipped with the package (``zoo/``) → the local cache → the hub
-(``hf_hub_download``, honours ``HF_HUB_OFFLINE``) → a clear error saying what to download and where
-to put it. Every file's sha256 is verified before it is loaded.
+A zoo name resolves to the file shipped with the package (``zoo/``), or through the standard HF
+cache for hub cards (downloaded there unless ``HF_HUB_OFFLINE``), or to an original ``.pth`` put in
+our cache; otherwise a clear error says what to download and where to put it. Every zoo file's
+sha256 is verified before it is loaded. Hub repo ids (``org/name``) load through the same HF cache.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clipseg.core.files import looks_like_path
 from clipseg.zoo.cards import ModelCard, read_cards
+from clipseg.zoo.hub import kind_of, snapshot_file
 from clipseg.zoo.store import ZooError, fetch, repo_zoo_dir, verify
 
 if TYPE_CHECKING:
@@ -40,27 +41,43 @@ def get_card(name: str) -> ModelCard:
     return known[name]
 
 
-def load_weights(name_or_path: str | Path) -> Loaded:
-    """The ``ClipSeg`` model (on the CPU) and tokenizer of a zoo name or a checkpoint path, verified."""
+def load_weights(name_or_path: str | Path, revision: str | None = None) -> Loaded:
+    """The ``ClipSeg`` model (on the CPU) and tokenizer of a zoo name, a checkpoint path or a hub repo id.
+
+    See ``load_model`` for the arguments. Zoo files are verified (sha256) before they are loaded.
+    """
     # Imported here: reading cards (list, verify, fetch) must work without torch.
-    from clipseg.zoo.loaders import load_card_file, load_path
+    from clipseg.zoo.loaders import load_card_file, load_path, load_weights_file
 
-    if looks_like_path(name_or_path):
-        return load_path(Path(name_or_path))
-    card = get_card(str(name_or_path))
-    path = fetch(card)
-    verify(card, path)
-    return load_card_file(card, path)
+    kind = kind_of(name_or_path, cards())
+    if kind == "hub":
+        return load_weights_file(snapshot_file(str(name_or_path), revision))
+    if kind == "zoo":
+        card = get_card(str(name_or_path))
+        path = fetch(card, revision)
+        verify(card, path)
+        return load_card_file(card, path)
+    if revision is not None:
+        raise ZooError(f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to paths")
+    return load_path(Path(name_or_path))
 
 
-def load_model(name_or_path: str | Path, device: str | None = None) -> Predictor:
-    """A ``Predictor`` for a zoo name or a checkpoint path (our safetensors, CIDAS folder, original ``.pth``).
+def load_model(name_or_path: str | Path, revision: str | None = None, device: str | None = None) -> Predictor:
+    """A ``Predictor`` for a zoo name, a checkpoint path or a Hugging Face Hub repo id.
 
-    ``device``: "cpu", "cuda", "cuda:1", ... (default: cuda if available).
+    Args:
+        name_or_path: a zoo name (``shapes-tiny``), a path (our safetensors file or folder, a
+            transformers CLIPSeg folder, an original ``.pth``) or a hub repo id ``org/name`` (the
+            transformers CLIPSeg layout or this project's safetensors), loaded through the standard
+            HF cache and usable offline from it. An existing path always wins; see
+            ``clipseg.zoo.hub`` for the exact rule.
+        revision: hub branch, tag or commit (repo ids and hub zoo cards; default: the card's pinned
+            revision, else ``main``).
+        device: "cpu", "cuda", "cuda:1", ... (default: cuda if available).
     """
     from clipseg.backends.torch import TorchBackend
     from clipseg.inference import Predictor
 
-    model, tokenizer = load_weights(name_or_path)
-    name = str(name_or_path)
+    model, tokenizer = load_weights(name_or_path, revision)
+    name = f"{name_or_path}@{revision}" if revision else str(name_or_path)
     return Predictor(TorchBackend(model, tokenizer, device=device), name=name)
