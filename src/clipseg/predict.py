@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from clipseg.images import ImageLike, load_image, load_mask
+from clipseg.inference import bulk
+from clipseg.inference.bulk import BulkSummary, Source
+from clipseg.inference.postprocess import PostProcess
+from clipseg.inference.postprocess import postprocess as apply_postprocess
 from clipseg.modeling import ClipSeg
 from clipseg.prompts import mix_conditionals, tokenize_prompts, visual_prompt
 
@@ -121,15 +125,13 @@ class Predictor:
         return mix_conditionals(text, visual, weight)
 
     @torch.inference_mode()
-    def predict_batch(
-        self, images: Sequence[ImageLike], prompts: Sequence[PromptLike], *, batch_size: int = 8
+    def predict_arrays(
+        self, images: Sequence[np.ndarray], conditionals: torch.Tensor, *, batch_size: int = 8
     ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images."""
-        conditionals = self.embed_prompts(prompts)
-        arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
+        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D`` conditionals."""
         results: list[np.ndarray] = []
-        for start in range(0, len(arrays), batch_size):
-            chunk = arrays[start : start + batch_size]
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
             logits = self.model(self._pixels(chunk), conditionals)  # B x N x S x S
             for img, lg in zip(chunk, logits):
                 full = F.interpolate(
@@ -138,8 +140,41 @@ class Predictor:
                 results.append(torch.sigmoid(full[0]).cpu().numpy().astype(np.float32))
         return results
 
-    def predict(self, image: ImageLike, prompts: Sequence[PromptLike] | PromptLike) -> np.ndarray:
-        """``N x H x W`` float32 probabilities for one image at its own resolution."""
+    def predict_batch(
+        self, images: Sequence[ImageLike], prompts: Sequence[PromptLike], *, batch_size: int = 8
+    ) -> list[np.ndarray]:
+        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images."""
+        conditionals = self.embed_prompts(prompts)
+        arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
+        return self.predict_arrays(arrays, conditionals, batch_size=batch_size)
+
+    def predict(
+        self,
+        image: ImageLike,
+        prompts: Sequence[PromptLike] | PromptLike,
+        *,
+        postprocess: PostProcess | None = None,
+    ) -> np.ndarray:
+        """``N x H x W`` float32 probabilities for one image at its own resolution.
+
+        With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
+        ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
+        """
         if isinstance(prompts, (str, Prompt)):
             prompts = [prompts]
-        return self.predict_batch([image], prompts)[0]
+        if postprocess is None:
+            return self.predict_batch([image], prompts)[0]
+        probs = self.predict_batch([image], [*prompts, *postprocess.negative])[0]
+        return apply_postprocess(probs[: len(prompts)], probs[len(prompts) :], postprocess)
+
+    def iter_predict(
+        self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], **options
+    ) -> Iterator[tuple[Source, np.ndarray]]:
+        """Stream ``(source, masks)`` for files, folders, globs and video frames; see ``inference.bulk.iter_predict``."""
+        return bulk.iter_predict(self, sources, prompts, **options)
+
+    def predict_folder(
+        self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], *, out: str | Path, **options
+    ) -> BulkSummary:
+        """Mask files, folders, globs and videos into ``out``; see ``inference.bulk.predict_folder``."""
+        return bulk.predict_folder(self, sources, prompts, out=out, **options)

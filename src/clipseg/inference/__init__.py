@@ -1,0 +1,1 @@
+"""Inference beyond one image: sources (files, folders, videos), post-processing, writers, bulk runs."""
