@@ -56,7 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"zoo name or checkpoint path (default: {DEFAULT_MODEL})"
     )
-    p.add_argument("--out", type=Path, default=Path("outputs/predict"), help="output folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/predict"),
+        metavar="DIR",
+        help="output folder (layout below)",
+    )
     p.add_argument(
         "--format",
         dest="formats",
@@ -66,8 +72,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"output formats, repeatable or comma-separated: {', '.join(FORMATS)} (default: png,overlay)",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
-    p.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
     post = p.add_argument_group("post-processing (at each image's resolution, in the order listed below)")
+    post.add_argument(
+        "--smooth",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="FRAMES",
+        help="videos: average probabilities over FRAMES neighbours on each side (default 1 when given)",
+    )
     post.add_argument(
         "--negative",
         action="append",
@@ -78,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     post.add_argument(
         "--combine", choices=COMBINE_MODES, default="none", help="merge the prompts' masks into one"
     )
+    post.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
     post.add_argument("--erode", type=int, default=0, metavar="PX", help="shrink masks by PX pixels")
     post.add_argument(
         "--min-area", type=int, default=0, metavar="PX", help="drop regions smaller than PX pixels"
@@ -86,15 +101,6 @@ def _parser() -> argparse.ArgumentParser:
     post.add_argument("--dilate", type=int, default=0, metavar="PX", help="grow masks by PX pixels")
     post.add_argument(
         "--feather", type=int, default=0, metavar="PX", help="blur mask edges over PX pixels (soft masks)"
-    )
-    post.add_argument(
-        "--smooth",
-        type=int,
-        nargs="?",
-        const=1,
-        default=0,
-        metavar="FRAMES",
-        help="videos: average probabilities over FRAMES neighbours on each side (default 1 when given)",
     )
     p.add_argument(
         "--video-output",

@@ -1,6 +1,6 @@
 """Output files of bulk masking: PNG masks, RGBA cut-outs, npz, COCO JSON, overlays, mask videos.
 
-Every file is written next to its target under a ``*.clipseg-partial`` name and renamed into place,
+Every file is written next to its target under a ``.NAME.tmp-PID`` name and renamed into place,
 so a run that is killed leaves complete files only (``remove_partials`` clears the leftovers). An
 input counts as done when all of its files exist; a rerun skips it. A video's outputs are built in a
 partial folder that is renamed into place when the video is finished. COCO records are written per
@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,12 +35,17 @@ VIDEO_OUTPUTS: tuple[str, ...] = ("frames", "video", "both")
 COCO_FILE = "coco.json"
 PARTS_DIR = ".coco-parts"
 VIDEO_PART = ".coco-part.json"
-PARTIAL = ".clipseg-partial"
+_PARTIAL = re.compile(r"^\..+\.tmp-\d+$")  # what ``partial_name`` makes
+
+
+def partial_name(path: Path) -> Path:
+    """The temporary name next to ``path`` under which it is written before the rename."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` for a temporary name next to ``path``, then rename it to ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}{PARTIAL}")
+    tmp = partial_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -50,15 +54,15 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def remove_partials(root: Path) -> None:
-    """Delete what a killed run left half-written under ``root`` (files and folders named ``*.clipseg-partial``)."""
+    """Delete what a killed run left half-written under ``root`` (files and folders named ``.NAME.tmp-PID``)."""
     if not root.is_dir():
         return
     for folder, dirs, files in os.walk(root):
-        for name in [d for d in dirs if d.endswith(PARTIAL)]:
+        for name in [d for d in dirs if _PARTIAL.match(d)]:
             shutil.rmtree(Path(folder, name), ignore_errors=True)
             dirs.remove(name)
         for name in files:
-            if name.endswith(PARTIAL):
+            if _PARTIAL.match(name):
                 Path(folder, name).unlink(missing_ok=True)
 
 
@@ -224,7 +228,7 @@ class VideoWriter:
     def __init__(self, layout: Layout, item: Input, *, fps: float) -> None:
         self.layout, self.item, self.fps = layout, item, fps
         self.final = layout.root / item.key
-        self.folder = self.final.with_name(f".{self.final.name}.{os.getpid()}{PARTIAL}")
+        self.folder = partial_name(self.final)
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         self.records: list[dict] = []
@@ -265,7 +269,7 @@ class VideoWriter:
         self._encoders = []
         if "coco" in self.layout.formats:
             _write_json(self.folder / VIDEO_PART, self.records)
-        trash = self.final.with_name(f".{self.final.name}.old{PARTIAL}")
+        trash = partial_name(self.final.with_name(f"{self.final.name}.old"))
         if self.final.exists():  # --overwrite: swap, then delete the old outputs
             self.final.replace(trash)
         self.folder.replace(self.final)
