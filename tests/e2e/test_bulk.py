@@ -138,7 +138,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
         container.mux(stream.encode(None))
 
 
-def test_video_gives_one_mask_per_frame(tmp_path, predictor):
+def test_video_gives_one_mask_per_frame(tmp_path, predictor, capsys):
     video = tmp_path / "clip.mp4"
     write_video(video, [scene(5 + i % 2) for i in range(6)])
     out = tmp_path / "out"
@@ -149,6 +149,11 @@ def test_video_gives_one_mask_per_frame(tmp_path, predictor):
     ]
     with av.open(str(folder / "0_red-square.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 6
+    capsys.readouterr()
+    assert predict_cli(video, "--out", out, "--video-output", "both", "--smooth", "--threshold", "0.5") == 0
+    assert "done 0, skipped 1" in capsys.readouterr().out
+    assert predict_cli(video, "--out", out, "--video-output", "both", "--format", "npz") == 0  # new format
+    assert "done 1, skipped 0" in capsys.readouterr().out and (folder / "000005.npz").exists()
     streamed = list(predictor.iter_predict([video], PROMPTS))
     assert [(s.path, s.frame) for s, _ in streamed] == [(video, i) for i in range(6)]
     assert all(masks.shape == (2, 64, 64) for _, masks in streamed)

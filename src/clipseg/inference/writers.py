@@ -118,13 +118,26 @@ class Layout:
         return self.root / PARTS_DIR / f"{item.key}.json"
 
     def is_complete(self, item: Input) -> bool:
-        if item.is_video:
-            return (self.root / item.key).is_dir()
-        return all(f.exists() for f in self.image_files(item))
+        """Whether ``item``'s outputs exist in this layout's formats (a video's folder is renamed into
+        place only when complete, so its first frame's files stand for all of them)."""
+        if not item.is_video:
+            return all(f.exists() for f in self.image_files(item))
+        folder = self.root / item.key
+        files = [self.part_path(item)] if "coco" in self.formats else []
+        if self.video_output != "frames":
+            files += [folder / f"{m}.mp4" for m in self.mask_names]
+        if self.frames_per_file:
+            files += [f for group in self.frame_files(folder, frame_prefix(0)).values() for f in group]
+        return folder.is_dir() and all(f.exists() for f in files)
 
     @property
     def frames_per_file(self) -> bool:
         return self.video_output in ("frames", "both")
+
+
+def frame_prefix(index: int) -> str:
+    """How the files of a video's frame ``index`` start (6 digits: they sort in frame order)."""
+    return f"{index:06d}"
 
 
 def write_frame(
@@ -237,7 +250,7 @@ class VideoWriter:
     def add(self, index: int, image: np.ndarray, masks: np.ndarray, scores: Sequence[float]) -> None:
         """Write frame ``index``: ``masks`` is ``K x H x W`` in [0, 1], ``image`` ``H x W x 3`` uint8."""
         if self.layout.frames_per_file:
-            write_frame(self.layout, self.folder, f"{index:06d}", image, masks)
+            write_frame(self.layout, self.folder, frame_prefix(index), image, masks)
         if self.layout.video_output != "frames":
             self._encode(masks)
         if "coco" in self.layout.formats:
