@@ -159,7 +159,7 @@ def test_video_gives_one_mask_per_frame(tmp_path, predictor, capsys):
     assert all(masks.shape == (2, 64, 64) for _, masks in streamed)
 
 
-def test_python_api_streams_and_post_processes(tmp_path, predictor):
+def test_python_api_streams_and_post_processes(tmp_path, predictor, capsys):
     paths = save_scenes(tmp_path / "in", ["a.png", "b.png", "c.png"])
     streamed = list(predictor.iter_predict(tmp_path / "in", PROMPTS, batch_size=2))
     assert [s.path for s, _ in streamed] == paths
@@ -170,8 +170,12 @@ def test_python_api_streams_and_post_processes(tmp_path, predictor):
     plain = predictor.predict(paths[0], [text], postprocess=PostProcess(threshold=0.5))
     negated = predictor.predict(paths[0], [text], postprocess=PostProcess(threshold=0.5, negative=(text,)))
     assert plain.sum() > 0 and negated.sum() == 0
-    summary = predictor.predict_folder(tmp_path / "in", PROMPTS, out=tmp_path / "out", formats=["npz"])
+    summary = predictor.predict_folder(
+        tmp_path / "in", PROMPTS, out=tmp_path / "out", formats=["npz"], progress=True
+    )
     assert (summary.done, summary.skipped, summary.failed) == (3, 0, [])
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert "3/3" in bar and "input/s" in bar  # count, rate (and ETA while running)
     with np.load(tmp_path / "out" / "a.npz") as saved:
         np.testing.assert_allclose(saved["masks"], streamed[0][1], atol=1e-6)
         assert list(saved["labels"]) == PROMPTS
