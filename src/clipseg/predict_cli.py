@@ -19,8 +19,9 @@ DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, o
 LAYOUT_HELP = """\
 outputs (--out DIR) mirror the input tree, relative to the common folder of the named inputs
 (a named folder counts as itself, a file as its parent, a glob as its folder before the first
-wildcard). For an image KEY (its path without extension; KEY gets the extension appended, as in
-cat_png, when two images share a folder and stem) and mask i of prompt P:
+wildcard). For an image KEY (its path without extension; images that share a folder and stem
+get the extension appended: photo.jpg and photo.webp give photo-jpg and photo-webp; a/x.png and
+b/x.png stay apart in a/ and b/) and mask i of prompt P:
   png      KEY_i_P.png        8-bit soft mask, or 0/255 with --threshold or a morphology option
   rgba     KEY_i_P_rgba.png   the image with the mask as alpha (cut-out)
   npz      KEY.npz            masks (K x H x W float32) and labels

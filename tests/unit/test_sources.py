@@ -39,7 +39,7 @@ def test_same_stem_in_one_folder_gets_the_extension(tmp_path):
     touch(tmp_path / "cat.png")
     touch(tmp_path / "cat.jpg")
     touch(tmp_path / "dog.png")
-    assert sorted(keys(collect_inputs([tmp_path]))) == ["cat_jpg", "cat_png", "dog"]
+    assert sorted(keys(collect_inputs([tmp_path]))) == ["cat-jpg", "cat-png", "dog"]
 
 
 def test_files_from_two_folders_keep_their_folders(tmp_path):

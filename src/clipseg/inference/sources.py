@@ -5,7 +5,7 @@
 mirrors the input tree: paths are taken relative to the common folder of the named inputs (a named
 folder counts as the folder itself, a named file as its parent, a glob as its folder before the
 first wildcard). Inputs that share a folder and a stem (``cat.png``, ``cat.jpg``) get their
-extension appended to the stem (``cat_png``, ``cat_jpg``), so no two inputs write the same file.
+extension appended to the stem (``cat-png``, ``cat-jpg``), so no two inputs write the same file.
 A video's outputs go to a folder named like the video file (``clips/walk.mp4/``).
 
 ``decode(inputs)`` streams ``Decoded`` frames (one per image, every frame of a video, via PyAV) and
@@ -98,7 +98,7 @@ def collect_inputs(specs: Sequence[str | Path], *, exclude: Path | None = None) 
         if _is_video(r):
             inputs.append(Input(path=path, name=r, key=r, is_video=True))
             continue
-        stem = r.stem if stems[(r.parent, r.stem)] == 1 else f"{r.stem}_{r.suffix.lstrip('.')}"
+        stem = r.stem if stems[(r.parent, r.stem)] == 1 else f"{r.stem}-{r.suffix.lstrip('.')}"
         inputs.append(Input(path=path, name=r, key=r.parent / stem, is_video=False))
     return inputs
 
