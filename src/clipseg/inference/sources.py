@@ -196,8 +196,10 @@ def _done(value: Event) -> Future:
 def _image_events(item: Input) -> list[Event]:
     try:
         return [Decoded(item, 0, load_image(item.path)), Finished(item)]
-    except ImageError as err:
+    except ImageError as err:  # its message names the file
         return [Finished(item, str(err))]
+    except (OSError, ValueError) as err:  # anything else a broken file raises: still this input's failure
+        return [Finished(item, f"{item.path}: not a readable image ({err})")]
 
 
 def _video_events(item: Input) -> Iterator[Event]:
