@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -70,3 +70,31 @@ def test_a_spec_matching_nothing_is_named(tmp_path, monkeypatch, spec):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(SourceError, match=spec.replace("*", r"\*")):
         collect_inputs([spec])
+
+
+def test_decode_streams_in_order_and_a_failing_file_fails_only_itself(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import clipseg.inference.sources as sources
+
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.full((4, 5, 3), ord(name[0]), np.uint8)).save(tmp_path / name)
+    real = sources.load_image
+
+    def flaky(path):
+        if Path(path).name == "b.png":
+            raise OSError("device went away")
+        return real(path)
+
+    monkeypatch.setattr(sources, "load_image", flaky)
+    events = list(sources.decode(collect_inputs([tmp_path]), workers=2, prefetch=1))
+    summary = [(type(e).__name__, str(e.input.key), getattr(e, "error", None)) for e in events]
+    assert summary == [
+        ("Decoded", "a", None),
+        ("Finished", "a", None),
+        ("Finished", "b", f"{tmp_path / 'b.png'}: not a readable image (device went away)"),
+        ("Decoded", "c", None),
+        ("Finished", "c", None),
+    ]
+    assert int(events[3].image[0, 0, 0]) == ord("c")
