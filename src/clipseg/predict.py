@@ -13,9 +13,12 @@ from PIL import Image
 
 from clipseg.images import ImageLike, load_image, load_mask
 from clipseg.inference import bulk
+from clipseg.inference import tiles as tiles_module
 from clipseg.inference.bulk import BulkSummary, Source
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.postprocess import postprocess as apply_postprocess
+from clipseg.inference.refine import REFINE_MODES
+from clipseg.inference.refine import refine as refine_probs
 from clipseg.modeling import ClipSeg
 from clipseg.prompts import mix_conditionals, tokenize_prompts, visual_prompt
 
@@ -76,6 +79,8 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.name = name
+        # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
+        self.sam = None
         cfg = model.config
         self.image_size = cfg.image_size
         self._mean = torch.tensor(cfg.image_mean, device=self.device).view(1, 3, 1, 1)
@@ -125,10 +130,41 @@ class Predictor:
         return mix_conditionals(text, visual, weight)
 
     @torch.inference_mode()
+    def _tiled(self, image: np.ndarray, conditionals: torch.Tensor, batch_size: int) -> np.ndarray:
+        """``N x H x W`` probabilities blended from full-resolution windows of the model's input size."""
+        side = self.image_size
+        boxes = tiles_module.tile_boxes(*image.shape[:2], side)
+        probs = []
+        for start in range(0, len(boxes), batch_size):
+            crops = [image[y : y + side, x : x + side] for y, x in boxes[start : start + batch_size]]
+            probs.append(torch.sigmoid(self.model(self._pixels(crops), conditionals).float()).cpu().numpy())
+        return tiles_module.stitch(np.concatenate(probs), boxes, *image.shape[:2])
+
+    def check_refine(self, refine: str) -> None:
+        """Raise ``ValueError`` for an unknown refine mode, or ``"sam"`` without ``predictor.sam``."""
+        if refine not in (*REFINE_MODES, "sam"):
+            raise ValueError(f"unknown refine mode {refine!r}: use one of {', '.join(REFINE_MODES)}, sam")
+        if refine == "sam" and self.sam is None:
+            raise ValueError(
+                "refine='sam' needs a SAM model: predictor.sam = "
+                "clipseg.sam_refine.SamRefiner.from_pretrained('facebook/sam-vit-base')"
+            )
+
+    @torch.inference_mode()
     def predict_arrays(
-        self, images: Sequence[np.ndarray], conditionals: torch.Tensor, *, batch_size: int = 8
+        self,
+        images: Sequence[np.ndarray],
+        conditionals: torch.Tensor,
+        *,
+        batch_size: int = 8,
+        refine: str = "none",
+        tiles: bool = False,
     ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D`` conditionals."""
+        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D`` conditionals.
+
+        ``refine`` and ``tiles``: see ``predict_batch``.
+        """
+        self.check_refine(refine)
         results: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
@@ -137,34 +173,62 @@ class Predictor:
                 full = F.interpolate(
                     lg[None].float(), size=img.shape[:2], mode="bilinear", align_corners=False
                 )
-                results.append(torch.sigmoid(full[0]).cpu().numpy().astype(np.float32))
+                probs = torch.sigmoid(full[0]).cpu().numpy().astype(np.float32)
+                upsampling = max(img.shape[:2]) / self.image_size
+                if tiles and tiles_module.needs_tiles(*img.shape[:2], self.image_size):
+                    detail = self._tiled(img, conditionals, batch_size)
+                    probs = tiles_module.combine(
+                        probs, detail, gate_radius=round(tiles_module.GATE_PER_UPSAMPLING * upsampling)
+                    )
+                if refine == "sam":
+                    results.append(self.sam(img, probs))
+                else:
+                    results.append(refine_probs(img, probs, refine, model_side=self.image_size))
         return results
 
     def predict_batch(
-        self, images: Sequence[ImageLike], prompts: Sequence[PromptLike], *, batch_size: int = 8
+        self,
+        images: Sequence[ImageLike],
+        prompts: Sequence[PromptLike],
+        *,
+        batch_size: int = 8,
+        refine: str = "none",
+        tiles: bool = False,
     ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images."""
+        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images.
+
+        ``refine="guided"`` sharpens the upsampled masks along the image's edges
+        (``clipseg.inference.refine``); ``tiles=True`` adds detail from full-resolution windows of
+        the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
+        ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
+        ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
+        upsampling (transformers parity).
+        """
+        self.check_refine(refine)
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
-        return self.predict_arrays(arrays, conditionals, batch_size=batch_size)
+        return self.predict_arrays(arrays, conditionals, batch_size=batch_size, refine=refine, tiles=tiles)
 
     def predict(
         self,
         image: ImageLike,
         prompts: Sequence[PromptLike] | PromptLike,
         *,
+        refine: str = "none",
+        tiles: bool = False,
         postprocess: PostProcess | None = None,
     ) -> np.ndarray:
-        """``N x H x W`` float32 probabilities for one image at its own resolution.
+        """``N x H x W`` float32 probabilities for one image at its own resolution (options: ``predict_batch``).
 
         With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
         ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
         """
         if isinstance(prompts, (str, Prompt)):
             prompts = [prompts]
+        options = postprocess or PostProcess()
+        probs = self.predict_batch([image], [*prompts, *options.negative], refine=refine, tiles=tiles)[0]
         if postprocess is None:
-            return self.predict_batch([image], prompts)[0]
-        probs = self.predict_batch([image], [*prompts, *postprocess.negative])[0]
+            return probs
         return apply_postprocess(probs[: len(prompts)], probs[len(prompts) :], postprocess)
 
     def iter_predict(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from clipseg.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
+from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.sources import collect_inputs
 from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
@@ -73,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
         help=f"output formats, repeatable or comma-separated: {', '.join(FORMATS)} (default: png,overlay)",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
+    p.add_argument(
+        "--refine",
+        choices=(*REFINE_MODES, "sam"),
+        default="none",
+        help="refinement of the masks at full resolution: 'guided' = guided filter with the image as "
+        "guide, 'sam' = SAM inside each mask's box (needs --sam) (default: none, plain bilinear upsampling)",
+    )
+    p.add_argument("--sam", metavar="NAME_OR_PATH", help="SAM model for --refine sam (transformers format)")
+    p.add_argument(
+        "--tiles",
+        action="store_true",
+        help="add detail from full-resolution windows of the model's input size (large images)",
+    )
     post = p.add_argument_group("post-processing (at each image's resolution, in the order listed below)")
     post.add_argument(
         "--smooth",
@@ -149,13 +163,21 @@ def run(args: argparse.Namespace) -> dict:
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: is a file, not a folder")
     collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
+    if (args.refine == "sam") != (args.sam is not None):
+        raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
     predictor = load_model(args.model, device=args.device)
+    if args.sam is not None:
+        from clipseg.sam_refine import SamRefiner
+
+        predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.device)
     summary = predictor.predict_folder(
         args.images,
         prompts,
         out=args.out,
         formats=tuple(args.formats or ("png", "overlay")),
         postprocess=options,
+        refine=args.refine,
+        tiles=args.tiles,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         smooth=args.smooth,
@@ -165,6 +187,8 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "model": args.model,
         "threshold": args.threshold,
+        "refine": args.refine,
+        "tiles": args.tiles,
         "images": [e for e in summary.entries if "image" in e],
         "videos": [e for e in summary.entries if "video" in e],
         "coco": str(summary.coco) if summary.coco else None,

@@ -1,1 +1,2 @@
-"""Inference beyond one image: sources (files, folders, videos), post-processing, writers, bulk runs."""
+"""Inference without torch: refinement of predicted masks (``refine``, ``tiles``) and bulk masking
+(``sources`` → predictor → ``postprocess`` → ``writers``, run by ``bulk``)."""

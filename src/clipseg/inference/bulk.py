@@ -4,8 +4,8 @@ Inputs are decoded in background threads (``sources.decode``) while the predicto
 previous batch; prompts (and negative prompts) are encoded once for the whole run. ``iter_predict``
 streams ``(source, masks)`` without writing anything; ``predict_folder`` writes the outputs of
 ``writers`` with a progress bar, skips inputs whose outputs are complete, reports a bad file by name
-and goes on. This module does not touch torch: it only calls the predictor's ``embed_prompts`` and
-``predict_arrays``.
+and goes on. This module does not touch torch: it only calls the predictor's ``check_refine``, ``embed_prompts``
+and ``predict_arrays`` (which also refines: ``refine``, ``tiles``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ def _results(
     batch_size: int,
     smooth: int,
     workers: int,
+    refine: str = "none",
+    tiles: bool = False,
 ) -> Iterator[Result]:
     """Events of ``sources.decode`` in order, each frame with its ``K x H x W`` masks and ``K`` scores.
 
@@ -82,11 +85,11 @@ def _results(
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    predictor.check_refine(refine)
     count = len(prompts)
     conditionals = predictor.embed_prompts([*prompts, *options.negative])
-    stream = _smoothed(
-        _predicted(predictor, decode(inputs, workers=workers), conditionals, batch_size), smooth
-    )
+    predict = partial(predictor.predict_arrays, conditionals=conditionals, refine=refine, tiles=tiles)
+    stream = _smoothed(_predicted(predict, decode(inputs, workers=workers), batch_size), smooth)
     for event, probs in stream:
         if probs is None:
             yield event, None, None
@@ -98,7 +101,7 @@ def _results(
 
 
 def _predicted(
-    predictor: Any, events: Iterator[Event], conditionals: Any, batch_size: int
+    predict: Callable[..., list[np.ndarray]], events: Iterator[Event], batch_size: int
 ) -> Iterator[tuple[Event, np.ndarray | None]]:
     """Pair each ``Decoded`` with its ``N x H x W`` probabilities, batching frames across inputs."""
     pending: list[Event] = []
@@ -107,16 +110,16 @@ def _predicted(
         pending.append(event)
         frames += isinstance(event, Decoded)
         if frames == batch_size:
-            yield from _run_batch(predictor, pending, conditionals)
+            yield from _run_batch(predict, pending)
             pending, frames = [], 0
-    yield from _run_batch(predictor, pending, conditionals)
+    yield from _run_batch(predict, pending)
 
 
 def _run_batch(
-    predictor: Any, pending: list[Event], conditionals: Any
+    predict: Callable[..., list[np.ndarray]], pending: list[Event]
 ) -> Iterator[tuple[Event, np.ndarray | None]]:
     images = [e.image for e in pending if isinstance(e, Decoded)]
-    probs = iter(predictor.predict_arrays(images, conditionals, batch_size=len(images)) if images else [])
+    probs = iter(predict(images, batch_size=len(images)) if images else [])
     for event in pending:
         yield event, next(probs) if isinstance(event, Decoded) else None
 
@@ -156,6 +159,8 @@ def iter_predict(
     postprocess: PostProcess | None = None,
     batch_size: int = 8,
     smooth: int = 0,
+    refine: str = "none",
+    tiles: bool = False,
     workers: int = 2,
     on_error: Callable[[Path, str], None] | None = None,
 ) -> Iterator[tuple[Source, np.ndarray]]:
@@ -163,13 +168,22 @@ def iter_predict(
 
     ``masks`` is ``K x H x W`` float32 at the input's resolution: the probabilities of the ``K``
     prompts, or the post-processed masks with ``postprocess``. ``smooth`` averages video frames
-    over that many neighbours on each side. An unreadable input raises ``ImageError`` naming it,
-    unless ``on_error(path, message)`` is given (then it is called and the stream goes on).
+    over that many neighbours on each side; ``refine`` and ``tiles`` as in ``predict_batch``. An
+    unreadable input raises ``ImageError`` naming it, unless ``on_error(path, message)`` is given
+    (then it is called and the stream goes on).
     """
     options = postprocess or PostProcess()
     inputs = _inputs(sources)
     stream = _results(
-        predictor, inputs, prompts, options, batch_size=batch_size, smooth=smooth, workers=workers
+        predictor,
+        inputs,
+        prompts,
+        options,
+        batch_size=batch_size,
+        smooth=smooth,
+        workers=workers,
+        refine=refine,
+        tiles=tiles,
     )
     for event, masks, _ in stream:
         if isinstance(event, Decoded):
@@ -191,6 +205,8 @@ def predict_folder(
     overwrite: bool = False,
     batch_size: int = 8,
     smooth: int = 0,
+    refine: str = "none",
+    tiles: bool = False,
     video_output: str = "frames",
     workers: int = 2,
     progress: bool | None = None,
@@ -200,7 +216,8 @@ def predict_folder(
 
     Inputs whose outputs are complete are skipped unless ``overwrite``. A bad input is reported
     (``on_error(path, message)``; default: an ``error:`` line on stderr) and the run goes on; the
-    summary lists it under ``failed``. ``progress`` None shows the bar on a terminal only.
+    summary lists it under ``failed``. ``progress`` None shows the bar on a terminal only. The other
+    options are those of ``iter_predict``.
     """
     start = time.perf_counter()
     options = postprocess or PostProcess()
@@ -221,7 +238,15 @@ def predict_folder(
         total=len(todo), unit="input", disable=None if progress is None else not progress, file=sys.stderr
     )
     stream = _results(
-        predictor, todo, prompts, options, batch_size=batch_size, smooth=smooth, workers=workers
+        predictor,
+        todo,
+        prompts,
+        options,
+        batch_size=batch_size,
+        smooth=smooth,
+        workers=workers,
+        refine=refine,
+        tiles=tiles,
     )
     with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseg-write") as pool:
         writes: list[Future] = []
