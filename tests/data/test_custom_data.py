@@ -63,10 +63,12 @@ def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys
     src = write_small_folder(tmp_path / "raw", n=6)
     rows = read_csv_rows(src)
     Image.new("L", (17, 9)).save(src / "masks" / "small.png")
+    (src / "images" / "broken.png").write_bytes(b"not a png")
     bad = [
         {"image": "images/nope.png", "mask": rows[0]["mask"], "prompt": "red circle"},
         {"image": rows[0]["image"], "mask": "masks/small.png", "prompt": "blue circle"},
         {"image": rows[0]["image"], "mask": rows[0]["mask"], "prompt": "  "},
+        {"image": "images/broken.png", "mask": rows[0]["mask"], "prompt": "red circle"},
     ]
     write_csv_rows(src, [*rows, *bad])
     assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 0
@@ -78,7 +80,8 @@ def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys
     assert "images/nope.png is missing" in reasons[f"annotations.csv:{first_bad}"]
     assert "is 17x9 but the image is 48x48" in reasons[f"annotations.csv:{first_bad + 1}"]
     assert "empty prompt" in reasons[f"annotations.csv:{first_bad + 2}"]
-    assert len(reasons) == 3
+    assert "not in a known image format" in reasons[f"annotations.csv:{first_bad + 3}"]
+    assert len(reasons) == 4
     written = len(_rows(tmp_path / "out", "train")) + len(_rows(tmp_path / "out", "val"))
     assert written == len(rows)
 
@@ -189,3 +192,38 @@ def test_coco_without_images_folder_is_one_clear_error(tmp_path, capsys):
     assert prep.prepare_main(["coco", "--src", str(instances), "--out", str(tmp_path / "out")]) == 2
     assert "needs --images" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
+
+
+def _prompt_row(image_id: str, text: str, prompts: list[str]) -> dict:
+    from clipseg.data.rawio import encode_png, make_row
+
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:5, 2:5] = True
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 90, 90)).save(buffer, format="PNG")
+    meta = {"image_id": image_id, "prompts": prompts}
+    return make_row(f"{image_id}:{text}", buffer.getvalue(), encode_png(mask), text=text, meta=meta)
+
+
+def test_negatives_never_name_an_object_the_image_has():
+    from clipseg.data.streaming import PromptPolicy
+
+    # "b" is annotated on image 1 too, so it cannot be image 1's absent object; "c" can.
+    rows = [_prompt_row("2", "b", ["b"]), _prompt_row("1", "a", ["a", "b"])]
+    sample = list(PromptPolicy(negative_prob=1.0)(rows))[-1]
+    assert sample["text"] == "a" and sample["mask"].any()
+    rows = [_prompt_row("2", "c", ["c"]), _prompt_row("1", "a", ["a", "b"])]
+    sample = list(PromptPolicy(negative_prob=1.0)(rows))[-1]
+    assert sample["text"] == "c" and not sample["mask"].any()
+
+
+def test_visual_prompts_come_from_another_image_with_the_same_phrase():
+    from clipseg.data.streaming import PromptPolicy
+
+    rows = [_prompt_row("2", "a", ["a"]), _prompt_row("3", "b", ["b"]), _prompt_row("1", "a", ["a"])]
+    policy = PromptPolicy(visual=True, same_phrase_support=True, prompt_size=8)
+    first, second, third = list(policy(rows))
+    assert first["support"] is None and second["support"] is None  # no earlier sample of their phrase
+    assert third["support"] is not None and third["text_weight"] <= 0.5
+    never = PromptPolicy(visual=True, visual_prob=0.0, same_phrase_support=True, prompt_size=8)
+    assert list(never(rows))[-1]["support"] is None

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipseg.data.shapes import COLORS, SHAPES, _coverage
+from clipseg.data.shapes import COLORS, SHAPES, _coverage, free_spot
 
 ANNOTATION_HEADER = ("image", "mask", "prompt")
 
@@ -71,12 +71,10 @@ def render_scene(
     for _ in range(int(rng.integers(config.min_objects, config.max_objects + 1))):
         color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
         r = rng.uniform(*config.radius) * size
-        for _ in range(30):  # rejection sampling of a free spot
-            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
-            if all(np.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
-                break
-        else:
+        spot = free_spot(rng, r, size, placed, attempts=30)
+        if spot is None:
             continue
+        cx, cy = spot
         placed.append((cx, cy, r))
         coverage = _coverage(shape, cx, cy, r, rng.uniform(-0.4, 0.4), size)
         jitter = rng.integers(-config.color_jitter, config.color_jitter + 1, 3)
