@@ -126,3 +126,22 @@ def test_validation_overlays_reach_the_logger(tmp_path):
     overlays.on_validation_batch_end(trainer, module, {}, batch, 1)  # only the first batch is drawn
     overlays.on_validation_batch_end(trainer, module, {}, batch, 0)
     assert recorder.logged == [("val/samples", 2)]
+
+
+def test_the_data_takes_input_size_and_normalization_from_the_model(tmp_path):
+    from types import SimpleNamespace
+
+    from clipseg.data.finetune import FineTuneDataModule
+
+    config = ClipSegConfig(backbone={}, image_size=40, image_mean=(0.5, 0.5, 0.5), image_std=(0.2, 0.3, 0.4))
+    data = FineTuneDataModule(data_dir=str(tmp_path))
+    data.trainer = SimpleNamespace(lightning_module=SimpleNamespace(model=SimpleNamespace(config=config)))
+    data.setup("fit")
+    transform = data.transform(train=False)
+    assert data.image_size == 40 and transform.image_size == 40
+    item = transform({"sample_id": "s", "image": np.full((8, 8, 3), 255, np.uint8), "mask": np.zeros((8, 8))})
+    assert torch.allclose(item["image"][:, 0, 0], torch.tensor([2.5, 5 / 3, 1.25]))  # (1 - mean) / std
+    fixed = FineTuneDataModule(data_dir=str(tmp_path), image_size=64)
+    fixed.trainer = data.trainer
+    fixed.setup("fit")
+    assert fixed.image_size == 64 and fixed.image_mean == (0.5, 0.5, 0.5)
