@@ -7,7 +7,8 @@
 2. runs, as a user would: ``clipseg prepare folder``, ``clipseg fit --config configs/finetune.yaml
    --model.init_from shapes-tiny ...`` and ``clipseg predict --model <run>/model.safetensors``;
 3. prints (and writes to ``<work>/results.json``) held-out text mIoU@0.5 and absent-prompt marked
-   pixels before → after, the original shapes quality before → after (forgetting), and wall times.
+   pixels before → after, the original shapes quality before → after (forgetting; the mean over the
+   five acceptance seeds of ``clipseg.quality``), and wall times.
 
 Not a ``*_bench.py``: it trains for minutes, so ``make bench`` leaves it out.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from clipseg import load_model
 from clipseg.data.shapes_shift import write_folder
-from clipseg.quality import folder_quality, shapes_quality
+from clipseg.quality import folder_quality, shapes_quality_over_seeds
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune.yaml"
 BASE_MODEL = "shapes-tiny"
@@ -40,7 +41,7 @@ def _run(command: list[str]) -> float:
 def _measure(model: str, heldout: Path, quality_scenes: int) -> dict[str, float]:
     predictor = load_model(model)
     folder = folder_quality(predictor, heldout)
-    shapes = shapes_quality(predictor, n=quality_scenes)
+    shapes = shapes_quality_over_seeds(predictor, n=quality_scenes)
     return {
         "heldout_text_miou": folder["text_miou"],
         "heldout_absent_marked_fraction": folder["absent_marked_fraction"],
@@ -55,7 +56,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("outputs/finetune-shift"))
     parser.add_argument("--scenes", type=int, default=300, help="training scenes (train + val folder)")
     parser.add_argument("--heldout", type=int, default=100, help="held-out scenes")
-    parser.add_argument("--quality-scenes", type=int, default=200, help="original shapes scenes measured")
+    parser.add_argument(
+        "--quality-scenes", type=int, default=200, help="original shapes scenes per acceptance seed (5 seeds)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     raw, heldout, prepared = args.work / "raw", args.work / "heldout", args.work / "prepared"
