@@ -21,6 +21,7 @@ from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, vo
 from clipseg.data.shapes_dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
 from clipseg.data.transforms import SampleTransform, collate
+from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
 from clipseg.prompts import TEMPLATES
 
 
@@ -61,6 +62,7 @@ class ClipSegDataModule(LightningDataModule):
         )
         self.color_jitter, self.mask_interpolation = color_jitter, mask_interpolation
         self.crop_scale = tuple(crop_scale)
+        self.image_mean, self.image_std = CLIP_MEAN, CLIP_STD  # the backbone's; CLIP's unless told
         self.train_first_epoch = 0
 
     def state_dict(self) -> dict[str, int]:
@@ -80,6 +82,8 @@ class ClipSegDataModule(LightningDataModule):
         return SampleTransform(
             image_size=self.image_size,
             train=train,
+            mean=self.image_mean,
+            std=self.image_std,
             color_jitter=self.color_jitter,
             crop_scale=self.crop_scale,
             mask_interpolation=self.mask_interpolation,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -36,8 +37,11 @@ READERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "pascal-zeroshot": ("clipseg.data.zeroshot:iter_rows", {}, ("val",)),
     "refmatte": ("clipseg.data.refmatte:iter_rows", {}, ("test",)),
     "shapes": ("clipseg.data.shapes:iter_rows", {}, ("val", "test")),
+    "folder": ("clipseg.data.folder:iter_rows", {}, ("train", "val")),
+    "coco": ("clipseg.data.coco:iter_rows", {}, ("train", "val")),
 }
 NEEDS_NO_SOURCE = frozenset({"shapes"})
+SHOWN_SKIPPED = 5  # skipped rows whose reasons the CLI prints (all are in skipped.json)
 ROW_GROUP_SIZE = 64  # rows per parquet row group: the unit a streaming reader holds in memory
 Reader = Callable[..., Iterator[dict[str, Any] | BadSample]]
 
@@ -118,6 +122,9 @@ def _convert_split(
     reader: Reader, src: Path | None, split: str, split_dir: Path, shard_size: int, options: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Write the shards of one split; returns (shards, skipped rows)."""
+    # Before touching the folder: a reader that checks its input when called (a CSV without a needed
+    # column) stops here, and an earlier conversion stays as it was.
+    rows = reader(src, split, **options)
     split_dir.mkdir(parents=True, exist_ok=True)
     for stale in [
         *split_dir.glob("shard-*.parquet"),
@@ -128,7 +135,8 @@ def _convert_split(
     writer = _ShardWriter(split_dir, shard_size)
     skipped: list[dict[str, str]] = []
     seen: set[str] = set()
-    with tqdm(reader(src, split, **options), desc=split, unit=" samples", dynamic_ncols=True) as progress:
+    # A reader may return a sized iterable: tqdm then shows the total.
+    with tqdm(rows, desc=split, unit=" samples", dynamic_ncols=True) as progress:
         for item in progress:
             if isinstance(item, BadSample):
                 skipped.append({"sample_id": item.sample_id, "reason": item.reason})
@@ -151,17 +159,20 @@ def prepare(
     splits: Sequence[str] | None = None,
     shard_size: int = 1000,
     options: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Convert ``dataset`` (raw files under ``src``) into shards under ``out``.
 
     Args:
         dataset: a key of ``READERS`` ("phrasecut", "pascal5i", "coco20i", "pascal-zeroshot",
-            "refmatte", "shapes").
+            "refmatte", "shapes", and users' own data: "folder", "coco").
         src: the raw dataset folder (``None`` for "shapes").
         out: output folder (``out/<split>/shard-*.parquet``).
         splits: splits to convert (default: the dataset's usual ones).
         shard_size: rows per shard file; use at least ranks × workers shards per split.
         options: extra reader keyword arguments (e.g. ``{"fold": 1}`` for few-shot).
+        workers: processes that read and encode rows, for readers that can use them ("folder",
+            "coco"); not part of what makes a conversion up to date.
 
     Returns:
         ``{"dataset", "out", "splits": {split: {"rows", "shards", "skipped", "reused"}}}``; every
@@ -176,6 +187,10 @@ def prepare(
     if src_path is not None and not src_path.exists():
         raise FileNotFoundError(f"raw dataset folder {src_path} does not exist")
     reader_options = {**fixed, **(options or {})}
+    run_options = dict(reader_options)
+    if "workers" in inspect.signature(reader).parameters:
+        run_options["workers"] = workers
+    digest = getattr(importlib.import_module(reader.__module__), "source_digest", None)
     out = Path(out)
     report: dict[str, Any] = {"dataset": dataset, "out": str(out), "splits": {}}
     try:  # keep the entries of splits converted by earlier runs
@@ -191,10 +206,12 @@ def prepare(
             "options": json.loads(json.dumps(reader_options, default=str)),
             "shard_size": shard_size,
         }
+        if digest is not None:  # an edited annotation file makes the conversion stale
+            identity["source_digest"] = digest(src_path, **reader_options)
         manifest = _is_complete(split_dir, identity)
         reused = manifest is not None
         if manifest is None:
-            shards, skipped = _convert_split(reader, src_path, split, split_dir, shard_size, reader_options)
+            shards, skipped = _convert_split(reader, src_path, split, split_dir, shard_size, run_options)
             manifest = {
                 **identity,
                 "shards": shards,
@@ -233,6 +250,12 @@ def prepare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", nargs="+", help="splits to convert (default: the dataset's usual splits)")
     parser.add_argument("--shard-size", type=int, default=1000, help="rows per shard file")
     parser.add_argument(
+        "--images", type=Path, help="coco: the folder of the images (file_name is relative to it)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes reading images and masks (folder, coco)"
+    )
+    parser.add_argument(
         "--option",
         type=_option,
         action="append",
@@ -241,8 +264,13 @@ def prepare_main(argv: list[str] | None = None) -> int:
         help="reader option, e.g. fold=1",
     )
     args = parser.parse_args(argv)
+    options = dict(args.option)
+    if args.images is not None:
+        options["images"] = str(args.images)
     try:
-        report = prepare(args.dataset, args.src, args.out, args.splits, args.shard_size, dict(args.option))
+        report = prepare(
+            args.dataset, args.src, args.out, args.splits, args.shard_size, options, args.workers
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"clipseg prepare: error: {err}")
         return 2
@@ -252,5 +280,10 @@ def prepare_main(argv: list[str] | None = None) -> int:
             f"{split}: {info['rows']} rows in {info['shards']} shards ({status}); {info['skipped']} skipped"
         )
     if any(info["skipped"] for info in report["splits"].values()):
-        print(f"skipped rows and reasons: {Path(report['out']) / 'skipped.json'}")
+        listing = Path(report["out"]) / "skipped.json"
+        skipped = [entry for entries in json.loads(listing.read_text()).values() for entry in entries]
+        for entry in skipped[:SHOWN_SKIPPED]:
+            print(f"  skipped {entry['sample_id']}: {entry['reason']}")
+        more = f" ({len(skipped) - SHOWN_SKIPPED} more)" if len(skipped) > SHOWN_SKIPPED else ""
+        print(f"every skipped row and its reason{more}: {listing}")
     return 0

@@ -69,7 +69,8 @@ def sample_panel(
 
 
 class SampleOverlays(Callback):
-    """Logs (image, prompt, prediction, target) overlays of training batches every ``every_n_steps`` steps.
+    """Logs (image, prompt, prediction, target) overlays to wandb: of training batches every
+    ``every_n_steps`` steps, and of the first batch of each validation.
 
     Only a ``WandbLogger`` receives them (``log_image``); with other loggers or none this does nothing.
 
@@ -82,25 +83,56 @@ class SampleOverlays(Callback):
         self.every_n_steps = every_n_steps
         self.max_samples = max_samples
 
+    @staticmethod
+    def _logger(trainer: Trainer) -> WandbLogger | None:
+        logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+        return logger if trainer.is_global_zero else None
+
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
-        if logger is None or not trainer.is_global_zero or trainer.global_step % self.every_n_steps:
+        logger = self._logger(trainer)
+        if logger is None or trainer.global_step % self.every_n_steps:
             return
         if not isinstance(outputs, Mapping) or "probs" not in outputs:
             return
+        self._log(logger, "train/samples", pl_module, batch, outputs["probs"], trainer.global_step)
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        logger = self._logger(trainer)
+        if logger is None or batch_idx != 0 or trainer.sanity_checking or "mask" not in batch:
+            return
+        with torch.no_grad():  # one extra forward pass per validation: the evaluators keep no probabilities
+            _, probs, _ = pl_module.model_step(batch, auxiliary=False)
+        self._log(logger, "val/samples", pl_module, batch, probs, trainer.global_step)
+
+    def _log(
+        self,
+        logger: WandbLogger,
+        key: str,
+        pl_module: LightningModule,
+        batch: Any,
+        probs: torch.Tensor,
+        step: int,
+    ) -> None:
+        """Log overlays of the first ``max_samples`` samples; ``probs`` ``B x H x W``."""
         config = pl_module.model.config
         count = min(self.max_samples, len(batch["text"]))
         panels = [
             sample_panel(
                 _to_uint8(batch["image"][i], config.image_mean, config.image_std),
-                outputs["probs"][i].float().cpu().numpy(),
+                probs[i].float().cpu().numpy(),
                 batch["mask"][i, 0].float().cpu().numpy(),
                 batch["text"][i],
             )
             for i in range(count)
         ]
-        logger.log_image(
-            key="train/samples", images=panels, step=trainer.global_step, caption=batch["text"][:count]
-        )
+        logger.log_image(key=key, images=panels, step=step, caption=batch["text"][:count])

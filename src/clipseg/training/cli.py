@@ -106,6 +106,23 @@ class BestCheckpoint(ModelCheckpoint):
         super().__init__(dirpath=dirpath, monitor=monitor, mode=mode, filename="best-{step}", save_top_k=1)
 
 
+_UNION_FAILURE = "Does not validate against any of the Union subtypes"
+
+
+def union_reason(message: str) -> str:
+    """The reason inside jsonargparse's "does not validate against any of the Union subtypes" message.
+
+    An optional value (``model.config: ClipSegConfig | None``) that fails its own checks is reported
+    as a union failure listing one error per subtype; the one that is not "expected None" is the reason.
+    Other messages are returned unchanged.
+    """
+    if not message.startswith(_UNION_FAILURE):
+        return message
+    reasons = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")]
+    useful = [r for r in reasons if "NoneType" not in r]
+    return useful[0] if useful else message
+
+
 def auto_precision(accelerator: Any) -> str:
     """The training precision for ``accelerator``: mixed bf16 / fp16 on CUDA GPUs, full fp32 elsewhere."""
     if str(accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
@@ -183,7 +200,7 @@ class ClipSegCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except (TypeError, ValueError) as err:
-            raise ConfigurationError(f"{type(err).__name__}: {err}") from err
+            raise ConfigurationError(f"{type(err).__name__}: {union_reason(str(err))}") from err
 
     @staticmethod
     def _configure_wandb(cfg: Namespace, run_dir: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from clipseg.modeling.config import ClipSegConfig
 from clipseg.safetensors_io import save_safetensors
 from clipseg.tokenizer import META_TOKENIZER, tokenizer_to_metadata
 from clipseg.training.module import ClipSegModule
@@ -34,9 +35,20 @@ def module_from_checkpoint(path: str | Path) -> ClipSegModule:
     """
     checkpoint = load_lightning_checkpoint(path)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    # The checkpoint's weights replace whatever `init_from` started the run with: no need to read
-    # (or even still have) that file.
-    module = ClipSegModule(**hparams | {"init_from": None})
+    config = ClipSegConfig.from_dict(hparams["config"])
+    tokenizer_from_init = (
+        config.backbone_is_random
+        and hparams.get("tokenizer") is None
+        and hparams.get("tokenizer_corpus") is None
+    )
+    if tokenizer_from_init:
+        # A run that took model and tokenizer from init_from (configs/finetune.yaml) needs that file
+        # once more, for the tokenizer; its weights are replaced by the checkpoint's below.
+        module = ClipSegModule(**hparams | {"config": None})
+    else:
+        # The checkpoint's weights replace whatever `init_from` started the run with: no need to read
+        # (or even still have) that file.
+        module = ClipSegModule(**hparams | {"init_from": None})
     module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
@@ -50,9 +62,19 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path
         out: a ``.safetensors`` file path, or a folder that receives ``<name>.safetensors``.
         name: the zoo name, stored in the metadata.
     """
-    module = module_from_checkpoint(ckpt_path)
     out = Path(out)
     target = out if out.suffix == ".safetensors" else out / f"{name}.safetensors"
+    return export_module(module_from_checkpoint(ckpt_path), target, name)
+
+
+def export_module(
+    module: ClipSegModule, target: str | Path, name: str, extra: dict[str, str] | None = None
+) -> Path:
+    """Write ``module``'s model to the ``.safetensors`` file ``target`` (atomically) and return its path.
+
+    ``extra``: more metadata entries (string values), e.g. what a fine-tuning run started from.
+    """
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         weights = module.model.save_pretrained(folder)
@@ -62,5 +84,5 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path
     if module.model.config.backbone_is_random:
         metadata[META_TOKENIZER] = tokenizer_to_metadata(module.tokenizer)
     metadata[META_NAME] = name
-    save_safetensors(tensors, target, metadata=metadata)
+    save_safetensors(tensors, target, metadata=metadata | (extra or {}))
     return target

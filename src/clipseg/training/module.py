@@ -35,6 +35,9 @@ class ClipSegModule(LightningModule):
     Args:
         config: the model architecture; ``config.backbone`` is a hub name, a local folder or a
             ``CLIPConfig`` dict (random init, whose text vocabulary is sized to the tokenizer).
+            ``None`` with ``init_from``: the architecture, tokenizer, input size and normalization
+            are that model's (``configs/finetune.yaml``), and so is ``freeze_backbone``: a pretrained,
+            named backbone stays frozen, one trained by this project (shapes-tiny) trains end to end.
         tokenizer: hub name or folder of the CLIP tokenizer (default: the backbone's).
         tokenizer_corpus: build a CLIP-format tokenizer with one token per word of these texts instead.
         evaluation: protocol of validation and test.
@@ -57,14 +60,15 @@ class ClipSegModule(LightningModule):
             With a random text tower, default-initialised FiLM multiplies the decoder state by
             random per-prompt noise; the model then learns to ignore the prompt.
         init_from: zoo name or model file (see ``clipseg.load_model``) whose weights start this run,
-            to fine-tune it; its architecture and tokenizer must be this run's. Optimizer and
-            schedule start fresh (``--ckpt_path`` resumes a run instead).
+            to fine-tune it; its architecture and tokenizer must be this run's (or leave ``config``
+            and ``tokenizer`` unset to take both from it). Optimizer and schedule start fresh
+            (``--ckpt_path`` resumes a run instead).
     """
 
     def __init__(
         self,
         *,
-        config: ClipSegConfig,
+        config: ClipSegConfig | None = None,
         tokenizer: str | None = None,
         tokenizer_corpus: Sequence[str] | None = None,
         evaluation: Protocol = "referring",
@@ -83,15 +87,26 @@ class ClipSegModule(LightningModule):
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
             config = ClipSegConfig.from_dict(config)
         self.save_hyperparameters()
+        if config is None:
+            if init_from is None:
+                raise ValueError(
+                    "set model.config (an architecture) or model.init_from (a zoo name or model file to fine-tune)"
+                )
+            if tokenizer is not None or tokenizer_corpus is not None:
+                raise ValueError("with init_from and no config, the tokenizer is init_from's: leave it unset")
+            source = load_model(init_from, device="cpu")
+            # A Predictor's model is in eval mode; Lightning switches modes per loop from here on.
+            self.model, self.tokenizer = source.model.train(), source.tokenizer
+        else:
+            self.model, self.tokenizer = build_model(
+                config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
+            )
         # Plain types only, so that checkpoints load with `torch.load(weights_only=True)`.
-        self.hparams["config"] = config.to_dict()
-        self.model, self.tokenizer = build_model(
-            config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
-        )
+        self.hparams["config"] = self.model.config.to_dict()
         if identity_film:  # checkpoints restored later overwrite this; it only shapes a fresh start
             self.model.decoder.reset_film_to_identity()
         # A checkpoint restored later (resume, reload) overwrites these weights, as it should.
-        if init_from is not None:
+        if init_from is not None and config is not None:
             load_weights_from(self.model, self.tokenizer, init_from)
         if dense_label_weight and dense_label_classes < 2:
             raise ValueError(f"dense_label_weight needs dense_label_classes >= 2, got {dense_label_classes}")
