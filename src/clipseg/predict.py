@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 from clipseg.images import ImageLike, load_image, load_mask
 from clipseg.modeling import ClipSeg
 from clipseg.prompts import mix_conditionals, tokenize_prompts, visual_prompt
+from clipseg.tokenizer import unknown_words, vocabulary_words
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,50 @@ def as_prompt(prompt: PromptLike) -> Prompt:
     raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` this torch can use (default: cuda if available, else cpu).
+
+    Raises:
+        ValueError: not a device name, or a CUDA device this machine or torch build does not have.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)!r}: not a device name; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {str(device)!r}: {why} (torch {torch.__version__}); use cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r}: only {torch.cuda.device_count()} GPU(s) are visible (cuda:0...)"
+            )
+    return resolved
+
+
+def _is_one_image(images: object) -> bool:
+    """A path, PIL image or single ``H x W[ x C]`` array, as opposed to a sequence of images."""
+    return isinstance(images, (str, Path, Image.Image)) or (
+        isinstance(images, np.ndarray) and images.ndim <= 3
+    )
+
+
 class Predictor:
     """A ``ClipSeg`` model with its tokenizer and preprocessing, ready for images from users."""
 
     def __init__(
         self, model: ClipSeg, tokenizer, *, device: str | torch.device | None = None, name: str = ""
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.name = name
+        # A randomly initialised backbone was trained with a tokenizer built from a fixed corpus
+        # (e.g. shapes-tiny): words outside it carry no meaning the model learnt.
+        self._fixed_vocabulary = model.config.backbone_is_random
+        self._warned_words: set[str] = set()
         cfg = model.config
         self.image_size = cfg.image_size
         self._mean = torch.tensor(cfg.image_mean, device=self.device).view(1, 3, 1, 1)
@@ -84,9 +120,28 @@ class Predictor:
         x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return (x - self._mean) / self._std
 
+    def _warn_unknown_words(self, texts: Sequence[str]) -> None:
+        """Warn once per word about prompt words outside a fixed vocabulary."""
+        unknown = {w for text in texts for w in unknown_words(self.tokenizer, text)} - self._warned_words
+        if not unknown:
+            return
+        self._warned_words |= unknown
+        warnings.warn(
+            f"{self.name or 'this model'} does not know the word(s) {', '.join(map(repr, sorted(unknown)))}: "
+            "its tokenizer was built from a fixed vocabulary, so masks for them mean little. It knows: "
+            f"{' '.join(vocabulary_words(self.tokenizer))} (also in `clipseg zoo list` and its zoo card).",
+            UserWarning,
+            stacklevel=4,
+        )
+
     @torch.inference_mode()
-    def embed_prompts(self, prompts: Sequence[PromptLike]) -> torch.Tensor:
-        """``N x D`` conditionals for ``prompts``: text encoded in one batch, support images in another."""
+    def embed_prompts(self, prompts: Sequence[PromptLike] | PromptLike) -> torch.Tensor:
+        """``N x D`` conditionals for ``prompts``: text encoded in one batch, support images in another.
+
+        A single string, ``Prompt`` or path is one prompt (not a sequence of characters).
+        """
+        if isinstance(prompts, (str, Path, Prompt, Image.Image, np.ndarray)):
+            prompts = [prompts]
         items = [as_prompt(p) for p in prompts]
         if not items:
             raise ValueError("empty prompt list: pass at least one prompt")
@@ -96,7 +151,10 @@ class Predictor:
         text_idx = [i for i, p in enumerate(items) if p.text is not None]
         image_idx = [i for i, p in enumerate(items) if p.image is not None]
         if text_idx:
-            enc = tokenize_prompts(self.tokenizer, [items[i].text for i in text_idx])
+            texts = [items[i].text for i in text_idx]
+            if self._fixed_vocabulary:
+                self._warn_unknown_words(texts)
+            enc = tokenize_prompts(self.tokenizer, texts, max_length=self.model.max_text_tokens)
             text[text_idx] = self.model.encode_text(**{k: v.to(self.device) for k, v in enc.items()})
         if image_idx:
             supports = []
@@ -104,6 +162,11 @@ class Predictor:
                 img = load_image(items[i].image, name=f"prompt {i}")
                 if items[i].mask is not None:
                     mask = load_mask(items[i].mask, name=f"prompt {i} mask")
+                    if not mask.any():
+                        raise ValueError(
+                            f"prompt {i} mask ({items[i].label}): the mask is all black, so it marks no "
+                            "object; mark the object in white, or give no mask to prompt with the whole image"
+                        )
                     if mask.shape != img.shape[:2]:
                         raise ValueError(
                             f"prompt {i}: mask {mask.shape} and image {img.shape[:2]} differ in size"
@@ -122,9 +185,18 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_batch(
-        self, images: Sequence[ImageLike], prompts: Sequence[PromptLike], *, batch_size: int = 8
+        self,
+        images: Sequence[ImageLike] | ImageLike,
+        prompts: Sequence[PromptLike] | PromptLike,
+        *,
+        batch_size: int = 8,
     ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images."""
+        """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images.
+
+        A single path / PIL image / array is one image, and a single string or ``Prompt`` one prompt.
+        """
+        if _is_one_image(images):
+            images = [images]
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
         results: list[np.ndarray] = []
@@ -140,6 +212,4 @@ class Predictor:
 
     def predict(self, image: ImageLike, prompts: Sequence[PromptLike] | PromptLike) -> np.ndarray:
         """``N x H x W`` float32 probabilities for one image at its own resolution."""
-        if isinstance(prompts, (str, Prompt)):
-            prompts = [prompts]
         return self.predict_batch([image], prompts)[0]

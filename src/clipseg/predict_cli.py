@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -15,11 +16,21 @@ from PIL import Image
 from clipseg.images import ImageError, load_image, load_mask
 
 DEFAULT_MODEL = "shapes-tiny"
+OUTPUT_NAMES_HELP = """output files, in --out:
+  NAME_<i>_<prompt>.png   mask of prompt number i (0, 1, ...) for the input NAME
+  NAME_overlay.png        the masks over the input, with a legend
+NAME is the input's file name without its extension (photo.jpg -> photo). Inputs
+that share it (photo.jpg and photo.webp, a/x.png and b/x.png) are named by their
+path below their common folder instead, '/' and '.' written as '-' (photo-jpg,
+photo-webp; a-x-png, b-x-png), so no two inputs ever write the same file."""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="clipseg predict", description="Segment images from text or image prompts."
+        prog="clipseg predict",
+        description="Segment images from text or image prompts.",
+        epilog=OUTPUT_NAMES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", type=Path, help="input image file(s)")
     p.add_argument("--prompt", action="append", default=[], help="text prompt (repeatable)")
@@ -28,10 +39,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH[:MASK]",
-        help="support image as a visual prompt, optionally with the object's mask (repeatable)",
+        help="support image as a visual prompt, optionally with the object's mask (repeatable); "
+        "a PATH that contains ':' is read whole when that file exists",
     )
     p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"zoo name or checkpoint path (default: {DEFAULT_MODEL})"
+        "--model",
+        default=DEFAULT_MODEL,
+        help="zoo name, model file (.safetensors, .pth, folder) or Lightning checkpoint (.ckpt) of "
+        f"`clipseg fit` (default: {DEFAULT_MODEL})",
     )
     p.add_argument("--out", type=Path, default=Path("outputs/predict"), help="output folder")
     p.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
@@ -44,6 +59,40 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "prompt"
 
 
+def output_names(paths: list[Path]) -> list[str]:
+    """The file name prefix of each input's outputs (see ``OUTPUT_NAMES_HELP``); distinct for distinct inputs."""
+    resolved = [path.resolve() for path in paths]
+    stems = [path.stem for path in resolved]
+    shared = [path for path, stem in zip(resolved, stems) if stems.count(stem) > 1]
+    root = Path(os.path.commonpath(shared)) if shared else Path()
+    names = [
+        re.sub(r"[/.\\]+", "-", str(path.relative_to(root))).strip("-") if path in shared else path.stem
+        for path in resolved
+    ]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:  # the same file given twice, or a stem that equals another input's path name
+        raise ValueError(
+            f"several inputs would write the outputs named {', '.join(clashes)}: "
+            "give each file once, or rename one of them"
+        )
+    return names
+
+
+def split_prompt_image(spec: str) -> tuple[str, str | None]:
+    """``PATH[:MASK]`` → (path, mask). A PATH with ':' in it is kept whole when that file exists."""
+    if Path(spec).is_file() or ":" not in spec:
+        return spec, None
+    path, _, mask = spec.rpartition(":")
+    if not Path(path).is_file() and Path(spec.partition(":")[0]).is_file():
+        path, _, mask = spec.partition(":")  # PATH:MASK where the mask's name holds the ':'
+    if not Path(path).is_file():
+        raise ValueError(
+            f"--prompt-image {spec!r}: neither {spec!r} nor {path!r} is a file; "
+            "give PATH or PATH:MASK with existing files"
+        )
+    return path, mask
+
+
 def _prompts(args: argparse.Namespace) -> list:
     from clipseg.predict import Prompt
 
@@ -51,7 +100,7 @@ def _prompts(args: argparse.Namespace) -> list:
     for text in args.prompt:
         prompts.append(Prompt(text=text))
     for spec in args.prompt_image:
-        path, _, mask = spec.partition(":")
+        path, mask = split_prompt_image(spec)
         # Read once, here: a bad file fails before any work, with its name.
         prompts.append(
             Prompt(image=load_image(path), mask=load_mask(mask) if mask else None, name=Path(path).name)
@@ -68,30 +117,55 @@ def _save_png(img: Image.Image, path: Path) -> None:
     Path(tmp.name).replace(path)
 
 
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become a writable folder, before any work is done."""
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"is below the file {existing}"
+        raise ValueError(f"--out {out} {where}; pass a folder (it is created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable; pass a folder you can write to")
+
+
+def _load_predictor(model: str, device: str | None):
+    """A zoo name or model file through ``load_model``; a ``.ckpt`` of ``clipseg fit`` via its saved config."""
+    if not model.endswith(".ckpt"):
+        from clipseg.zoo import load_model
+
+        return load_model(model, device=device)
+    from clipseg.predict import Predictor
+    from clipseg.training.export import load_checkpoint_model
+
+    network, tokenizer = load_checkpoint_model(model)
+    return Predictor(network, tokenizer, device=device, name=model)
+
+
 def run(args: argparse.Namespace) -> dict:
     from clipseg.overlay import overlay
-    from clipseg.zoo import load_model
 
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
+    check_out_folder(args.out)
     prompts = _prompts(args)
-    images = [load_image(path) for path in args.images]  # all inputs checked before anything is written
-    predictor = load_model(args.model, device=args.device)
+    paths = list(dict.fromkeys(args.images))  # a file named twice is segmented (and written) once
+    names = output_names(paths)
+    images = [load_image(path) for path in paths]  # all inputs checked before anything is written
+    predictor = _load_predictor(args.model, args.device)
     probs = predictor.predict_batch(images, prompts)
     labels = [p.label for p in prompts]
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"model": args.model, "threshold": args.threshold, "images": []}
-    for path, img, prob in zip(args.images, images, probs):
+    for path, name, img, prob in zip(paths, names, images, probs):
         entry = {"image": str(path), "size": [img.shape[1], img.shape[0]], "masks": []}
         for i, (label, p) in enumerate(zip(labels, prob)):
             mask = (p >= args.threshold) * 255.0 if args.threshold is not None else p * 255.0
-            out = args.out / f"{path.stem}_{i}_{_slug(label)}.png"
+            out = args.out / f"{name}_{i}_{_slug(label)}.png"
             _save_png(Image.fromarray(mask.round().astype(np.uint8)), out)
             fraction = float((p >= (args.threshold or 0.5)).mean())
             entry["masks"].append(
                 {"prompt": label, "file": str(out), "max_prob": float(p.max()), "area": fraction}
             )
-        entry["overlay"] = str(args.out / f"{path.stem}_overlay.png")
+        entry["overlay"] = str(args.out / f"{name}_overlay.png")
         _save_png(overlay(img, prob, labels, threshold=args.threshold), Path(entry["overlay"]))
         summary["images"].append(entry)
     return summary
@@ -101,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         summary = run(args)
-    except (ImageError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ImageError, ValueError, OSError, RuntimeError) as err:
         print(f"clipseg predict: error: {err}", file=sys.stderr)
         return 1
     if args.json:

@@ -8,6 +8,7 @@ from typing import Any
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from clipseg.modeling import ClipSeg
+from clipseg.modeling.backbone import hub_reachable
 from clipseg.modeling.convert import (
     ORIGINAL_BACKBONE,
     convert_original_checkpoint,
@@ -23,7 +24,7 @@ Loaded = tuple[ClipSeg, PreTrainedTokenizerBase]
 
 def _named_tokenizer(name: str) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name, local_files_only=not hub_reachable())
     except OSError as err:
         raise BackboneUnavailableError(
             f"cannot load the tokenizer of {name!r} offline. Download it once with "
