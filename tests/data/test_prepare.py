@@ -82,8 +82,8 @@ def test_cli_prepares_shapes_without_src_and_reports(tmp_path, capsys):
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert prep.prepare_main(["phrasecut", "--out", str(tmp_path)]) == 2
-    assert "needs --src" in capsys.readouterr().out
+    assert "needs --src" in capsys.readouterr().err
     assert prep.prepare_main(["phrasecut", "--src", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         prep.prepare_main(["imagenet", "--out", str(tmp_path)])

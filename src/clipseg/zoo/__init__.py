@@ -8,13 +8,15 @@ to put it. Every file's sha256 is verified before it is loaded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from clipseg.predict import Predictor
 from clipseg.zoo.cards import ModelCard, read_cards
-from clipseg.zoo.loaders import load_card_file, load_path
 from clipseg.zoo.store import ZooError, fetch, repo_zoo_dir, verify
+
+if TYPE_CHECKING:  # torch is imported only to load a model: `clipseg zoo list` stays fast
+    import torch
+
+    from clipseg.predict import Predictor
 
 __all__ = ["ModelCard", "ZooError", "cards", "get_card", "list_models", "load_model"]
 
@@ -50,6 +52,9 @@ def _looks_like_path(value: str | Path) -> bool:
 
 def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> Predictor:
     """A ``Predictor`` for a zoo name or a checkpoint path (our safetensors, CIDAS folder, original ``.pth``)."""
+    from clipseg.predict import Predictor
+    from clipseg.zoo.loaders import load_card_file, load_path
+
     if not _looks_like_path(name_or_path):
         card = get_card(str(name_or_path))
         path = fetch(card)

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from clipseg.zoo import cards, get_card, load_model
+from clipseg.zoo import cards, get_card
 from clipseg.zoo.cards import ModelCard, write_cards
 from clipseg.zoo.store import ZooError, fetch, local_file, repo_zoo_dir, sha256_of, verify
 
@@ -81,6 +81,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _shapes_quality(path: Path, scenes: int) -> dict[str, float]:
     """``shapes-quality/...`` numbers of the model file at ``path`` (see ``clipseg.quality``)."""
     from clipseg.quality import shapes_quality
+    from clipseg.zoo import load_model
 
     scores = shapes_quality(load_model(str(path)), n=scenes)
     print("shapes quality: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
