@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
 from clipseg.data.shapes import ShapesConfig, draw_sample, phrase_for
 from clipseg.predict import Predictor, Prompt

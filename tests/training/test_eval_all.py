@@ -59,7 +59,7 @@ def test_main_on_a_fresh_machine_runs_shapes(models, tmp_path, monkeypatch):
     monkeypatch.setattr(eval_all, "zoo_models", lambda: ({"tiny": models["tiny"]}, {}))
     monkeypatch.setenv("CLIPSEG_DATA", str(tmp_path / "no-data"))
     out = tmp_path / "results"
-    assert eval_all.main(["--out", str(out), "--limit", "1", "--batch_size", "2", "--num_workers", "0"]) == 0
+    assert eval_all.main(["--out", str(out), "--limit", "1", "--batch-size", "2", "--num-workers", "0"]) == 0
     report = json.loads((out / "eval-all.json").read_text())
     assert report["results"]["tiny"]["shapes"]["status"] == "ok"
     assert report["benchmarks"]["phrasecut"].startswith("skipped: no prepared data")

@@ -255,6 +255,7 @@ _NOISE_WARNINGS = (
     r"LightningCLI's args parameter",  # `clipseg fit ...` passes its own argv while sys.argv is set too
     r".*isinstance\(treespec, LeafSpec\)",  # Lightning 2.6 on torch 2.13, inside Lightning
     r"Your `IterableDataset` has `__len__` defined",  # our streams shard per rank and worker themselves
+    r"Checkpoint directory .* exists and is not empty",  # checked before: resume or --overwrite only
 )
 
 

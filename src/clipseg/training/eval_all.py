@@ -201,7 +201,11 @@ def write_report(
 
 def main(argv: list[str] | None = None) -> int:
     """``clipseg eval-all [--out results] [--data-root DIR] [--models ...] [--benchmarks ...] [--limit N]``."""
-    parser = argparse.ArgumentParser(prog="clipseg eval-all", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="clipseg eval-all",
+        description="Evaluate every local zoo model (or --models) on every benchmark with prepared data; "
+        "writes OUT/eval-all.md and OUT/eval-all.json.",
+    )
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder of eval-all.md / .json")
     parser.add_argument(
         "--data-root",
