@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from clipseg.cli import main
-from clipseg.predict_cli import output_names
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "clipseg" / "assets" / "example.png"
 
@@ -55,6 +54,8 @@ def test_inputs_with_the_same_stem_never_write_the_same_files(tmp_path, capsys):
 
 
 def test_output_names_keep_plain_stems_when_unique_and_are_documented_in_help(tmp_path, capsys):
+    from clipseg.predict_cli import output_names
+
     assert output_names([tmp_path / "a.png", tmp_path / "b.png"]) == ["a", "b"]
     with pytest.raises(SystemExit):
         main(["predict", "--help"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from clipseg.cli import kebab_options, main
+from clipseg.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +44,8 @@ def test_our_commands_spell_options_in_kebab_case_and_show_no_rest_markup(capsys
 
 
 def test_old_underscore_spellings_still_work():
+    from clipseg.cli import kebab_options
+
     assert kebab_options(["--batch_size", "4", "--data_root=/x", "a_b", "--prompt-image"]) == [
         "--batch-size",
         "4",
@@ -70,8 +73,6 @@ def test_make_installs_once_and_again_only_when_pyproject_changes(tmp_path):
     assert "pip install" not in dry_run()
     pyproject = ROOT / "pyproject.toml"
     old = pyproject.stat().st_mtime - 10
-    import os
-
     os.utime(stamp, (old, old))  # the stamp is older than pyproject.toml: dependencies may have changed
     assert "pip install" in dry_run()
 
