@@ -13,7 +13,10 @@ On top of LightningCLI:
   GPUs, 32-true on CPUs; ``--trainer.strategy ddp`` finds unused parameters when the backbone trains;
 - ``checkpoint`` (``last.ckpt``), ``best_checkpoint`` and ``overlays`` callbacks are configurable keys;
 - a backbone that cannot be loaded (offline hub name, missing folder) or a value rejected while building
-  the classes ends with one message and exit code 2.
+  the classes ends with one message and exit code 2, leaving no run folder;
+- a fresh ``fit`` into a run folder that holds checkpoints is refused unless ``--ckpt_path`` resumes it
+  or ``--overwrite true`` starts it over;
+- the training bar counts steps of ``max_steps``; known dependency warnings and tips are silenced.
 """
 
 from __future__ import annotations
