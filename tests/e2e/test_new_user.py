@@ -168,3 +168,11 @@ def test_a_prompt_image_path_containing_a_colon_is_read_whole(tmp_path, capsys):
         )
         assert code == 0, err
         assert summary["images"][0]["masks"][0]["prompt"] == support.name
+
+
+def test_zoo_list_shows_the_vocabulary_of_a_fixed_vocabulary_model(predictor, capsys):
+    from clipseg.tokenizer import vocabulary_words
+
+    assert main(["zoo", "list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "vocabulary:" in x)
+    assert line.split("vocabulary:")[1].split() == vocabulary_words(predictor.tokenizer)

@@ -42,6 +42,8 @@ class ModelCard:
             ``make eval-all`` beside ours.
         measured: numbers this project measured on the file (e.g. ``shapes-quality/text_miou`` from
             ``clipseg.quality.shapes_quality``); the tests check the shipped file still reaches them.
+        vocabulary: the words of a model whose tokenizer was built from a fixed corpus (shown by
+            ``clipseg zoo list``; other words mean nothing to it). Empty for CLIP's own tokenizer.
     """
 
     name: str
@@ -58,6 +60,7 @@ class ModelCard:
     arch: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
     measured: dict[str, float] = field(default_factory=dict)
+    vocabulary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -65,6 +68,7 @@ class ModelCard:
         if self.sha256 is not None and (len(self.sha256) != 64 or set(self.sha256) - set("0123456789abcdef")):
             raise ValueError(f"card {self.name!r}: sha256 must be 64 lower-case hex digits")
         object.__setattr__(self, "hf_files", tuple(self.hf_files))
+        object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
 
 
 def read_cards(path: Path) -> dict[str, ModelCard]:
@@ -88,6 +92,7 @@ def write_cards(path: Path, cards: dict[str, ModelCard]) -> None:
     for card in cards.values():
         entry = dataclasses.asdict(card)
         entry["hf_files"] = list(card.hf_files)
+        entry["vocabulary"] = list(card.vocabulary)
         entries.append({k: v for k, v in entry.items() if k == "sha256" or v not in (None, [], {})})
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(entries, indent=2) + "\n")

@@ -24,6 +24,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, card in cards().items():
         size = f"{card.size_mb:.1f}MB" if card.size_mb else "-"
         print(f"{name:<22} {card.format:<12} {size:>8}  {_status(card):<8} {card.description}")
+        if card.vocabulary:  # a fixed-vocabulary model: other words mean nothing to it
+            print(f"{'':<22} vocabulary: {' '.join(card.vocabulary)}")
     return 0
 
 
@@ -71,11 +73,19 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"dropped the card's measured numbers (they were for sha256 {card.sha256})")
         measured = {**measured, **quality}
         known[args.name] = dataclasses.replace(
-            card, sha256=digest, size_mb=round(size_mb, 2), measured=measured
+            card, sha256=digest, size_mb=round(size_mb, 2), measured=measured, vocabulary=_vocabulary(out)
         )
         write_cards(repo_zoo_dir() / "cards.json", known)
         print(f"updated the card {args.name!r} in {repo_zoo_dir() / 'cards.json'}")
     return 0
+
+
+def _vocabulary(path: Path) -> tuple[str, ...]:
+    """The words of the tokenizer a model file carries (a fixed-corpus one), else none."""
+    from clipseg.tokenizer import read_tokenizer, vocabulary_words
+
+    tokenizer = read_tokenizer(path)
+    return tuple(vocabulary_words(tokenizer)) if tokenizer is not None else ()
 
 
 def _shapes_quality(path: Path, scenes: int) -> dict[str, float]:
