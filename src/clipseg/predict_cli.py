@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -171,10 +172,16 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"clipseg predict: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        summary = run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning  # the user's input, not our source line, is the point
+            summary = run(args)
     except (ImageError, ValueError, OSError, RuntimeError) as err:
         print(f"clipseg predict: error: {err}", file=sys.stderr)
         return 1

@@ -176,3 +176,13 @@ def test_zoo_list_shows_the_vocabulary_of_a_fixed_vocabulary_model(predictor, ca
     assert main(["zoo", "list"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "vocabulary:" in x)
     assert line.split("vocabulary:")[1].split() == vocabulary_words(predictor.tokenizer)
+
+
+def test_cli_warnings_are_one_line_each(tmp_path, capsys):
+    long = " ".join(["red square"] * 30)
+    code, _, err = _predict(
+        capsys, str(EXAMPLE), "--prompt", long, "--prompt", "a dog", "--out", str(tmp_path)
+    )
+    assert code == 0
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("clipseg predict: warning:") for line in lines), err

@@ -19,7 +19,7 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ def load_reader(dataset: str) -> tuple[Reader, dict[str, Any], tuple[str, ...]]:
     return getattr(importlib.import_module(module), name), fixed, splits
 
 
-def checked_options(dataset: str, reader: Reader, options: dict[str, Any]) -> dict[str, Any]:
+def checked_options(
+    dataset: str, reader: Reader, options: dict[str, Any], *, fixed: Collection[str] = ()
+) -> dict[str, Any]:
     """``options`` checked against the keyword arguments ``reader`` takes, with its defaults filled in.
 
     Raises:
@@ -64,7 +66,7 @@ def checked_options(dataset: str, reader: Reader, options: dict[str, Any]) -> di
     params = {
         p.name: p.default
         for p in signature
-        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in ("src", "split")
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in ("src", "split", *fixed)
     }
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
     unknown = [] if takes_any else sorted(set(options) - set(params))
@@ -202,8 +204,8 @@ def prepare(
     src_path = None if src is None else Path(src)
     if src_path is not None and not src_path.exists():
         raise FileNotFoundError(f"raw dataset folder {src_path} does not exist")
+    with_defaults = {**fixed, **checked_options(dataset, reader, options or {}, fixed=fixed)}
     reader_options = {**fixed, **(options or {})}
-    with_defaults = checked_options(dataset, reader, reader_options)
     out = Path(out) if out is not None else prepared_dir(dataset, with_defaults, splits=splits)
     report: dict[str, Any] = {"dataset": dataset, "out": str(out), "splits": {}}
     try:  # keep the entries of splits converted by earlier runs
