@@ -62,7 +62,7 @@ def _slug(text: str) -> str:
 
 def output_names(paths: list[Path]) -> list[str]:
     """The file name prefix of each input's outputs (see ``OUTPUT_NAMES_HELP``); distinct for distinct inputs."""
-    resolved = [path.resolve() for path in paths]
+    resolved = [Path(os.path.abspath(path)) for path in paths]  # not resolve(): a link keeps its own name
     stems = [path.stem for path in resolved]
     shared = [path for path, stem in zip(resolved, stems) if stems.count(stem) > 1]
     root = Path(os.path.commonpath(shared)) if shared else Path()

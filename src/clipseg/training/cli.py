@@ -211,7 +211,10 @@ class ClipSegCLI(LightningCLI):
         the wrong run.
         """
         folders = {Path(cfg[key].dirpath) for key in ("checkpoint", "best_checkpoint")}
-        found = sorted(path for folder in folders if folder.is_dir() for path in folder.glob("*.ckpt"))
+        found = sorted(
+            (path for folder in folders if folder.is_dir() for path in folder.glob("*.ckpt")),
+            key=lambda path: (path.name != "last.ckpt", path.name),  # name last.ckpt first
+        )
         if not found or cfg.ckpt_path is not None:
             return []
         if not cfg.overwrite:
