@@ -186,3 +186,11 @@ def test_cli_warnings_are_one_line_each(tmp_path, capsys):
     assert code == 0
     lines = err.splitlines()
     assert len(lines) == 2 and all(line.startswith("clipseg predict: warning:") for line in lines), err
+
+
+def test_load_model_names_the_readers_of_a_lightning_checkpoint(fit_checkpoint):
+    from clipseg import load_model
+    from clipseg.zoo import ZooError
+
+    with pytest.raises(ZooError, match="load_checkpoint_model"):
+        load_model(fit_checkpoint)
