@@ -52,7 +52,7 @@ zoo-shapes-tiny: install
 		--out outputs/shapes-tiny/stage1.safetensors
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-twins.yaml
 	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny-twins/checkpoints/last.ckpt --name shapes-tiny \
-		--out zoo --quality-scenes 120
+		--out zoo --quality-scenes 200
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache wandb lightning_logs results outputs

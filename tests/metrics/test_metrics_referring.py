@@ -12,14 +12,15 @@ from clipseg.metrics import ReferringSegMetrics
 
 
 def _random_batches(
-    seed: int, num_batches: int = 3, size: int = 12
+    seed: int, batch_sizes: tuple[int, ...] = (3, 1, 6), size: int = 12
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of unequal sizes, so that a count kept per batch differs from one kept per sample."""
     gen = torch.Generator().manual_seed(seed)
     batches = []
-    for _ in range(num_batches):
-        probs = torch.rand(4, size, size, generator=gen)
+    for batch_size in batch_sizes:
+        probs = torch.rand(batch_size, size, size, generator=gen)
         # targets correlated with the probabilities, so that IoU and AP are neither 0 nor 1
-        target = (probs + 0.6 * torch.rand(4, size, size, generator=gen)) > 0.8
+        target = (probs + 0.6 * torch.rand(batch_size, size, size, generator=gen)) > 0.8
         batches.append((probs, target))
     return batches
 
@@ -48,7 +49,7 @@ def test_ap_is_torchmetrics_binned_ap_over_all_pixels():
 
 def test_ap_on_a_batch_above_torchmetrics_vectorisation_limit():
     # > 50k pixels: torchmetrics bins them with its per-threshold loop instead of one bincount
-    probs, target = _random_batches(4, num_batches=1, size=120)[0]
+    probs, target = _random_batches(4, batch_sizes=(4,), size=120)[0]
     expected = ref.binned_ap(probs.numpy(), target.numpy())
     assert _result(probs, target)["ap"].item() == pytest.approx(expected, abs=1e-6)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+from fixture_data.logged_metrics import RecordLoggedMetrics
 
 from clipseg.training.cli import config_chain, expand_env, run_cli
 
@@ -19,20 +21,25 @@ SMALL = [
     "--data.init_args.num_workers", "0",
     "--model.config.image_size", "32",
 ]  # fmt: skip
+RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
 
 @pytest.fixture
 def small_run(tmp_path, data_root, tiny_backbone_dir, monkeypatch):
-    """``run(subcommand, config, *extra) -> exit code`` on fixture data; hub backbones become the tiny folder."""
+    """``run(subcommand, config, *extra) -> {metric: value}`` logged by a run on fixture data that
+    exits 0; hub backbones become the tiny folder."""
     monkeypatch.setenv("CLIPSEG_DATA", str(data_root))
 
-    def run(subcommand: str, config: str, *extra: str) -> int:
+    def run(subcommand: str, config: str, *extra: str) -> dict[str, float]:
         args = [subcommand, "--config", str(CONFIGS / config), *SMALL, "--output_root", str(tmp_path)]
         if config == "shapes-tiny-twins.yaml":  # fine-tunes the first stage; the shipped model stands in
             args += ["--model.init_from", "shapes-tiny"]
         elif config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
             args += ["--model.config.backbone", str(tiny_backbone_dir)]
-        return run_cli([*args, *extra])
+        RecordLoggedMetrics.runs.clear()
+        assert run_cli([*args, "--trainer.callbacks", RECORDER, *extra]) == 0
+        (logged,) = RecordLoggedMetrics.runs
+        return logged
 
     return run
 
@@ -50,14 +57,23 @@ def test_every_paper_experiment_has_a_config():
     assert set(EXPERIMENTS) == expected
 
 
+def assert_protocol_metrics(logged: dict[str, float], split: str) -> None:
+    """The run logged its evaluation protocol's scores for ``split`` (not only a loss), each in [0, 1]."""
+    scores = {k: v for k, v in logged.items() if k.startswith(f"{split}/") and k != f"{split}/loss"}
+    assert scores, f"no {split} metric logged: {logged}"
+    assert all(0.0 <= v <= 1.0 for v in scores.values()), scores
+
+
 @pytest.mark.parametrize("config", EXPERIMENTS)
 def test_fast_dev_run(config, small_run):
-    assert small_run("fit", config) == 0
+    logged = small_run("fit", config)
+    assert math.isfinite(logged["train/loss"]) and logged["train/lr"] > 0, logged
+    assert_protocol_metrics(logged, "val")
 
 
 @pytest.mark.parametrize("config", ["pascal5i-fold1.yaml", "pascal-zeroshot.yaml", "shapes-tiny.yaml"])
 def test_test_subcommand_runs_the_protocol(config, small_run):
-    assert small_run("test", config) == 0
+    assert_protocol_metrics(small_run("test", config), "test")
 
 
 def test_print_config_shows_the_merged_chain(capsys):

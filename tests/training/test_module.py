@@ -15,7 +15,7 @@ from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.prompts import tokenize_prompts
-from clipseg.quality import shapes_quality
+from clipseg.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.tokenizer import read_tokenizer
 from clipseg.training import cli
 from clipseg.training.export import (
@@ -208,10 +208,12 @@ def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monk
     assert card.sha256 == sha256_of(zoo / card.filename) != shipped.sha256
     assert card.measured == {}  # the shipped numbers described other weights
     assert zoo_main([*export, "--quality-scenes", "3"]) == 0
-    scores = shapes_quality(clipseg.load_model("shapes-tiny"), n=3, progress=False)
+    scores = shapes_quality_over_seeds(clipseg.load_model("shapes-tiny"), n=3, progress=False)
     measured = {k.removeprefix("shapes-quality/"): v for k, v in get_card("shapes-tiny").measured.items()}
-    assert measured.pop("scenes") == 3
-    assert {"text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction"} <= set(measured)
+    assert measured.pop("scenes") == 3 and measured.pop("seeds") == list(QUALITY_SEEDS)
+    assert {"text_miou", "visual_miou", "swapped_miou", "absent_marked_fraction", "text_miou_worst"} <= set(
+        measured
+    )
     assert measured == {k: round(scores[k], 4) for k in measured}
     # The same checkpoint exported again is the same file (same digest), so its numbers stay.
     assert zoo_main(export) == 0

@@ -40,8 +40,9 @@ class ModelCard:
             the paper's (3, 7, 9), 4 and 352 by default).
         paper: numbers the paper reports for this model (``benchmark/metric`` → value), shown by
             ``make eval-all`` beside ours.
-        measured: numbers this project measured on the file (e.g. ``shapes-quality/text_miou`` from
-            ``clipseg.quality.shapes_quality``); the tests check the shipped file still reaches them.
+        measured: numbers this project measured on the file (e.g. ``shapes-quality/text_miou``, the
+            mean over ``shapes-quality/seeds`` of ``clipseg.quality.shapes_quality``), with how they
+            were measured (seeds, scenes); the tests check the shipped file still reaches them.
         vocabulary: the words of a model whose tokenizer was built from a fixed corpus (shown by
             ``clipseg zoo list``; other words mean nothing to it). Empty for CLIP's own tokenizer.
     """
@@ -59,7 +60,7 @@ class ModelCard:
     backbone: str | None = None
     arch: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
-    measured: dict[str, float] = field(default_factory=dict)
+    measured: dict[str, float | list[int]] = field(default_factory=dict)
     vocabulary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
