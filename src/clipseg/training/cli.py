@@ -172,7 +172,8 @@ class ClipSegCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with ``StepProgressBar`` as its bar unless the config disables bars or names one."""
         config = self._get(self.config_init, "trainer", default={})
-        callbacks = list(kwargs.get("callbacks", config.get("callbacks") or []))
+        callbacks = kwargs.get("callbacks", config.get("callbacks")) or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]  # one or a list
         if config.get("enable_progress_bar") is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks
         ):
