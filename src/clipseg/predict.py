@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from clipseg.images import ImageLike, load_image, load_mask
+from clipseg.inference import tiles as tiles_module
+from clipseg.inference.refine import REFINE_MODES
+from clipseg.inference.refine import refine as refine_probs
 from clipseg.modeling import ClipSeg
 from clipseg.prompts import mix_conditionals, tokenize_prompts, visual_prompt
 from clipseg.tokenizer import unknown_words, vocabulary_words
@@ -108,6 +111,8 @@ class Predictor:
         # (e.g. shapes-tiny): words outside it carry no meaning the model learnt.
         self._fixed_vocabulary = model.config.backbone_is_random
         self._warned_words: set[str] = set()
+        # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
+        self.sam = None
         cfg = model.config
         self.image_size = cfg.image_size
         self._mean = torch.tensor(cfg.image_mean, device=self.device).view(1, 3, 1, 1)
@@ -184,17 +189,43 @@ class Predictor:
         return mix_conditionals(text, visual, weight)
 
     @torch.inference_mode()
+    def _tiled(self, image: np.ndarray, conditionals: torch.Tensor, batch_size: int) -> np.ndarray:
+        """``N x H x W`` probabilities blended from full-resolution windows of the model's input size."""
+        side = self.image_size
+        boxes = tiles_module.tile_boxes(*image.shape[:2], side)
+        probs = []
+        for start in range(0, len(boxes), batch_size):
+            crops = [image[y : y + side, x : x + side] for y, x in boxes[start : start + batch_size]]
+            probs.append(torch.sigmoid(self.model(self._pixels(crops), conditionals).float()).cpu().numpy())
+        return tiles_module.stitch(np.concatenate(probs), boxes, *image.shape[:2])
+
+    @torch.inference_mode()
     def predict_batch(
         self,
         images: Sequence[ImageLike] | ImageLike,
         prompts: Sequence[PromptLike] | PromptLike,
         *,
         batch_size: int = 8,
+        refine: str = "none",
+        tiles: bool = False,
     ) -> list[np.ndarray]:
         """Probabilities ``N x H_i x W_i`` (float32) for each image; prompts are encoded once for all images.
 
         A single path / PIL image / array is one image, and a single string or ``Prompt`` one prompt.
+        ``refine="guided"`` sharpens the upsampled masks along the image's edges
+        (``clipseg.inference.refine``); ``tiles=True`` adds detail from full-resolution windows of
+        the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
+        ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
+        ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
+        upsampling (transformers parity).
         """
+        if refine not in (*REFINE_MODES, "sam"):
+            raise ValueError(f"unknown refine mode {refine!r}: use one of {', '.join(REFINE_MODES)}, sam")
+        if refine == "sam" and self.sam is None:
+            raise ValueError(
+                "refine='sam' needs a SAM model: predictor.sam = "
+                "clipseg.sam_refine.SamRefiner.from_pretrained('facebook/sam-vit-base')"
+            )
         if _is_one_image(images):
             images = [images]
         conditionals = self.embed_prompts(prompts)
@@ -207,9 +238,26 @@ class Predictor:
                 full = F.interpolate(
                     lg[None].float(), size=img.shape[:2], mode="bilinear", align_corners=False
                 )
-                results.append(torch.sigmoid(full[0]).cpu().numpy().astype(np.float32))
+                probs = torch.sigmoid(full[0]).cpu().numpy().astype(np.float32)
+                upsampling = max(img.shape[:2]) / self.image_size
+                if tiles and tiles_module.needs_tiles(*img.shape[:2], self.image_size):
+                    detail = self._tiled(img, conditionals, batch_size)
+                    probs = tiles_module.combine(
+                        probs, detail, gate_radius=round(tiles_module.GATE_PER_UPSAMPLING * upsampling)
+                    )
+                if refine == "sam":
+                    results.append(self.sam(img, probs))
+                else:
+                    results.append(refine_probs(img, probs, refine, model_side=self.image_size))
         return results
 
-    def predict(self, image: ImageLike, prompts: Sequence[PromptLike] | PromptLike) -> np.ndarray:
-        """``N x H x W`` float32 probabilities for one image at its own resolution."""
-        return self.predict_batch([image], prompts)[0]
+    def predict(
+        self,
+        image: ImageLike,
+        prompts: Sequence[PromptLike] | PromptLike,
+        *,
+        refine: str = "none",
+        tiles: bool = False,
+    ) -> np.ndarray:
+        """``N x H x W`` float32 probabilities for one image at its own resolution (options: ``predict_batch``)."""
+        return self.predict_batch([image], prompts, refine=refine, tiles=tiles)[0]

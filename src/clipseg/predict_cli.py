@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from clipseg.images import ImageError, load_image, load_mask
+from clipseg.inference.refine import REFINE_MODES
 
 DEFAULT_MODEL = "shapes-tiny"
 OUTPUT_NAMES_HELP = """output files, in --out:
@@ -51,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("outputs/predict"), help="output folder")
     p.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
+    p.add_argument(
+        "--refine",
+        choices=(*REFINE_MODES, "sam"),
+        default="none",
+        help="refinement of the masks at full resolution: 'guided' = guided filter with the image as "
+        "guide, 'sam' = SAM inside each mask's box (needs --sam) (default: none, plain bilinear upsampling)",
+    )
+    p.add_argument("--sam", metavar="NAME_OR_PATH", help="SAM model for --refine sam (transformers format)")
+    p.add_argument(
+        "--tiles",
+        action="store_true",
+        help="add detail from full-resolution windows of the model's input size (large images)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     return p
@@ -151,11 +165,23 @@ def run(args: argparse.Namespace) -> dict:
     paths = list(dict.fromkeys(args.images))  # a file named twice is segmented (and written) once
     names = output_names(paths)
     images = [load_image(path) for path in paths]  # all inputs checked before anything is written
+    if (args.refine == "sam") != (args.sam is not None):
+        raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
     predictor = _load_predictor(args.model, args.device)
-    probs = predictor.predict_batch(images, prompts)
+    if args.sam is not None:
+        from clipseg.sam_refine import SamRefiner
+
+        predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.device)
+    probs = predictor.predict_batch(images, prompts, refine=args.refine, tiles=args.tiles)
     labels = [p.label for p in prompts]
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"model": args.model, "threshold": args.threshold, "images": []}
+    summary = {
+        "model": args.model,
+        "threshold": args.threshold,
+        "refine": args.refine,
+        "tiles": args.tiles,
+        "images": [],
+    }
     for path, name, img, prob in zip(paths, names, images, probs):
         entry = {"image": str(path), "size": [img.shape[1], img.shape[0]], "masks": []}
         for i, (label, p) in enumerate(zip(labels, prob)):

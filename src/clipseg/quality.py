@@ -35,7 +35,8 @@ QUALITY_SEEDS = tuple(QUALITY_SEED + k for k in range(5))
 QUALITY_SCENES = 200
 
 
-def _iou(pred: np.ndarray, target: np.ndarray) -> float:
+def iou(pred: np.ndarray, target: np.ndarray) -> float:
+    """IoU of two ``H x W`` bool masks (1 when both are empty)."""
     union = np.logical_or(pred, target).sum()
     return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)
 
@@ -68,7 +69,7 @@ def shapes_quality(
         target = sample["mask"] > 0.5
         # probs: text, visual and (when the scene has another color + shape) swapped.
         for scores, prob in zip((text_iou, visual_iou, swapped_iou), probs):
-            scores.append(_iou(prob > threshold, target))
+            scores.append(iou(prob > threshold, target))
         if any(c == query["color"] and s != query["shape"] for c, s in pairs):
             shared_color.append(text_iou[-1])
         negative, _ = draw_sample(seed, i, split="test", config=replace(base, negative_prob=1.0))

@@ -1,0 +1,1 @@
+"""Inference without torch: refinement of predicted masks (see ``refine`` and ``tiles``)."""

@@ -1,0 +1,48 @@
+"""Window layout, blending and gating of tiled inference (``clipseg.inference.tiles``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clipseg.inference.tiles import combine, needs_tiles, stitch, tile_boxes, window_starts
+
+
+def test_windows_cover_the_image_with_the_asked_overlap():
+    for length, window in [(512, 96), (97, 96), (1000, 352), (353, 352)]:
+        starts = window_starts(length, window, overlap=0.25)
+        assert starts[0] == 0 and starts[-1] == length - window
+        gaps = np.diff(starts)
+        assert (gaps > 0).all() and (gaps <= 0.75 * window).all()  # overlap >= 25 %
+    assert window_starts(80, 96) == [0]
+
+
+def test_tiles_only_when_both_sides_exceed_the_window():
+    assert needs_tiles(512, 400, 96)
+    assert not needs_tiles(512, 96, 96) and not needs_tiles(64, 64, 96)
+
+
+def test_stitching_constant_tiles_gives_the_constant_and_each_tile_lands_in_place():
+    boxes = tile_boxes(100, 130, 40)
+    tiles = np.full((len(boxes), 2, 40, 40), 0.3, np.float32)
+    tiles[:, 1] = 0.7
+    out = stitch(tiles, boxes, 100, 130)
+    assert out.shape == (2, 100, 130)
+    np.testing.assert_allclose(out[0], 0.3, atol=1e-6)
+    np.testing.assert_allclose(out[1], 0.7, atol=1e-6)
+    # a tile of ones at one corner only: the corner pixel (covered by that tile alone) is 1
+    single = np.zeros((len(boxes), 1, 40, 40), np.float32)
+    single[0] = 1.0
+    assert stitch(single, boxes, 100, 130)[0, 0, 0] == 1.0
+
+
+def test_combine_keeps_tile_detail_only_near_the_global_mask():
+    global_probs = np.zeros((2, 50, 50), np.float32)
+    global_probs[:, 20:30, 20:30] = 0.9
+    global_probs[1] *= 0.5  # the second prompt: marked nowhere (max 0.45) by the whole-image view
+    tile_probs = np.zeros((2, 50, 50), np.float32)
+    tile_probs[:, 18:32, 18:32] = 0.8  # the same object, with sharper and wider edges
+    tile_probs[:, 0:5, 40:50] = 1.0  # a lookalike far away that the whole-image view rules out
+    out = combine(global_probs, tile_probs, gate_radius=3)
+    assert out[0, 19, 19] == np.float32(0.8)  # within the widened global mask: the tile's value
+    assert out[0, 2, 45] == 0.0 and out[0, 10, 10] == 0.0  # far from it: removed
+    np.testing.assert_array_equal(out[1], tile_probs[1])  # no context for prompt 2: the tiles alone
