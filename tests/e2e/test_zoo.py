@@ -41,6 +41,7 @@ def zoo_copy(tmp_path, monkeypatch):
     shutil.copytree(repo_zoo_dir(), folder)
     monkeypatch.setenv("CLIPSEG_ZOO", str(folder))
     monkeypatch.setenv("CLIPSEG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     return folder
 
 
@@ -66,7 +67,8 @@ def test_offline_download_says_what_to_fetch_and_where(zoo_copy, monkeypatch):
     with pytest.raises(ZooError) as err:
         clipseg.load_model("clipseg-rd64")
     message = str(err.value)
-    assert "CIDAS/clipseg-rd64" in message and str(zoo_copy.parent / "cache" / "clipseg-rd64") in message
+    assert "huggingface-cli download CIDAS/clipseg-rd64" in message
+    assert str(zoo_copy.parent / "hf" / "hub") in message and "HF_HUB_OFFLINE" in message
 
 
 def test_original_weights_without_hub_repo_say_where_to_put_them(zoo_copy):

@@ -1,9 +1,16 @@
-"""Tiny models written in the on-disk layouts of other projects: a CLIP folder and original ``.pth`` files."""
+"""Tiny models written in the on-disk layouts of other projects (a CLIP folder, original ``.pth`` files), and the
+transformers reference predictions they are compared with."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from transformers import CLIPConfig, CLIPModel
+
+from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
+
+TOL = 1e-4
+PROMPTS = ["a red circle", "a blue square"]
 
 
 def clip_folder_of(hf, folder) -> str:
@@ -48,3 +55,17 @@ def original_state_dict(hf) -> dict[str, torch.Tensor]:
         if key.startswith("transposed_convolution."):
             state["trans_conv." + key.removeprefix("transposed_convolution.")] = value
     return {k: v.clone() for k, v in state.items()}
+
+
+def image_and_pixels(size: int = 64) -> tuple[np.ndarray, torch.Tensor]:
+    """A uint8 image at the model size (so preprocessing does no resampling) and its normalized tensor."""
+    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    return image, (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+
+
+def transformers_probs(hf, tokenizer, pixels: torch.Tensor) -> np.ndarray:
+    enc = tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = hf(pixel_values=pixels.repeat(len(PROMPTS), 1, 1, 1), **enc).logits
+    return torch.sigmoid(logits).numpy()

@@ -11,14 +11,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from fixture_data.checkpoint_layouts import clip_folder_of, original_state_dict
+from fixture_data.checkpoint_layouts import (
+    PROMPTS,
+    TOL,
+    clip_folder_of,
+    image_and_pixels,
+    original_state_dict,
+    transformers_probs,
+)
 
 import clipseg
-from clipseg.modeling.config import CLIP_MEAN, CLIP_STD
 from clipseg.zoo.store import sha256_of
-
-TOL = 1e-4
-PROMPTS = ["a red circle", "a blue square"]
 
 
 @pytest.fixture()
@@ -35,20 +38,6 @@ def zoo(tmp_path, monkeypatch):
         (folder / "cards.json").write_text(json.dumps(cards))
 
     return folder, cache, add
-
-
-def image_and_pixels(size: int = 64) -> tuple[np.ndarray, torch.Tensor]:
-    """A uint8 image at the model size (so preprocessing does no resampling) and its normalized tensor."""
-    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-    return image, (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-
-
-def transformers_probs(hf, tokenizer, pixels: torch.Tensor) -> np.ndarray:
-    enc = tokenizer(PROMPTS, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        logits = hf(pixel_values=pixels.repeat(len(PROMPTS), 1, 1, 1), **enc).logits
-    return torch.sigmoid(logits).numpy()
 
 
 def test_cidas_layout_card_predicts_like_transformers(make_hf_clipseg, tiny_tokenizer, zoo):

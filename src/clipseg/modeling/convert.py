@@ -135,7 +135,11 @@ def _processor_image_size(folder: Path) -> int | None:
 
 
 def convert_transformers_checkpoint(
-    folder: str | Path, *, out: str | Path | None = None, backbone: str | None = None
+    folder: str | Path,
+    *,
+    out: str | Path | None = None,
+    backbone: str | None = None,
+    use_safetensors: bool | None = None,
 ) -> ClipSeg:
     """Load a transformers CLIPSeg folder (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``).
 
@@ -144,13 +148,19 @@ def convert_transformers_checkpoint(
         out: if given, ``save_pretrained`` the converted model there.
         backbone: name of the identical CLIP weights (e.g. "openai/clip-vit-base-patch16") to reference
             instead of storing them; ``out`` then holds a decoder-only file.
+        use_safetensors: read ``model.safetensors`` (True) or ``pytorch_model.bin`` (False, unpickled
+            with ``weights_only=True``); by default ``model.safetensors`` whenever the folder has it.
     """
     from transformers import CLIPSegForImageSegmentation
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a transformers checkpoint folder (no config.json)")
-    hf = CLIPSegForImageSegmentation.from_pretrained(str(folder)).eval()
+    if use_safetensors is None:
+        use_safetensors = (folder / "model.safetensors").is_file()
+    hf = CLIPSegForImageSegmentation.from_pretrained(
+        str(folder), use_safetensors=use_safetensors, weights_only=True
+    ).eval()
     model = from_transformers(hf, backbone=backbone, image_size=_processor_image_size(folder))
     if out is not None:
         model.save_pretrained(out)

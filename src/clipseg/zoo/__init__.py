@@ -1,8 +1,9 @@
-"""The model zoo: ``list_models()`` and ``load_model(name_or_path)``.
+"""The model zoo: ``list_models()`` and ``load_model(name_or_path_or_repo_id, revision=None)``.
 
-Resolution order for a name: the file shipped in the repo's ``zoo/`` → the local cache → the hub
-(``hf_hub_download``, honours ``HF_HUB_OFFLINE``) → a clear error saying what to download and where
-to put it. Every file's sha256 is verified before it is loaded.
+A zoo name resolves to the file shipped in the repo's ``zoo/``, or through the standard HF cache
+for hub cards (downloaded there unless ``HF_HUB_OFFLINE``), or to an original ``.pth`` put in our
+cache; otherwise a clear error says what to download and where to put it. Every zoo file's sha256
+is verified before it is loaded. Hub repo ids (``org/name``) load through the same HF cache.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipseg.zoo.cards import ModelCard, read_cards
+from clipseg.zoo.hub import kind_of, snapshot_file
 from clipseg.zoo.store import ZooError, fetch, repo_zoo_dir, verify
 
-if TYPE_CHECKING:  # torch is imported only to load a model: `clipseg zoo list` stays fast
+if TYPE_CHECKING:  # torch is imported only to load a model: reading cards stays fast
     import torch
 
     from clipseg.predict import Predictor
@@ -40,26 +42,36 @@ def get_card(name: str) -> ModelCard:
     return known[name]
 
 
-def _looks_like_path(value: str | Path) -> bool:
-    text = str(value)
-    return (
-        isinstance(value, Path)
-        or "/" in text
-        or text.endswith((".safetensors", ".pth"))
-        or Path(text).exists()
-    )
+def load_model(
+    name_or_path: str | Path, revision: str | None = None, device: str | torch.device | None = None
+) -> Predictor:
+    """A ``Predictor`` for a zoo name, a checkpoint path or a Hugging Face Hub repo id.
 
-
-def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> Predictor:
-    """A ``Predictor`` for a zoo name or a checkpoint path (our safetensors, CIDAS folder, original ``.pth``)."""
+    Args:
+        name_or_path: a zoo name (``shapes-tiny``), a path (our safetensors file or folder, a
+            transformers CLIPSeg folder, an original ``.pth``) or a hub repo id ``org/name`` (the
+            transformers CLIPSeg layout or this project's safetensors), loaded through the standard
+            HF cache and usable offline from it. An existing path always wins; see
+            ``clipseg.zoo.hub`` for the exact rule.
+        revision: hub branch, tag or commit (repo ids and hub zoo cards; default: the card's pinned
+            revision, else ``main``).
+        device: where the model runs (default: cuda if available).
+    """
     from clipseg.predict import Predictor
-    from clipseg.zoo.loaders import load_card_file, load_path
+    from clipseg.zoo.loaders import load_card_file, load_path, load_weights_file
 
-    if not _looks_like_path(name_or_path):
+    kind = kind_of(name_or_path, cards())
+    if kind == "hub":
+        model, tokenizer = load_weights_file(snapshot_file(str(name_or_path), revision))
+        name = f"{name_or_path}@{revision}" if revision else str(name_or_path)
+        return Predictor(model, tokenizer, device=device, name=name)
+    if kind == "zoo":
         card = get_card(str(name_or_path))
-        path = fetch(card)
+        path = fetch(card, revision)
         verify(card, path)
         model, tokenizer = load_card_file(card, path)
         return Predictor(model, tokenizer, device=device, name=card.name)
+    if revision is not None:
+        raise ZooError(f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to paths")
     model, tokenizer = load_path(Path(name_or_path))
     return Predictor(model, tokenizer, device=device, name=str(name_or_path))

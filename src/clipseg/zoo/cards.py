@@ -28,11 +28,15 @@ class ModelCard:
             metadata), ``transformers`` (a CIDAS ``CLIPSegForImageSegmentation`` folder) or
             ``original`` (timojl/clipseg decoder-only ``.pth``, converted to safetensors in the cache
             on first load).
-        filename: the weights file this card verifies.
-        sha256: full digest of ``filename``; ``None`` when no digest is published, in which case the
-            digest seen at first download is pinned in the cache and verified from then on.
-        hf_repo: hub repository ``hf_hub_download`` fetches from (``None``: not on the hub).
-        hf_files: other files of the hub repository needed next to ``filename`` (configs, tokenizer).
+        filename: the weights file this card verifies. ``None`` for hub cards whose file is chosen
+            from the repository (``model.safetensors`` over ``pytorch_model.bin``, see
+            ``clipseg.zoo.hub.choose_weights``).
+        sha256: full digest of ``filename``; ``None`` when no digest is published. Hub files are then
+            checked against the digest the hub published for them (the name of their blob in the HF
+            cache); other files against the digest pinned in the cache at first use.
+        hf_repo: hub repository the card resolves through the standard HF cache (``None``: not on the
+            hub); its ``*.json`` / ``*.txt`` files (configs, tokenizer) come with the weights.
+        revision: hub branch, tag or commit to load (``None``: ``main``); a commit pins the exact files.
         backbone: CLIP model the original decoder-only weights sit on (widths and head type are read
             off the tensors).
         arch: what the original ``.pth`` files do not record, passed to
@@ -50,13 +54,13 @@ class ModelCard:
     name: str
     description: str
     format: Format
-    filename: str
+    filename: str | None
     sha256: str | None
     source: str
     license: str
     size_mb: float
     hf_repo: str | None = None
-    hf_files: tuple[str, ...] = ()
+    revision: str | None = None
     backbone: str | None = None
     arch: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
@@ -68,7 +72,8 @@ class ModelCard:
             raise ValueError(f"card {self.name!r}: format must be one of {FORMATS}, got {self.format!r}")
         if self.sha256 is not None and (len(self.sha256) != 64 or set(self.sha256) - set("0123456789abcdef")):
             raise ValueError(f"card {self.name!r}: sha256 must be 64 lower-case hex digits")
-        object.__setattr__(self, "hf_files", tuple(self.hf_files))
+        if self.filename is None and (self.hf_repo is None or self.sha256 is not None):
+            raise ValueError(f"card {self.name!r}: only a hub card without sha256 may leave filename empty")
         object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
 
 
@@ -92,9 +97,10 @@ def write_cards(path: Path, cards: dict[str, ModelCard]) -> None:
     entries = []
     for card in cards.values():
         entry = dataclasses.asdict(card)
-        entry["hf_files"] = list(card.hf_files)
         entry["vocabulary"] = list(card.vocabulary)
-        entries.append({k: v for k, v in entry.items() if k == "sha256" or v not in (None, [], {})})
+        entries.append(
+            {k: v for k, v in entry.items() if k in ("filename", "sha256") or v not in (None, [], {})}
+        )
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(entries, indent=2) + "\n")
     tmp.replace(path)

@@ -1,30 +1,52 @@
-"""``clipseg zoo list|verify|fetch|export``."""
+"""``clipseg zoo list|verify|fetch|export|push``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from clipseg.zoo import cards, get_card
 from clipseg.zoo.cards import ModelCard, write_cards
-from clipseg.zoo.store import ZooError, fetch, local_file, repo_zoo_dir, sha256_of, verify
+from clipseg.zoo.hub import hub_cache_dir
+from clipseg.zoo.store import (
+    ZooError,
+    cache_dir,
+    expected_sha256,
+    fetch,
+    local_file,
+    repo_zoo_dir,
+    sha256_of,
+    verify,
+)
 
 
-def _status(card: ModelCard) -> str:
+def _where(card: ModelCard) -> tuple[str, str]:
+    """Whether the card's weights are on this machine, and where they are (or how to get them)."""
     path = local_file(card)
-    if path is None:
-        return "missing"
-    return "shipped" if path.parent == repo_zoo_dir() else "cached"
+    if path is not None:
+        status = "shipped" if path.parent == repo_zoo_dir() else "cached"
+        converted = cache_dir() / card.name / "converted" / "model.safetensors"
+        if card.format == "original" and converted.is_file():
+            return status, f"{path} (converted: {converted}, {converted.stat().st_size / 1e6:.1f} MB)"
+        return status, str(path)
+    if card.hf_repo is not None:
+        return (
+            "missing",
+            f"hub {card.hf_repo} -> HF cache {hub_cache_dir()} (`clipseg zoo fetch {card.name}`)",
+        )
+    return "missing", f"put {card.filename} from {card.source} in {cache_dir() / card.name}/"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    print(f"{'name':<22} {'format':<12} {'size':>8}  {'status':<8} description")
+    print(f"{'name':<22} {'format':<12} {'size':>8}  {'status':<8} where (description below)")
     for name, card in cards().items():
         size = f"{card.size_mb:.1f}MB" if card.size_mb else "-"
-        print(f"{name:<22} {card.format:<12} {size:>8}  {_status(card):<8} {card.description}")
+        status, where = _where(card)
+        print(f"{name:<22} {card.format:<12} {size:>8}  {status:<8} {where}\n{'':<22} {card.description}")
         if card.vocabulary:  # a fixed-vocabulary model: other words mean nothing to it
             print(f"{'':<22} vocabulary: {' '.join(card.vocabulary)}")
     return 0
@@ -38,13 +60,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if path is None:
             print(f"{name}: missing (nothing to verify)")
             continue
+        _, how = expected_sha256(card, path)
         try:
             digest = verify(card, path)
         except ZooError as err:
             print(f"{name}: FAILED: {err}")
             failed += 1
             continue
-        how = "card digest" if card.sha256 else "digest pinned at first download (no published digest)"
         print(f"{name}: OK {digest} ({how}) {path}")
     return 1 if failed else 0
 
@@ -52,8 +74,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     for name in args.names:
         card = get_card(name)
-        path = fetch(card)
-        print(f"{name}: {verify(card, path)} {path}")
+        path = fetch(card, args.revision)
+        print(f"{name}: sha256 {verify(card, path)} {path}")
     return 0
 
 
@@ -78,6 +100,24 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         write_cards(repo_zoo_dir() / "cards.json", known)
         print(f"updated the card {args.name!r} in {repo_zoo_dir() / 'cards.json'}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from clipseg.zoo.push import build_upload_folder, upload_folder
+
+    if args.dry_run is not None:
+        folder = build_upload_folder(
+            args.file, args.repo, args.dry_run, license=args.license, zoo_cards=cards()
+        )
+        print(f"wrote {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))}); nothing uploaded")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build_upload_folder(
+            args.file, args.repo, Path(tmp) / "upload", license=args.license, zoo_cards=cards()
+        )
+        url = upload_folder(folder, args.repo, private=args.private)
+    print(f"uploaded {args.file} to {url}; load it with clipseg.load_model({args.repo!r})")
     return 0
 
 
@@ -112,12 +152,15 @@ def _shapes_quality(path: Path, scenes: int) -> dict[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clipseg zoo", description="Named pretrained models.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every card and whether its file is here").set_defaults(run=cmd_list)
+    sub.add_parser("list", help="every card, whether its file is here and where").set_defaults(run=cmd_list)
     v = sub.add_parser("verify", help="check the sha256 of local files")
     v.add_argument("names", nargs="*", help="models to check (default: all)")
     v.set_defaults(run=cmd_verify)
-    f = sub.add_parser("fetch", help="download (hub) and verify models")
+    f = sub.add_parser(
+        "fetch", help="download hub models into the HF cache, verify them, print where they are"
+    )
     f.add_argument("names", nargs="+")
+    f.add_argument("--revision", help="hub branch, tag or commit (default: the card's, else main)")
     f.set_defaults(run=cmd_fetch)
     e = sub.add_parser(
         "export", help="Lightning checkpoint -> zoo safetensors (updates the card when in zoo/)"
@@ -136,6 +179,18 @@ def _parser() -> argparse.ArgumentParser:
         "recorded on the card when in zoo/",
     )
     e.set_defaults(run=cmd_export)
+    u = sub.add_parser("push", help="upload a model file to the Hugging Face Hub with a generated model card")
+    u.add_argument("file", type=Path, help="model file of `clipseg fit` or `clipseg zoo export`")
+    u.add_argument("--repo", required=True, help="hub repository org/name (created if missing)")
+    u.add_argument("--license", help="license id (default: the base zoo model's, e.g. mit, apache-2.0)")
+    u.add_argument("--private", action="store_true", help="create the repository as private")
+    u.add_argument(
+        "--dry-run",
+        type=Path,
+        metavar="DIR",
+        help="write the upload folder (model + README.md) to DIR, upload nothing",
+    )
+    u.set_defaults(run=cmd_push)
     return p
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from clipseg.modeling import ClipSeg
 from clipseg.modeling.backbone import hub_reachable
+from clipseg.modeling.clipseg import META_CONFIG
 from clipseg.modeling.convert import (
     ORIGINAL_BACKBONE,
     convert_original_checkpoint,
@@ -17,6 +19,7 @@ from clipseg.modeling.convert import (
 from clipseg.modeling.errors import BackboneUnavailableError
 from clipseg.tokenizer import read_tokenizer
 from clipseg.zoo.cards import ModelCard
+from clipseg.zoo.hub import PICKLE_NAME, SAFETENSORS_NAME, choose_weights
 from clipseg.zoo.store import ZooError, cache_dir, sha256_of
 
 Loaded = tuple[ClipSeg, PreTrainedTokenizerBase]
@@ -45,9 +48,30 @@ def load_safetensors(path: Path) -> Loaded:
     return model, tokenizer
 
 
-def load_transformers_folder(folder: Path) -> Loaded:
-    """A CIDAS-layout folder: ``config.json`` + weights + tokenizer files."""
-    return convert_transformers_checkpoint(folder), _named_tokenizer(str(folder))
+def load_transformers_folder(folder: Path, *, weights: str | None = None) -> Loaded:
+    """A CIDAS-layout folder: ``config.json`` + weights (``weights``, else ``model.safetensors`` if
+    present, else ``pytorch_model.bin``) + tokenizer files."""
+    use_safetensors = None if weights is None else weights.endswith(".safetensors")
+    model = convert_transformers_checkpoint(folder, use_safetensors=use_safetensors)
+    return model, _named_tokenizer(str(folder))
+
+
+def _has_clipseg_config(path: Path) -> bool:
+    if path.suffix != ".safetensors":
+        return False
+    with safe_open(str(path), framework="pt") as handle:
+        return META_CONFIG in (handle.metadata() or {})
+
+
+def load_weights_file(path: Path) -> Loaded:
+    """A weights file: this project's safetensors when its metadata holds a config; else the
+    transformers layout when it is ``model.safetensors`` / ``pytorch_model.bin`` next to a ``config.json``."""
+    transformers = path.name in (SAFETENSORS_NAME, PICKLE_NAME) and (path.parent / "config.json").is_file()
+    if transformers and not _has_clipseg_config(path):
+        return load_transformers_folder(path.parent, weights=path.name)
+    if path.suffix != ".safetensors":
+        raise ZooError(f"{path}: a {path.suffix} file loads only next to a transformers config.json")
+    return load_safetensors(path)
 
 
 def load_original(path: Path, *, backbone: str, converted: Path | None = None, **arch: Any) -> Loaded:
@@ -70,10 +94,8 @@ def load_original(path: Path, *, backbone: str, converted: Path | None = None, *
 
 
 def load_card_file(card: ModelCard, path: Path) -> Loaded:
-    if card.format == "clipseg":
-        return load_safetensors(path)
-    if card.format == "transformers":
-        return load_transformers_folder(path.parent)
+    if card.format in ("clipseg", "transformers"):
+        return load_weights_file(path)
     return load_original(
         path,
         backbone=card.backbone or ORIGINAL_BACKBONE,
@@ -85,13 +107,12 @@ def load_card_file(card: ModelCard, path: Path) -> Loaded:
 def load_path(path: Path) -> Loaded:
     """A user-given checkpoint: ``.safetensors`` file, ``save_pretrained`` folder, CIDAS folder or original ``.pth``."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder, and not a zoo model name")
+        raise FileNotFoundError(
+            f"{path}: no such file or folder, not a zoo model name (`clipseg zoo list`) and not a hub "
+            "repo id (org/name)"
+        )
     if path.is_dir():
-        if (path / "model.safetensors").is_file() and not (path / "config.json").is_file():
-            return load_safetensors(path / "model.safetensors")
-        if (path / "config.json").is_file():
-            return load_transformers_folder(path)
-        raise ZooError(f"{path}: folder holds neither model.safetensors nor a transformers config.json")
+        return load_weights_file(path / choose_weights((p.name for p in path.iterdir()), where=str(path)))
     if path.suffix == ".pth":
         return load_original(path, backbone=ORIGINAL_BACKBONE)
     if path.suffix == ".ckpt":  # training code rebuilds these; the zoo sits below training
@@ -100,4 +121,4 @@ def load_path(path: Path) -> Loaded:
             "--models` read it, in Python `clipseg.training.export.load_checkpoint_model`, or make it a "
             "model file with `clipseg zoo export`"
         )
-    return load_safetensors(path)
+    return load_weights_file(path)

@@ -1,4 +1,4 @@
-"""Where zoo files live and how they are checked: repo ``zoo/`` → local cache → hub, sha256 always."""
+"""Where zoo files live and how they are checked: repo ``zoo/``, the HF cache (hub cards) or our cache; sha256 always."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import os
 from pathlib import Path
 
 from clipseg.zoo.cards import ModelCard
-
-
-class ZooError(RuntimeError):
-    """A model that cannot be resolved or verified; the message says what to do."""
+from clipseg.zoo.errors import ZooError
+from clipseg.zoo.hub import cached_file, hub_digest, snapshot_file
 
 
 def repo_zoo_dir() -> Path:
@@ -19,7 +17,10 @@ def repo_zoo_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Downloaded and converted models (override with ``CLIPSEG_CACHE``; default ``~/.cache/clipseg``)."""
+    """Original ``.pth`` files and their conversions (override with ``CLIPSEG_CACHE``; default ``~/.cache/clipseg``).
+
+    Hub files never land here: they stay in the standard HF cache (``clipseg.zoo.hub``).
+    """
     return Path(os.environ.get("CLIPSEG_CACHE", Path.home() / ".cache" / "clipseg"))
 
 
@@ -31,24 +32,32 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _pin_file(card: ModelCard) -> Path:
-    return cache_dir() / card.name / (card.filename + ".sha256")
+def _pin_file(card: ModelCard, path: Path) -> Path:
+    return cache_dir() / card.name / (path.name + ".sha256")
 
 
-def expected_sha256(card: ModelCard) -> str | None:
-    """The card's digest, or the one pinned at first download for cards without a published digest."""
+def expected_sha256(card: ModelCard, path: Path) -> tuple[str | None, str]:
+    """The digest ``path`` must have, and where it comes from.
+
+    The card's digest; else, for a file in the HF cache, the digest the hub published (its blob's
+    name); else the one pinned at first use (``None`` before that).
+    """
     if card.sha256:
-        return card.sha256
-    pin = _pin_file(card)
-    return pin.read_text().strip() if pin.is_file() else None
+        return card.sha256, "card digest"
+    published = hub_digest(path)
+    if published:
+        return published, "the hub's published digest"
+    pin = _pin_file(card, path)
+    pinned = pin.read_text().strip() if pin.is_file() else None
+    return pinned, "digest pinned at first use (no published digest)"
 
 
 def verify(card: ModelCard, path: Path) -> str:
-    """Check ``path`` against the card's sha256; pin the digest when the card has none. Returns the digest."""
+    """Check ``path`` against its expected sha256 (pinned at first use when there is none). Returns the digest."""
     actual = sha256_of(path)
-    expected = expected_sha256(card)
+    expected, _ = expected_sha256(card, path)
     if expected is None:
-        pin = _pin_file(card)
+        pin = _pin_file(card, path)
         pin.parent.mkdir(parents=True, exist_ok=True)
         pin.write_text(actual + "\n")
         return actual
@@ -61,33 +70,30 @@ def verify(card: ModelCard, path: Path) -> str:
 
 
 def local_file(card: ModelCard) -> Path | None:
-    """The card's file in the repo zoo or the cache, if present."""
+    """The card's weights file if it is on this machine: the repo zoo, the HF cache (hub cards) or our cache."""
+    if card.hf_repo is not None:
+        return cached_file(card.hf_repo, card.revision, filename=card.filename)
+    assert card.filename is not None  # ModelCard allows None only for hub cards
     for folder in (repo_zoo_dir(), cache_dir() / card.name):
         if (folder / card.filename).is_file():
             return folder / card.filename
     return None
 
 
-def fetch(card: ModelCard) -> Path:
-    """The card's weights file, downloaded with ``hf_hub_download`` if not local (honours ``HF_HUB_OFFLINE``)."""
+def fetch(card: ModelCard, revision: str | None = None) -> Path:
+    """The card's weights file; hub cards resolve through the HF cache (downloaded unless offline).
+
+    ``revision`` overrides the card's own (hub cards only).
+    """
+    if card.hf_repo is not None:
+        return snapshot_file(card.hf_repo, revision or card.revision, filename=card.filename)
+    if revision is not None:
+        raise ZooError(f"{card.name}: --revision applies to hub models only; this one is not on the hub")
     found = local_file(card)
     if found is not None:
         return found
     where = cache_dir() / card.name
-    if card.hf_repo is None:
-        raise ZooError(
-            f"{card.name}: {card.filename} is not in {repo_zoo_dir()} or {where}. "
-            f"Get it from {card.source} and put it in {where}/"
-        )
-    from huggingface_hub import hf_hub_download
-
-    try:
-        for extra in (*card.hf_files, card.filename):
-            hf_hub_download(card.hf_repo, extra, local_dir=where)
-    except Exception as err:  # offline, no network, 404: all end in the same advice
-        raise ZooError(
-            f"{card.name}: cannot download {card.filename} from the hub repo {card.hf_repo} "
-            f"({type(err).__name__}). Download {', '.join((card.filename, *card.hf_files))} from "
-            f"{card.source} and put them in {where}/"
-        ) from None
-    return where / card.filename
+    raise ZooError(
+        f"{card.name}: {card.filename} is not in {repo_zoo_dir()} or {where}. "
+        f"Get it from {card.source} and put it in {where}/"
+    )
