@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.refine import refine as refine_probs
 from clipseg.modeling import ClipSeg
 from clipseg.prompts import mix_conditionals, tokenize_prompts, visual_prompt
+from clipseg.tokenizer import unknown_words, vocabulary_words
 
 
 @dataclass(frozen=True)
@@ -69,16 +71,57 @@ def as_prompt(prompt: PromptLike) -> Prompt:
     raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` this torch can use (default: cuda if available, else cpu).
+
+    Raises:
+        ValueError: not a device name, or a CUDA device this machine or torch build does not have.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)!r}: not a device name; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {str(device)!r}: {why} (torch {torch.__version__}); use cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r}: only {torch.cuda.device_count()} GPU(s) are visible (cuda:0...)"
+            )
+    return resolved
+
+
+def _prompt_list(prompts: Sequence[PromptLike] | PromptLike) -> list[PromptLike]:
+    """A single string, ``Prompt``, path or image is one prompt (not a sequence of characters)."""
+    if isinstance(prompts, (str, Path, Prompt, Image.Image, np.ndarray)):
+        return [prompts]
+    return list(prompts)
+
+
+def _is_one_image(images: object) -> bool:
+    """A path, PIL image or single ``H x W[ x C]`` array, as opposed to a sequence of images."""
+    return isinstance(images, (str, Path, Image.Image)) or (
+        isinstance(images, np.ndarray) and images.ndim <= 3
+    )
+
+
 class Predictor:
     """A ``ClipSeg`` model with its tokenizer and preprocessing, ready for images from users."""
 
     def __init__(
         self, model: ClipSeg, tokenizer, *, device: str | torch.device | None = None, name: str = ""
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.name = name
+        # A randomly initialised backbone was trained with a tokenizer built from a fixed corpus
+        # (e.g. shapes-tiny): words outside it carry no meaning the model learnt.
+        self._fixed_vocabulary = model.config.backbone_is_random
+        self._warned_words: set[str] = set()
         # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
         self.sam = None
         cfg = model.config
@@ -93,10 +136,27 @@ class Predictor:
         x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return (x - self._mean) / self._std
 
+    def _warn_unknown_words(self, texts: Sequence[str]) -> None:
+        """Warn once per word about prompt words outside a fixed vocabulary."""
+        unknown = {w for text in texts for w in unknown_words(self.tokenizer, text)} - self._warned_words
+        if not unknown:
+            return
+        self._warned_words |= unknown
+        warnings.warn(
+            f"{self.name or 'this model'} does not know the word(s) {', '.join(map(repr, sorted(unknown)))}: "
+            "its tokenizer was built from a fixed vocabulary, so masks for them mean little. It knows: "
+            f"{' '.join(vocabulary_words(self.tokenizer))} (also in `clipseg zoo list` and its zoo card).",
+            UserWarning,
+            stacklevel=4,
+        )
+
     @torch.inference_mode()
-    def embed_prompts(self, prompts: Sequence[PromptLike]) -> torch.Tensor:
-        """``N x D`` conditionals for ``prompts``: text encoded in one batch, support images in another."""
-        items = [as_prompt(p) for p in prompts]
+    def embed_prompts(self, prompts: Sequence[PromptLike] | PromptLike) -> torch.Tensor:
+        """``N x D`` conditionals for ``prompts``: text encoded in one batch, support images in another.
+
+        A single string, ``Prompt`` or path is one prompt (not a sequence of characters).
+        """
+        items = [as_prompt(p) for p in _prompt_list(prompts)]
         if not items:
             raise ValueError("empty prompt list: pass at least one prompt")
         dim = self.model.prompt_dim
@@ -105,7 +165,10 @@ class Predictor:
         text_idx = [i for i, p in enumerate(items) if p.text is not None]
         image_idx = [i for i, p in enumerate(items) if p.image is not None]
         if text_idx:
-            enc = tokenize_prompts(self.tokenizer, [items[i].text for i in text_idx])
+            texts = [items[i].text for i in text_idx]
+            if self._fixed_vocabulary:
+                self._warn_unknown_words(texts)
+            enc = tokenize_prompts(self.tokenizer, texts, max_length=self.model.max_text_tokens)
             text[text_idx] = self.model.encode_text(**{k: v.to(self.device) for k, v in enc.items()})
         if image_idx:
             supports = []
@@ -113,6 +176,11 @@ class Predictor:
                 img = load_image(items[i].image, name=f"prompt {i}")
                 if items[i].mask is not None:
                     mask = load_mask(items[i].mask, name=f"prompt {i} mask")
+                    if not mask.any():
+                        raise ValueError(
+                            f"prompt {i} mask ({items[i].label}): the mask is all black, so it marks no "
+                            "object; mark the object in white, or give no mask to prompt with the whole image"
+                        )
                     if mask.shape != img.shape[:2]:
                         raise ValueError(
                             f"prompt {i}: mask {mask.shape} and image {img.shape[:2]} differ in size"
@@ -188,8 +256,8 @@ class Predictor:
 
     def predict_batch(
         self,
-        images: Sequence[ImageLike],
-        prompts: Sequence[PromptLike],
+        images: Sequence[ImageLike] | ImageLike,
+        prompts: Sequence[PromptLike] | PromptLike,
         *,
         batch_size: int = 8,
         refine: str = "none",
@@ -202,9 +270,12 @@ class Predictor:
         the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
         ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
         ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
-        upsampling (transformers parity).
+        upsampling (transformers parity). A single path / PIL image / array is one image, and a
+        single string or ``Prompt`` one prompt.
         """
         self.check_refine(refine)
+        if _is_one_image(images):
+            images = [images]
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
         return self.predict_arrays(arrays, conditionals, batch_size=batch_size, refine=refine, tiles=tiles)
@@ -223,8 +294,7 @@ class Predictor:
         With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
         ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
         """
-        if isinstance(prompts, (str, Prompt)):
-            prompts = [prompts]
+        prompts = _prompt_list(prompts)
         options = postprocess or PostProcess()
         probs = self.predict_batch([image], [*prompts, *options.negative], refine=refine, tiles=tiles)[0]
         if postprocess is None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from clipseg.images import ImageError, load_image, load_mask
@@ -53,10 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH[:MASK]",
-        help="support image as a visual prompt, optionally with the object's mask (repeatable)",
+        help="support image as a visual prompt, optionally with the object's mask (repeatable); "
+        "a PATH that contains ':' is read whole when that file exists",
     )
     p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"zoo name or checkpoint path (default: {DEFAULT_MODEL})"
+        "--model",
+        default=DEFAULT_MODEL,
+        help="zoo name, model file (.safetensors, .pth, folder) or Lightning checkpoint (.ckpt) of "
+        f"`clipseg fit` (default: {DEFAULT_MODEL})",
     )
     p.add_argument(
         "--out",
@@ -129,6 +135,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def split_prompt_image(spec: str) -> tuple[str, str | None]:
+    """``PATH[:MASK]`` → (path, mask). A PATH with ':' in it is kept whole when that file exists."""
+    if Path(spec).is_file() or ":" not in spec:
+        return spec, None
+    path, _, mask = spec.rpartition(":")
+    if not Path(path).is_file() and Path(spec.partition(":")[0]).is_file():
+        path, _, mask = spec.partition(":")  # PATH:MASK where the mask's name holds the ':'
+    if not Path(path).is_file():
+        raise ValueError(
+            f"--prompt-image {spec!r}: neither {spec!r} nor {path!r} is a file; "
+            "give PATH or PATH:MASK with existing files"
+        )
+    return path, mask
+
+
 def _prompts(args: argparse.Namespace) -> list:
     from clipseg.predict import Prompt
 
@@ -136,7 +157,7 @@ def _prompts(args: argparse.Namespace) -> list:
     for text in args.prompt:
         prompts.append(Prompt(text=text))
     for spec in args.prompt_image:
-        path, _, mask = spec.partition(":")
+        path, mask = split_prompt_image(spec)
         # Read once, here: a bad file fails before any work, with its name.
         prompts.append(
             Prompt(image=load_image(path), mask=load_mask(mask) if mask else None, name=Path(path).name)
@@ -146,8 +167,30 @@ def _prompts(args: argparse.Namespace) -> list:
     return prompts
 
 
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become a writable folder, before any work is done."""
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"is below the file {existing}"
+        raise ValueError(f"--out {out} {where}; pass a folder (it is created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable; pass a folder you can write to")
+
+
+def _load_predictor(model: str, device: str | None):
+    """A zoo name or model file through ``load_model``; a ``.ckpt`` of ``clipseg fit`` via its saved config."""
+    if not model.endswith(".ckpt"):
+        from clipseg.zoo import load_model
+
+        return load_model(model, device=device)
+    from clipseg.predict import Predictor
+    from clipseg.training.export import load_checkpoint_model
+
+    network, tokenizer = load_checkpoint_model(model)
+    return Predictor(network, tokenizer, device=device, name=model)
+
+
 def run(args: argparse.Namespace) -> dict:
-    from clipseg.zoo import load_model
 
     options = PostProcess(
         threshold=args.threshold,
@@ -160,12 +203,11 @@ def run(args: argparse.Namespace) -> dict:
         feather=args.feather,
     )
     prompts = _prompts(args)
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out}: is a file, not a folder")
+    check_out_folder(args.out)
     collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
     if (args.refine == "sam") != (args.sam is not None):
         raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
-    predictor = load_model(args.model, device=args.device)
+    predictor = _load_predictor(args.model, args.device)
     if args.sam is not None:
         from clipseg.sam_refine import SamRefiner
 
@@ -199,11 +241,17 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"clipseg predict: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        summary = run(args)
-    except (ImageError, ValueError, FileNotFoundError, RuntimeError) as err:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning  # the user's input, not our source line, is the point
+            summary = run(args)
+    except (ImageError, ValueError, OSError, RuntimeError) as err:
         print(f"clipseg predict: error: {err}", file=sys.stderr)
         return 1
     if args.json:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
 from clipseg.data.custom import read_binary_mask
 from clipseg.data.folder import annotation_file, read_lines

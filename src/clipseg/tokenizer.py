@@ -33,6 +33,25 @@ def corpus_words(corpus: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def vocabulary_words(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """The words (of two or more characters) that ``tokenizer`` encodes as one token, sorted.
+
+    For a tokenizer of ``build_clip_tokenizer`` these are exactly its corpus words (single letters
+    and symbols are always one token).
+    """
+    return sorted(
+        token[: -len("</w>")] for token in tokenizer.get_vocab() if token.endswith("</w>") and len(token) > 5
+    )
+
+
+def unknown_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
+    """Words of ``text`` that a corpus-built ``tokenizer`` does not know (they split into several tokens)."""
+    words = dict.fromkeys(
+        re.findall(r"\w+|[^\w\s]+", text.lower())
+    )  # distinct, in order; "würfel" is one word
+    return [word for word in words if len(tokenizer.tokenize(word)) != 1]
+
+
 def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply ``ranks`` to ``pieces`` the way BPE does: always the lowest-ranked adjacent pair first."""
     while len(pieces) > 1:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import CONFIG, SHORT
+from training_helpers import short_fit as fit
 
 import clipseg
 from clipseg.data.datamodules import ShapesDataModule
@@ -31,27 +33,6 @@ from clipseg.training.steps import (
 from clipseg.zoo import get_card
 from clipseg.zoo.cli import main as zoo_main
 from clipseg.zoo.store import repo_zoo_dir, sha256_of
-
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
-SHORT = [
-    "--trainer.max_steps", "2",
-    "--trainer.limit_val_batches", "1",
-    "--trainer.val_check_interval", "2",
-    "--trainer.accelerator", "cpu",
-    "--trainer.enable_progress_bar", "false",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.batch_size", "2",
-    "--data.init_args.num_workers", "0",
-    "--data.init_args.val_length", "4",
-    "--model.config.image_size", "32",
-]  # fmt: skip
-
-
-def fit(tmp_path: Path, *extra: str) -> Path:
-    """Train shapes-tiny for 2 steps into ``tmp_path``; returns the checkpoint folder."""
-    args = ["fit", "--config", CONFIG, *SHORT, "--output_root", str(tmp_path), "--trainer.logger", "false"]
-    assert cli.run_cli([*args, *extra]) == 0
-    return tmp_path / "shapes-tiny" / "checkpoints"
 
 
 @pytest.fixture(scope="module")

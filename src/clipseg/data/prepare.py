@@ -18,7 +18,8 @@ import importlib
 import inspect
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from clipseg.data.paths import PREPARED_DIRS, prepared_dir
 from clipseg.data.schema import SHARD_FEATURES, BadSample
 
 # dataset name -> (reader "module:function", fixed reader options, default splits). Imported lazily
@@ -53,6 +55,31 @@ def load_reader(dataset: str) -> tuple[Reader, dict[str, Any], tuple[str, ...]]:
     target, fixed, splits = READERS[dataset]
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name), fixed, splits
+
+
+def checked_options(
+    dataset: str, reader: Reader, options: dict[str, Any], *, fixed: Collection[str] = ()
+) -> dict[str, Any]:
+    """``options`` checked against the keyword arguments ``reader`` takes, with its defaults filled in.
+
+    Raises:
+        ValueError: an option the reader does not take, named with the ones it does.
+    """
+    signature = inspect.signature(reader).parameters.values()
+    params = {
+        p.name: p.default
+        for p in signature
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in ("src", "split", *fixed)
+    }
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
+    unknown = [] if takes_any else sorted(set(options) - set(params))
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise ValueError(
+            f"--option {unknown[0]}: not an option of the {dataset} reader (its options: {known})"
+        )
+    defaults = {k: v for k, v in params.items() if v is not inspect.Parameter.empty}
+    return {**defaults, **options}
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -155,7 +182,7 @@ def _convert_split(
 def prepare(
     dataset: str,
     src: str | Path | None,
-    out: str | Path,
+    out: str | Path | None = None,
     splits: Sequence[str] | None = None,
     shard_size: int = 1000,
     options: dict[str, Any] | None = None,
@@ -167,7 +194,8 @@ def prepare(
         dataset: a key of ``READERS`` ("phrasecut", "pascal5i", "coco20i", "pascal-zeroshot",
             "refmatte", "shapes", and users' own data: "folder", "coco").
         src: the raw dataset folder (``None`` for "shapes").
-        out: output folder (``out/<split>/shard-*.parquet``).
+        out: output folder (``out/<split>/shard-*.parquet``); default: where the configs and
+            ``eval-all`` read it (``clipseg.data.paths.prepared_dir``, below ``$CLIPSEG_DATA``).
         splits: splits to convert (default: the dataset's usual ones).
         shard_size: rows per shard file; use at least ranks × workers shards per split.
         options: extra reader keyword arguments (e.g. ``{"fold": 1}`` for few-shot).
@@ -186,12 +214,13 @@ def prepare(
     src_path = None if src is None else Path(src)
     if src_path is not None and not src_path.exists():
         raise FileNotFoundError(f"raw dataset folder {src_path} does not exist")
+    with_defaults = {**fixed, **checked_options(dataset, reader, options or {}, fixed=fixed)}
     reader_options = {**fixed, **(options or {})}
     run_options = dict(reader_options)
     if "workers" in inspect.signature(reader).parameters:
         run_options["workers"] = workers
     digest = getattr(importlib.import_module(reader.__module__), "source_digest", None)
-    out = Path(out)
+    out = Path(out) if out is not None else prepared_dir(dataset, with_defaults, splits=splits)
     report: dict[str, Any] = {"dataset": dataset, "out": str(out), "splits": {}}
     try:  # keep the entries of splits converted by earlier runs
         all_skipped: dict[str, list[dict[str, str]]] = json.loads((out / "skipped.json").read_text())
@@ -242,11 +271,21 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def prepare_main(argv: list[str] | None = None) -> int:
-    """``clipseg prepare <dataset> --src RAW_DIR --out DIR``; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="clipseg prepare", description=__doc__.split("\n")[0])
+    """``clipseg prepare <dataset> --src RAW_DIR [--out DIR]``; returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="clipseg prepare",
+        description="Convert a raw dataset into parquet shards (idempotent; skipped samples in skipped.json).",
+        epilog="Without --out the shards go where the configs and `clipseg eval-all` read them: "
+        + ", ".join(
+            f"{name}: $CLIPSEG_DATA/{folder}" for name, folder in PREPARED_DIRS.items() if name != "shapes"
+        )
+        + " ($CLIPSEG_DATA defaults to ./data).",
+    )
     parser.add_argument("dataset", choices=sorted(READERS))
     parser.add_argument("--src", type=Path, help="folder of the raw dataset (not needed for shapes)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for the parquet shards")
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: the dataset's folder below $CLIPSEG_DATA)"
+    )
     parser.add_argument("--splits", nargs="+", help="splits to convert (default: the dataset's usual splits)")
     parser.add_argument("--shard-size", type=int, default=1000, help="rows per shard file")
     parser.add_argument(
@@ -261,7 +300,7 @@ def prepare_main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="reader option, e.g. fold=1",
+        help="reader option, e.g. fold=1 (pascal5i, coco20i) or setting=keyword (refmatte)",
     )
     args = parser.parse_args(argv)
     options = dict(args.option)
@@ -272,13 +311,14 @@ def prepare_main(argv: list[str] | None = None) -> int:
             args.dataset, args.src, args.out, args.splits, args.shard_size, options, args.workers
         )
     except (ValueError, FileNotFoundError) as err:
-        print(f"clipseg prepare: error: {err}")
+        print(f"clipseg prepare: error: {err}", file=sys.stderr)
         return 2
     for split, info in report["splits"].items():
         status = "up to date" if info["reused"] else "written"
         print(
             f"{split}: {info['rows']} rows in {info['shards']} shards ({status}); {info['skipped']} skipped"
         )
+    print(f"shards in {report['out']}")
     if any(info["skipped"] for info in report["splits"].values()):
         listing = Path(report["out"]) / "skipped.json"
         skipped = [entry for entries in json.loads(listing.read_text()).values() for entry in entries]

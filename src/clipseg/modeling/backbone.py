@@ -9,10 +9,13 @@ images via the pooled, post-layernormed, projected CLS token (CLIPSeg's ``condit
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +31,28 @@ def _hub_offline() -> bool:
 
     live = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     return live or bool(constants.HF_HUB_OFFLINE)
+
+
+@functools.cache
+def _endpoint_answers(endpoint: str, timeout: float) -> bool:
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether downloads may be tried: ``HF_HUB_OFFLINE`` is unset and the hub endpoint accepts a connection.
+
+    Asked once per process. Without it, an offline machine spends about a minute in the hub library's
+    retries (printing each) before every load from the hub fails anyway.
+    """
+    from huggingface_hub import constants
+
+    return not _hub_offline() and _endpoint_answers(constants.ENDPOINT, timeout)
 
 
 def _looks_like_path(source: str) -> bool:
@@ -66,14 +91,16 @@ def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
             "`CLIPModel.save_pretrained` (config.json + model.safetensors) or a hub name such as "
             "'openai/clip-vit-base-patch16'."
         )
+    online = hub_reachable()
     try:
-        return CLIPModel.from_pretrained(source)
+        return CLIPModel.from_pretrained(source, local_files_only=not online)
     except OSError as err:
-        how = (
-            "HF_HUB_OFFLINE is set, so nothing is downloaded"
-            if _hub_offline()
-            else "the download failed (no network?)"
-        )
+        if _hub_offline():
+            how = "HF_HUB_OFFLINE is set, so nothing is downloaded"
+        elif not online:
+            how = "the hub cannot be reached (no network?)"
+        else:
+            how = "the download failed"
         raise BackboneUnavailableError(
             f"cannot load the CLIP backbone {source!r}: it is not in the local Hugging Face cache and {how}.\n"
             f"Either download it once on a machine with network access:\n"

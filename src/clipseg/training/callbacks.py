@@ -1,4 +1,5 @@
-"""Training callbacks: ``last.ckpt`` on a step schedule and on SIGTERM, and sample overlays for wandb."""
+"""Training callbacks: ``last.ckpt`` on a step schedule and on SIGTERM, sample overlays for wandb, a
+progress bar in steps, and a wandb logger without Lightning's deprecated ``anonymous`` argument."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
@@ -43,6 +44,47 @@ class LastCheckpoint(ModelCheckpoint):
             path = os.path.join(str(self.dirpath), self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
             trainer.save_checkpoint(path)
             self.last_model_path = path
+
+
+class StepProgressBar(TQDMProgressBar):
+    """The training bar counts optimizer steps of ``max_steps`` (``step 1200/20000``), not epochs.
+
+    Training streams are endless, so Lightning's epochs mean nothing here (its bar showed
+    ``Epoch 14/-2``). Without ``max_steps`` this is Lightning's bar.
+    """
+
+    def on_train_epoch_start(self, trainer: Trainer, *args: Any) -> None:
+        if trainer.max_steps <= 0:
+            return super().on_train_epoch_start(trainer, *args)
+        bar = self.train_progress_bar
+        bar.total, bar.initial = trainer.max_steps, 0
+        bar.set_description("step")
+        self._show_step(trainer, force=True)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.max_steps <= 0:
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._show_step(trainer):
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+    def _show_step(self, trainer: Trainer, *, force: bool = False) -> bool:
+        bar, step = self.train_progress_bar, trainer.global_step
+        if bar.disable or not (force or self._should_update(step, bar.total)):
+            return False
+        bar.n = step
+        bar.refresh()
+        return True
+
+
+class QuietWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` minus its ``anonymous=None``, which wandb now warns about on every run."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
 
 def _to_uint8(image: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:

@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from transformers import PreTrainedTokenizerBase
 
+from clipseg.modeling.clipseg import ClipSeg
 from clipseg.modeling.config import ClipSegConfig
 from clipseg.safetensors_io import save_safetensors
 from clipseg.tokenizer import META_TOKENIZER, tokenizer_to_metadata
@@ -24,8 +26,30 @@ META_NAME = "clipseg_name"
 
 
 def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint of ``ClipSegModule``, loaded without unpickling code (``weights_only=True``)."""
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+    """A Lightning checkpoint of ``ClipSegModule``, loaded without unpickling code (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not such a checkpoint (corrupt, another format, or code to unpickle).
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # a pickle error, a zip error, a torch error: the file is the problem
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: not a Lightning checkpoint of `clipseg fit` that loads safely ({reason[:200]})"
+        ) from None
+    if (
+        not isinstance(checkpoint, dict)
+        or "hyper_parameters" not in checkpoint
+        or "state_dict" not in checkpoint
+    ):
+        raise ValueError(
+            f"{path}: not a Lightning checkpoint of `clipseg fit` (no hyper_parameters / state_dict)"
+        )
+    return checkpoint
 
 
 def module_from_checkpoint(path: str | Path) -> ClipSegModule:
@@ -52,6 +76,12 @@ def module_from_checkpoint(path: str | Path) -> ClipSegModule:
     module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[ClipSeg, PreTrainedTokenizerBase]:
+    """The model and tokenizer of a ``clipseg fit`` checkpoint (for ``clipseg predict`` and ``eval-all``)."""
+    module = module_from_checkpoint(path)
+    return module.model, module.tokenizer
 
 
 def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from clipseg.modeling.backbone import hub_reachable
 from clipseg.modeling.clipseg import ClipSeg
 from clipseg.modeling.config import ClipSegConfig
 from clipseg.modeling.errors import BackboneUnavailableError
@@ -35,7 +36,7 @@ def load_tokenizer(
             )
         source = str(config.backbone)
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
     except OSError as err:
         raise BackboneUnavailableError(
             f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "

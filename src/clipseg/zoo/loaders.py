@@ -9,6 +9,7 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from clipseg.modeling import ClipSeg
+from clipseg.modeling.backbone import hub_reachable
 from clipseg.modeling.clipseg import META_CONFIG
 from clipseg.modeling.convert import (
     ORIGINAL_BACKBONE,
@@ -26,7 +27,7 @@ Loaded = tuple[ClipSeg, PreTrainedTokenizerBase]
 
 def _named_tokenizer(name: str) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name, local_files_only=not hub_reachable())
     except OSError as err:
         raise BackboneUnavailableError(
             f"cannot load the tokenizer of {name!r} offline. Download it once with "
@@ -114,4 +115,10 @@ def load_path(path: Path) -> Loaded:
         return load_weights_file(path / choose_weights((p.name for p in path.iterdir()), where=str(path)))
     if path.suffix == ".pth":
         return load_original(path, backbone=ORIGINAL_BACKBONE)
+    if path.suffix == ".ckpt":  # training code rebuilds these; the zoo sits below training
+        raise ZooError(
+            f"{path}: a `clipseg fit` checkpoint; `clipseg predict --model {path}` and `clipseg eval-all "
+            "--models` read it, in Python `clipseg.training.export.load_checkpoint_model`, or make it a "
+            "model file with `clipseg zoo export`"
+        )
     return load_weights_file(path)
