@@ -90,7 +90,7 @@ def test_a_csv_without_a_needed_column_stops_before_anything_is_written(tmp_path
     src = write_small_folder(tmp_path / "raw", n=3)
     write_csv_rows(src, read_csv_rows(src), columns=("image", "prompt"))
     assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert out.count("error:") == 1 and "lacks the column(s) mask" in out
     assert not (tmp_path / "out").exists()
 
@@ -190,7 +190,7 @@ def test_coco_polygons_decode_to_their_area():
 def test_coco_without_images_folder_is_one_clear_error(tmp_path, capsys):
     instances = write_small_coco(tmp_path / "coco", n=1)
     assert prep.prepare_main(["coco", "--src", str(instances), "--out", str(tmp_path / "out")]) == 2
-    assert "needs --images" in capsys.readouterr().out
+    assert "needs --images" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

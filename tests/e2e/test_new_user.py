@@ -172,9 +172,9 @@ def test_a_prompt_image_path_containing_a_colon_is_read_whole(tmp_path, capsys):
     Image.open(EXAMPLE).save(support)
     mask = tmp_path / "mask.png"
     Image.fromarray(np.full((192, 192), 255, np.uint8)).save(mask)
-    for spec in (str(support), f"{support}:{mask}"):
+    for i, spec in enumerate((str(support), f"{support}:{mask}")):
         code, summary, err = _predict(
-            capsys, str(EXAMPLE), "--prompt-image", spec, "--out", str(tmp_path / "o")
+            capsys, str(EXAMPLE), "--prompt-image", spec, "--out", str(tmp_path / f"o{i}")
         )
         assert code == 0, err
         assert summary["images"][0]["masks"][0]["prompt"] == support.name

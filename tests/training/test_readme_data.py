@@ -15,7 +15,12 @@ from clipseg.training.benchmarks import BENCHMARKS
 from clipseg.training.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-README_COMMANDS = re.findall(r"^clipseg prepare [^#\n]*", (ROOT / "README.md").read_text(), flags=re.M)
+# Users' own data ("folder", "coco") has no default folder: its commands name --out themselves.
+README_COMMANDS = [
+    command
+    for command in re.findall(r"^clipseg prepare [^#\n]*", (ROOT / "README.md").read_text(), flags=re.M)
+    if shlex.split(command)[2] not in ("folder", "coco")
+]
 RAW = {"phrasecut": write_phrasecut, "pascal5i": write_pascal5i, "refmatte": write_refmatte}
 # Fixture-sized runs: fewer splits and episodes, which do not change where the shards go.
 SMALL_DATA = {
