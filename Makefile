@@ -6,13 +6,19 @@ PYTEST  := $(BIN)/python -m pytest
 
 .PHONY: install demo test test-slow lint format bench eval-all zoo-shapes-tiny clean
 
+STAMP   := $(VENV)/.installed
+
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-install: $(BIN)/activate
+# Installed once; again only when pyproject.toml (the dependencies) changes. `make -B install` forces it.
+$(STAMP): pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
 
 demo: install
 	$(BIN)/clipseg predict src/clipseg/assets/example.png --prompt "red square" \

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
 from clipseg.core.prompts import Prompt
+from clipseg.data.custom import read_binary_mask
+from clipseg.data.folder import annotation_file, read_lines
 from clipseg.data.shapes import ShapesConfig, draw_sample, phrase_for
 from clipseg.inference import Predictor
 
@@ -122,3 +125,34 @@ def shapes_quality_over_seeds(
         summary[key] = float(np.mean(values)) if values else float("nan")
         summary[f"{key}_worst"] = float(worse(values)) if values else float("nan")
     return summary | {"seeds": list(seeds), "n": n, "per_seed": per_seed}
+
+
+def folder_quality(
+    predictor: Predictor, src: str | Path, *, threshold: float = 0.5, progress: bool = True
+) -> dict[str, float]:
+    """Text mIoU of the rows of an annotated folder (``clipseg prepare folder``'s input format).
+
+    Rows with an empty mask are absent-object prompts: they are scored by the fraction of pixels the
+    model marks (should be ~0) instead of IoU. Each image is encoded once for all its prompts.
+    """
+    lines = read_lines(annotation_file(Path(src)))
+    root = annotation_file(Path(src)).parent
+    by_image: dict[str, list[tuple[str, str]]] = {}
+    for line in lines:
+        by_image.setdefault(line.image, []).append((line.prompt, line.mask))
+    text_iou, absent_frac = [], []
+    for image, rows in tqdm(by_image.items(), desc="folder quality", disable=not progress):
+        probs = predictor.predict(root / image, [prompt for prompt, _ in rows])
+        for prob, (_, mask_name) in zip(probs, rows):
+            target = read_binary_mask(root / mask_name, mask_name)
+            if target.any():
+                text_iou.append(iou(prob > threshold, target))
+            else:
+                absent_frac.append(float((prob > threshold).mean()))
+    return {
+        "text_miou": float(np.mean(text_iou)) if text_iou else float("nan"),
+        "absent_marked_fraction": float(np.mean(absent_frac)) if absent_frac else float("nan"),
+        "n_text": len(text_iou),
+        "n_absent": len(absent_frac),
+        "threshold": threshold,
+    }

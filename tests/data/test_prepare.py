@@ -82,8 +82,23 @@ def test_cli_prepares_shapes_without_src_and_reports(tmp_path, capsys):
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert prep.prepare_main(["phrasecut", "--out", str(tmp_path)]) == 2
-    assert "needs --src" in capsys.readouterr().out
+    assert "needs --src" in capsys.readouterr().err
     assert prep.prepare_main(["phrasecut", "--src", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         prep.prepare_main(["imagenet", "--out", str(tmp_path)])
+
+
+def test_an_unknown_reader_option_is_one_error_line(tmp_path, capsys):
+    from fixture_data.raw_formats import write_pascal5i
+
+    write_pascal5i(tmp_path / "raw")
+    argv = ["pascal5i", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "--option", "bogus=1"]
+    assert prep.prepare_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("clipseg prepare: error: --option bogus")
+        and "fold" in err
+        and len(err.splitlines()) == 1
+    )
+    assert not (tmp_path / "out").exists()

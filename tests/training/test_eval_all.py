@@ -59,8 +59,40 @@ def test_main_on_a_fresh_machine_runs_shapes(models, tmp_path, monkeypatch):
     monkeypatch.setattr(eval_all, "zoo_models", lambda: ({"tiny": models["tiny"]}, {}))
     monkeypatch.setenv("CLIPSEG_DATA", str(tmp_path / "no-data"))
     out = tmp_path / "results"
-    assert eval_all.main(["--out", str(out), "--limit", "1", "--batch_size", "2", "--num_workers", "0"]) == 0
+    assert eval_all.main(["--out", str(out), "--limit", "1", "--batch-size", "2", "--num-workers", "0"]) == 0
     report = json.loads((out / "eval-all.json").read_text())
     assert report["results"]["tiny"]["shapes"]["status"] == "ok"
     assert report["benchmarks"]["phrasecut"].startswith("skipped: no prepared data")
     assert "## shapes test" in (out / "eval-all.md").read_text()
+
+
+def test_an_unknown_model_is_an_error_and_a_model_file_is_a_model(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        eval_all.main(["--models", "nosuch", "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2 and "--models 'nosuch'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    from clipseg.zoo.store import repo_zoo_dir
+
+    shipped = str(repo_zoo_dir() / "shapes-tiny.safetensors")
+    args = [
+        "--models",
+        shipped,
+        "--benchmarks",
+        "shapes",
+        "--limit",
+        "1",
+        "--batch-size",
+        "2",
+        "--num-workers",
+        "0",
+    ]
+    assert eval_all.main([*args, "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "eval-all.json").read_text())
+    assert report["results"][shipped]["shapes"]["status"] == "ok"
+
+
+def test_skipped_hints_name_what_really_gets_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLIPSEG_CACHE", str(tmp_path / "empty-cache"))
+    models, _ = eval_all.zoo_models()
+    assert "clipseg zoo fetch clipseg-rd64" in models["clipseg-rd64"]  # on the hub: fetch works
+    assert "zoo fetch" not in models["rd64-uni"] and "empty-cache" in models["rd64-uni"]  # not on the hub

@@ -40,7 +40,7 @@ def test_published_numbers_sit_beside_our_refmatte_numbers():
 def test_eval_all_prints_them_without_refmatte_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(eval_all, "zoo_models", lambda: ({"absent": "weights not on this machine"}, {}))
     out = tmp_path / "results"
-    assert eval_all.main(["--out", str(out), "--data_root", str(tmp_path / "no-data")]) == 0
+    assert eval_all.main(["--out", str(out), "--data-root", str(tmp_path / "no-data")]) == 0
     printed = capsys.readouterr().out
     for row in ROWS:
         assert row in printed

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from lightning import Trainer
 from safetensors import safe_open
+from training_helpers import CONFIG, SHORT
+from training_helpers import short_fit as fit
 
 import clipseg
 from clipseg.cli.zoo import main as zoo_main
@@ -38,31 +40,10 @@ from clipseg.training.steps import batch_conditionals, forward_step
 from clipseg.zoo import get_card
 from clipseg.zoo.store import repo_zoo_dir
 
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
-SHORT = [
-    "--trainer.max_steps", "2",
-    "--trainer.limit_val_batches", "1",
-    "--trainer.val_check_interval", "2",
-    "--trainer.accelerator", "cpu",
-    "--trainer.enable_progress_bar", "false",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.batch_size", "2",
-    "--data.init_args.num_workers", "0",
-    "--data.init_args.val_length", "4",
-    "--model.config.image_size", "32",
-]  # fmt: skip
-
 
 def metadata_of(path: Path) -> dict[str, str]:
     with safe_open(str(path), framework="numpy") as handle:
         return handle.metadata()
-
-
-def fit(tmp_path: Path, *extra: str) -> Path:
-    """Train shapes-tiny for 2 steps into ``tmp_path``; returns the checkpoint folder."""
-    args = ["fit", "--config", CONFIG, *SHORT, "--output_root", str(tmp_path), "--trainer.logger", "false"]
-    assert cli.run_cli([*args, *extra]) == 0
-    return tmp_path / "shapes-tiny" / "checkpoints"
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from PIL import Image
 import clipseg
 from clipseg.cli import main as clipseg_main
 from clipseg.cli.zoo import main as zoo_main
-from clipseg.modeling import backbone
 from clipseg.zoo import ZooError, hub
 from clipseg.zoo.store import repo_zoo_dir
 
@@ -98,7 +97,7 @@ def test_online_listing_downloads_only_safetensors_configs_and_tokenizer(hub_cac
 
     listing = sorted(p.name for p in hub_cache.snapshot.iterdir())
     assert "pytorch_model.bin" in listing and "model.safetensors" in listing
-    monkeypatch.setattr(backbone, "_hub_offline", lambda: False)
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo, revision: listing)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     assert hub.snapshot_file(CIDAS) == hub_cache.snapshot / "model.safetensors"

@@ -105,7 +105,7 @@ def test_upload_without_network_says_so(tmp_path, monkeypatch, capsys):
     def no_network(*args, **kwargs):
         raise requests.ConnectionError("no route to host")
 
-    monkeypatch.setattr(push, "_hub_offline", lambda: False)
+    monkeypatch.setattr(push, "hub_offline", lambda: False)
     monkeypatch.setattr(HfApi, "create_repo", no_network)
     assert zoo_main(["push", fine_tuned(tmp_path), "--repo", REPO]) == 1
     err = capsys.readouterr().err
@@ -118,7 +118,7 @@ def test_upload_sends_the_folder_to_the_repo(tmp_path, monkeypatch, capsys):
     def upload(self, *, repo_id, folder_path, commit_message):
         sent[repo_id] = sorted(p.name for p in folder_path.iterdir())
 
-    monkeypatch.setattr(push, "_hub_offline", lambda: False)
+    monkeypatch.setattr(push, "hub_offline", lambda: False)
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo, **kw: f"https://huggingface.co/{repo}")
     monkeypatch.setattr(HfApi, "upload_folder", upload)
     assert zoo_main(["push", fine_tuned(tmp_path), "--repo", REPO, "--private"]) == 0

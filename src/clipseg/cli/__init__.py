@@ -26,6 +26,17 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def kebab_options(args: list[str]) -> list[str]:
+    """``--batch_size 4`` → ``--batch-size 4``: our own commands spell options in kebab case and still
+    accept the underscore spellings of earlier versions."""
+    return [
+        "--" + arg[2:].partition("=")[0].replace("_", "-") + "".join(arg[2:].partition("=")[1:])
+        if arg.startswith("--")
+        else arg
+        for arg in args
+    ]
+
+
 def _resolve(target: str) -> Callable[[list[str]], int]:
     module, func = target.split(":")
     return getattr(import_module(module), func)
@@ -46,8 +57,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clipseg: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     run = _resolve(COMMANDS[command][0])
-    return int(run([command, *rest] if command in _PASS_COMMAND else rest) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    # LightningCLI commands keep Lightning's own spelling (`--trainer.max_steps`, `--ckpt_path`).
+    return int(run([command, *rest] if command in _PASS_COMMAND else kebab_options(rest)) or 0)

@@ -1,41 +1,85 @@
-"""``clipseg predict IMAGE --prompt TEXT [--prompt-image PATH[:MASK]] --out DIR``."""
+"""``clipseg predict PATH... --prompt TEXT [--prompt-image PATH[:MASK]] --out DIR``: images, folders, videos."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import sys
+import warnings
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from clipseg.core.files import atomic_write
 from clipseg.core.images import ImageError, load_image, load_mask
+from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
 from clipseg.inference.refine import REFINE_MODES
+from clipseg.inference.sources import collect_inputs
+from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
 DEFAULT_MODEL = "shapes-tiny"
+DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, only the summary
+
+
+LAYOUT_HELP = """\
+outputs (--out DIR) mirror the input tree, relative to the common folder of the named inputs
+(a named folder counts as itself, a file as its parent, a glob as its folder before the first
+wildcard). For an image KEY (its path without extension; images that share a folder and stem
+get the extension appended: photo.jpg and photo.webp give photo-jpg and photo-webp; a/x.png and
+b/x.png stay apart in a/ and b/) and mask i of prompt P:
+  png      KEY_i_P.png        8-bit soft mask, or 0/255 with --threshold or a morphology option
+  rgba     KEY_i_P_rgba.png   the image with the mask as alpha (cut-out)
+  npz      KEY.npz            masks (K x H x W float32) and labels
+  overlay  KEY_overlay.png    masks over the image, with a legend
+  coco     DIR/coco.json      RLE masks (at --threshold, else 0.5), scores, prompts as categories
+A video VIDEO gets a folder VIDEO/ (e.g. clips/walk.mp4/) with frame n's files named n_i_P.png
+(6-digit n) and/or the mask videos i_P.mp4 (--video-output).
+Post-processing order: negatives, combine, threshold, erode, min-area, fill-holes, dilate,
+feather (--smooth averages video frames before all of them).
+A rerun skips inputs whose outputs are complete (use --overwrite after changing options);
+a bad input is reported by name, the run goes on and the exit code is 1.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="clipseg predict", description="Segment images from text or image prompts."
+        prog="clipseg predict",
+        description="Segment images, folders and videos from text or image prompts.",
+        epilog=LAYOUT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("images", nargs="+", type=Path, help="input image file(s)")
+    p.add_argument(
+        "images", nargs="+", metavar="PATH", help="image or video files, folders (recursive), globs"
+    )
     p.add_argument("--prompt", action="append", default=[], help="text prompt (repeatable)")
     p.add_argument(
         "--prompt-image",
         action="append",
         default=[],
         metavar="PATH[:MASK]",
-        help="support image as a visual prompt, optionally with the object's mask (repeatable)",
+        help="support image as a visual prompt, optionally with the object's mask (repeatable); "
+        "a PATH that contains ':' is read whole when that file exists",
     )
     p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"zoo name or checkpoint path (default: {DEFAULT_MODEL})"
+        "--model",
+        default=DEFAULT_MODEL,
+        help="zoo name, model file (.safetensors, .pth, folder) or Lightning checkpoint (.ckpt) of "
+        f"`clipseg fit` (default: {DEFAULT_MODEL})",
     )
-    p.add_argument("--out", type=Path, default=Path("outputs/predict"), help="output folder")
-    p.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/predict"),
+        metavar="DIR",
+        help="output folder (layout below)",
+    )
+    p.add_argument(
+        "--format",
+        dest="formats",
+        action="extend",
+        type=lambda text: text.split(","),
+        metavar="FMT",
+        help=f"output formats, repeatable or comma-separated: {', '.join(FORMATS)} (default: png,overlay)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     p.add_argument(
         "--refine",
         choices=(*REFINE_MODES, "sam"),
@@ -49,13 +93,61 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add detail from full-resolution windows of the model's input size (large images)",
     )
+    post = p.add_argument_group("post-processing (at each image's resolution, in the order listed below)")
+    post.add_argument(
+        "--smooth",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="FRAMES",
+        help="videos: average probabilities over FRAMES neighbours on each side (default 1 when given)",
+    )
+    post.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="remove regions matching TEXT from every mask (repeatable)",
+    )
+    post.add_argument(
+        "--combine", choices=COMBINE_MODES, default="none", help="merge the prompts' masks into one"
+    )
+    post.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
+    post.add_argument("--erode", type=int, default=0, metavar="PX", help="shrink masks by PX pixels")
+    post.add_argument(
+        "--min-area", type=int, default=0, metavar="PX", help="drop regions smaller than PX pixels"
+    )
+    post.add_argument("--fill-holes", action="store_true", help="fill holes inside masks")
+    post.add_argument("--dilate", type=int, default=0, metavar="PX", help="grow masks by PX pixels")
+    post.add_argument(
+        "--feather", type=int, default=0, metavar="PX", help="blur mask edges over PX pixels (soft masks)"
+    )
+    p.add_argument(
+        "--video-output",
+        choices=VIDEO_OUTPUTS,
+        default="frames",
+        help="videos: PNG frames, mask videos, or both",
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="images per model call (default: 8)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     return p
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "prompt"
+def split_prompt_image(spec: str) -> tuple[str, str | None]:
+    """``PATH[:MASK]`` → (path, mask). A PATH with ':' in it is kept whole when that file exists."""
+    if Path(spec).is_file() or ":" not in spec:
+        return spec, None
+    path, _, mask = spec.rpartition(":")
+    if not Path(path).is_file() and Path(spec.partition(":")[0]).is_file():
+        path, _, mask = spec.partition(":")  # PATH:MASK where the mask's name holds the ':'
+    if not Path(path).is_file():
+        raise ValueError(
+            f"--prompt-image {spec!r}: neither {spec!r} nor {path!r} is a file; "
+            "give PATH or PATH:MASK with existing files"
+        )
+    return path, mask
 
 
 def _prompts(args: argparse.Namespace) -> list:
@@ -65,7 +157,7 @@ def _prompts(args: argparse.Namespace) -> list:
     for text in args.prompt:
         prompts.append(Prompt(text=text))
     for spec in args.prompt_image:
-        path, _, mask = spec.partition(":")
+        path, mask = split_prompt_image(spec)
         # Read once, here: a bad file fails before any work, with its name.
         prompts.append(
             Prompt(image=load_image(path), mask=load_mask(mask) if mask else None, name=Path(path).name)
@@ -75,64 +167,107 @@ def _prompts(args: argparse.Namespace) -> list:
     return prompts
 
 
-def _save_png(img: Image.Image, path: Path) -> None:
-    # Written next to the target and renamed, so an interrupted run never leaves half a PNG.
-    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become a writable folder, before any work is done."""
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"is below the file {existing}"
+        raise ValueError(f"--out {out} {where}; pass a folder (it is created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable; pass a folder you can write to")
+
+
+def _load_predictor(model: str, device: str | None):
+    """A zoo name or model file through ``load_model``; a ``.ckpt`` of ``clipseg fit`` via its saved config."""
+    if not model.endswith(".ckpt"):
+        from clipseg.zoo import load_model
+
+        return load_model(model, device=device)
+    from clipseg.backends.torch import TorchBackend
+    from clipseg.inference import Predictor
+    from clipseg.training.export import load_checkpoint_model
+
+    network, tokenizer = load_checkpoint_model(model)
+    return Predictor(TorchBackend(network, tokenizer, device=device), name=model)
 
 
 def run(args: argparse.Namespace) -> dict:
-    from clipseg.inference.overlay import overlay
-    from clipseg.zoo import load_model
 
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
+    options = PostProcess(
+        threshold=args.threshold,
+        negative=tuple(args.negative),
+        combine=args.combine,
+        erode=args.erode,
+        min_area=args.min_area,
+        fill_holes=args.fill_holes,
+        dilate=args.dilate,
+        feather=args.feather,
+    )
     prompts = _prompts(args)
-    images = [load_image(path) for path in args.images]  # all inputs checked before anything is written
+    check_out_folder(args.out)
+    collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
     if (args.refine == "sam") != (args.sam is not None):
         raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
-    predictor = load_model(args.model, device=args.device)
+    predictor = _load_predictor(args.model, args.device)
     if args.sam is not None:
         from clipseg.sam_refine import SamRefiner
 
         predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.backend.device)
-    probs = predictor.predict_batch(images, prompts, refine=args.refine, tiles=args.tiles)
-    labels = [p.label for p in prompts]
-    args.out.mkdir(parents=True, exist_ok=True)
-    summary = {
+    summary = predictor.predict_folder(
+        args.images,
+        prompts,
+        out=args.out,
+        formats=tuple(args.formats or ("png", "overlay")),
+        postprocess=options,
+        refine=args.refine,
+        tiles=args.tiles,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        smooth=args.smooth,
+        video_output=args.video_output,
+        on_error=lambda path, message: print(f"clipseg predict: error: {message}", file=sys.stderr),
+    )
+    return {
         "model": args.model,
         "threshold": args.threshold,
         "refine": args.refine,
         "tiles": args.tiles,
-        "images": [],
+        "images": [e for e in summary.entries if "image" in e],
+        "videos": [e for e in summary.entries if "video" in e],
+        "coco": str(summary.coco) if summary.coco else None,
+        "done": summary.done,
+        "skipped": summary.skipped,
+        "failed": [{"input": path, "error": message} for path, message in summary.failed],
+        "summary": summary.line(),
     }
-    for path, img, prob in zip(args.images, images, probs):
-        entry = {"image": str(path), "size": [img.shape[1], img.shape[0]], "masks": []}
-        for i, (label, p) in enumerate(zip(labels, prob)):
-            mask = (p >= args.threshold) * 255.0 if args.threshold is not None else p * 255.0
-            out = args.out / f"{path.stem}_{i}_{_slug(label)}.png"
-            _save_png(Image.fromarray(mask.round().astype(np.uint8)), out)
-            fraction = float((p >= (args.threshold or 0.5)).mean())
-            entry["masks"].append(
-                {"prompt": label, "file": str(out), "max_prob": float(p.max()), "area": fraction}
-            )
-        entry["overlay"] = str(args.out / f"{path.stem}_overlay.png")
-        _save_png(overlay(img, prob, labels, threshold=args.threshold), Path(entry["overlay"]))
-        summary["images"].append(entry)
-    return summary
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"clipseg predict: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        summary = run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning  # the user's input, not our source line, is the point
+            summary = run(args)
     except (ImageError, ValueError, OSError, RuntimeError) as err:  # OSError: files, backbones
         print(f"clipseg predict: error: {err}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        for entry in summary["images"]:
-            for m in entry["masks"]:
-                print(f"{entry['image']}: {m['prompt']!r}: {100 * m['area']:.1f}% of pixels -> {m['file']}")
-            print(f"overlay: {entry['overlay']}")
-    return 0
+        if len(summary["images"]) <= DETAIL_LINES:
+            for entry in summary["images"]:
+                for m in entry["masks"]:
+                    written = f" -> {m['file']}" if "file" in m else ""
+                    print(f"{entry['image']}: {m['prompt']!r}: {100 * m['area']:.1f}% of pixels{written}")
+                if "overlay" in entry:
+                    print(f"overlay: {entry['overlay']}")
+        for entry in summary["videos"]:
+            print(f"{entry['video']} -> {entry['folder']}")
+        if summary["coco"]:
+            print(f"coco: {summary['coco']}")
+        print(summary["summary"])
+    return 1 if summary["failed"] else 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clipseg.core.files import sha256_of
-from clipseg.zoo import cards, get_card, load_model
+from clipseg.zoo import cards, get_card
 from clipseg.zoo.cards import ModelCard, write_cards
 from clipseg.zoo.hub import hub_cache_dir
 from clipseg.zoo.store import ZooError, cache_dir, expected_sha256, fetch, local_file, repo_zoo_dir, verify
@@ -39,6 +39,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         size = f"{card.size_mb:.1f}MB" if card.size_mb else "-"
         status, where = _where(card)
         print(f"{name:<22} {card.format:<12} {size:>8}  {status:<8} {where}\n{'':<22} {card.description}")
+        if card.vocabulary:  # a fixed-vocabulary model: other words mean nothing to it
+            print(f"{'':<22} vocabulary: {' '.join(card.vocabulary)}")
     return 0
 
 
@@ -96,7 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"dropped the card's measured numbers (they were for sha256 {card.sha256})")
         measured = {**measured, **quality}
         known[args.name] = dataclasses.replace(
-            card, sha256=digest, size_mb=round(size_mb, 2), measured=measured
+            card, sha256=digest, size_mb=round(size_mb, 2), measured=measured, vocabulary=_vocabulary(out)
         )
         write_cards(repo_zoo_dir() / "cards.json", known)
         print(f"updated the card {args.name!r} in {repo_zoo_dir() / 'cards.json'}")
@@ -121,10 +123,19 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vocabulary(path: Path) -> tuple[str, ...]:
+    """The words of the tokenizer a model file carries (a fixed-corpus one), else none."""
+    from clipseg.core.tokenizer import read_tokenizer, vocabulary_words
+
+    tokenizer = read_tokenizer(path)
+    return tuple(vocabulary_words(tokenizer)) if tokenizer is not None else ()
+
+
 def _shapes_quality(path: Path, scenes: int) -> dict[str, Any]:
     """``shapes-quality/...`` numbers of the model file at ``path``: means and worst seeds over
     ``clipseg.quality.QUALITY_SEEDS``, ``scenes`` scenes each, with the seeds and scene count."""
     from clipseg.quality import shapes_quality_over_seeds
+    from clipseg.zoo import load_model
 
     scores = shapes_quality_over_seeds(load_model(str(path)), n=scenes)
     for seed_scores in scores["per_seed"]:

@@ -10,13 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def partial_name(path: Path) -> Path:
+    """The temporary name ``.NAME.tmp-PID`` next to ``path`` under which it is written before the rename
+    (``inference.writers.remove_partials`` recognises what a killed run left under it)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     An interrupted or failing write never leaves a half-written ``path`` (nor the temporary file).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = partial_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)

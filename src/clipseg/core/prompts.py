@@ -95,10 +95,11 @@ def sample_template(
 def tokenize_prompts(
     tokenizer, prompts: Sequence[str], max_length: int | None = None, *, return_tensors: str = "np"
 ) -> dict[str, Any]:
-    """Tokenize ``prompts`` padded to the longest; prompts longer than the model allows are cut with a warning.
+    """Tokenize ``prompts`` padded to the longest, cut to ``max_length`` tokens with one warning.
 
-    Returns ``input_ids`` and ``attention_mask``, both ``N x L``: numpy arrays, or torch tensors with
-    ``return_tensors="pt"``.
+    ``max_length`` is the text tower's number of positions (``ClipSeg.max_text_tokens``); the
+    tokenizer's own ``model_max_length`` caps it too. Returns ``input_ids`` and ``attention_mask``,
+    both ``N x L``: numpy arrays, or torch tensors with ``return_tensors="pt"``.
     """
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -107,13 +108,14 @@ def tokenize_prompts(
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt {i} is empty ({prompt!r}); every prompt needs some text")
-    limit = max_length or tokenizer.model_max_length
-    lengths = [len(ids) for ids in tokenizer(list(prompts)).input_ids]
-    too_long = [p for p, n in zip(prompts, lengths) if n > limit]
+    limit = min(n for n in (max_length, tokenizer.model_max_length) if n)
+    # Counting with truncation one past the limit keeps the tokenizer from warning about its own limit.
+    counted = tokenizer(list(prompts), truncation=True, max_length=limit + 1).input_ids
+    too_long = [p for p, ids in zip(prompts, counted) if len(ids) > limit]
     if too_long:
         warnings.warn(
-            f"{len(too_long)} prompt(s) exceed the tokenizer limit of {limit} tokens and were truncated, "
-            f"e.g. {too_long[0][:60]!r}",
+            f"{len(too_long)} prompt(s) are longer than the model's {limit} text positions (start and "
+            f"end tokens included) and were cut to fit, e.g. {too_long[0][:60]!r}",
             stacklevel=2,
         )
     enc = tokenizer(

@@ -21,6 +21,7 @@ from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast, PreTra
 from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
 from clipseg.core.errors import BackboneUnavailableError
+from clipseg.core.network import hub_reachable
 
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -33,6 +34,25 @@ def corpus_words(corpus: Iterable[str]) -> list[str]:
         for word in _WORD.findall(text.lower()):
             seen.setdefault(word, None)
     return list(seen)
+
+
+def vocabulary_words(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """The words (of two or more characters) that ``tokenizer`` encodes as one token, sorted.
+
+    For a tokenizer of ``build_clip_tokenizer`` these are exactly its corpus words (single letters
+    and symbols are always one token).
+    """
+    return sorted(
+        token[: -len("</w>")] for token in tokenizer.get_vocab() if token.endswith("</w>") and len(token) > 5
+    )
+
+
+def unknown_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
+    """Words of ``text`` that a corpus-built ``tokenizer`` does not know (they split into several tokens)."""
+    words = dict.fromkeys(
+        re.findall(r"\w+|[^\w\s]+", text.lower())
+    )  # distinct, in order; "würfel" is one word
+    return [word for word in words if len(tokenizer.tokenize(word)) != 1]
 
 
 def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
@@ -119,7 +139,7 @@ def load_named_tokenizer(source: str) -> PreTrainedTokenizerBase:
         BackboneUnavailableError: it is neither a tokenizer folder nor in the Hugging Face cache.
     """
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
     except OSError as err:
         raise BackboneUnavailableError(
             f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
-from collections.abc import Callable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from clipseg.core.files import atomic_write, atomic_write_text
+from clipseg.data.paths import PREPARED_DIRS, prepared_dir
 from clipseg.data.schema import SHARD_FEATURES, BadSample
 
 # dataset name -> (reader "module:function", fixed reader options, default splits). Imported lazily
@@ -36,8 +39,11 @@ READERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "pascal-zeroshot": ("clipseg.data.zeroshot:iter_rows", {}, ("val",)),
     "refmatte": ("clipseg.data.refmatte:iter_rows", {}, ("test",)),
     "shapes": ("clipseg.data.shapes:iter_rows", {}, ("val", "test")),
+    "folder": ("clipseg.data.folder:iter_rows", {}, ("train", "val")),
+    "coco": ("clipseg.data.coco:iter_rows", {}, ("train", "val")),
 }
 NEEDS_NO_SOURCE = frozenset({"shapes"})
+SHOWN_SKIPPED = 5  # skipped rows whose reasons the CLI prints (all are in skipped.json)
 ROW_GROUP_SIZE = 64  # rows per parquet row group: the unit a streaming reader holds in memory
 Reader = Callable[..., Iterator[dict[str, Any] | BadSample]]
 
@@ -49,6 +55,31 @@ def load_reader(dataset: str) -> tuple[Reader, dict[str, Any], tuple[str, ...]]:
     target, fixed, splits = READERS[dataset]
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name), fixed, splits
+
+
+def checked_options(
+    dataset: str, reader: Reader, options: dict[str, Any], *, fixed: Collection[str] = ()
+) -> dict[str, Any]:
+    """``options`` checked against the keyword arguments ``reader`` takes, with its defaults filled in.
+
+    Raises:
+        ValueError: an option the reader does not take, named with the ones it does.
+    """
+    signature = inspect.signature(reader).parameters.values()
+    params = {
+        p.name: p.default
+        for p in signature
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in ("src", "split", *fixed)
+    }
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
+    unknown = [] if takes_any else sorted(set(options) - set(params))
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise ValueError(
+            f"--option {unknown[0]}: not an option of the {dataset} reader (its options: {known})"
+        )
+    defaults = {k: v for k, v in params.items() if v is not inspect.Parameter.empty}
+    return {**defaults, **options}
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -109,6 +140,9 @@ def _convert_split(
     reader: Reader, src: Path | None, split: str, split_dir: Path, shard_size: int, options: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Write the shards of one split; returns (shards, skipped rows)."""
+    # Before touching the folder: a reader that checks its input when called (a CSV without a needed
+    # column) stops here, and an earlier conversion stays as it was.
+    rows = reader(src, split, **options)
     split_dir.mkdir(parents=True, exist_ok=True)
     for stale in [
         *split_dir.glob("shard-*.parquet"),
@@ -119,7 +153,8 @@ def _convert_split(
     writer = _ShardWriter(split_dir, shard_size)
     skipped: list[dict[str, str]] = []
     seen: set[str] = set()
-    with tqdm(reader(src, split, **options), desc=split, unit=" samples", dynamic_ncols=True) as progress:
+    # A reader may return a sized iterable: tqdm then shows the total.
+    with tqdm(rows, desc=split, unit=" samples", dynamic_ncols=True) as progress:
         for item in progress:
             if isinstance(item, BadSample):
                 skipped.append({"sample_id": item.sample_id, "reason": item.reason})
@@ -138,21 +173,25 @@ def _convert_split(
 def prepare(
     dataset: str,
     src: str | Path | None,
-    out: str | Path,
+    out: str | Path | None = None,
     splits: Sequence[str] | None = None,
     shard_size: int = 1000,
     options: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Convert ``dataset`` (raw files under ``src``) into shards under ``out``.
 
     Args:
         dataset: a key of ``READERS`` ("phrasecut", "pascal5i", "coco20i", "pascal-zeroshot",
-            "refmatte", "shapes").
+            "refmatte", "shapes", and users' own data: "folder", "coco").
         src: the raw dataset folder (``None`` for "shapes").
-        out: output folder (``out/<split>/shard-*.parquet``).
+        out: output folder (``out/<split>/shard-*.parquet``); default: where the configs and
+            ``eval-all`` read it (``clipseg.data.paths.prepared_dir``, below ``$CLIPSEG_DATA``).
         splits: splits to convert (default: the dataset's usual ones).
         shard_size: rows per shard file; use at least ranks × workers shards per split.
         options: extra reader keyword arguments (e.g. ``{"fold": 1}`` for few-shot).
+        workers: processes that read and encode rows, for readers that can use them ("folder",
+            "coco"); not part of what makes a conversion up to date.
 
     Returns:
         ``{"dataset", "out", "splits": {split: {"rows", "shards", "skipped", "reused"}}}``; every
@@ -166,8 +205,13 @@ def prepare(
     src_path = None if src is None else Path(src)
     if src_path is not None and not src_path.exists():
         raise FileNotFoundError(f"raw dataset folder {src_path} does not exist")
+    with_defaults = {**fixed, **checked_options(dataset, reader, options or {}, fixed=fixed)}
     reader_options = {**fixed, **(options or {})}
-    out = Path(out)
+    run_options = dict(reader_options)
+    if "workers" in inspect.signature(reader).parameters:
+        run_options["workers"] = workers
+    digest = getattr(importlib.import_module(reader.__module__), "source_digest", None)
+    out = Path(out) if out is not None else prepared_dir(dataset, with_defaults, splits=splits)
     report: dict[str, Any] = {"dataset": dataset, "out": str(out), "splits": {}}
     try:  # keep the entries of splits converted by earlier runs
         all_skipped: dict[str, list[dict[str, str]]] = json.loads((out / "skipped.json").read_text())
@@ -182,10 +226,12 @@ def prepare(
             "options": json.loads(json.dumps(reader_options, default=str)),
             "shard_size": shard_size,
         }
+        if digest is not None:  # an edited annotation file makes the conversion stale
+            identity["source_digest"] = digest(src_path, **reader_options)
         manifest = _is_complete(split_dir, identity)
         reused = manifest is not None
         if manifest is None:
-            shards, skipped = _convert_split(reader, src_path, split, split_dir, shard_size, reader_options)
+            shards, skipped = _convert_split(reader, src_path, split, split_dir, shard_size, run_options)
             manifest = {
                 **identity,
                 "shards": shards,
@@ -216,32 +262,59 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def prepare_main(argv: list[str] | None = None) -> int:
-    """``clipseg prepare <dataset> --src RAW_DIR --out DIR``; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="clipseg prepare", description=__doc__.split("\n")[0])
+    """``clipseg prepare <dataset> --src RAW_DIR [--out DIR]``; returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="clipseg prepare",
+        description="Convert a raw dataset into parquet shards (idempotent; skipped samples in skipped.json).",
+        epilog="Without --out the shards go where the configs and `clipseg eval-all` read them: "
+        + ", ".join(
+            f"{name}: $CLIPSEG_DATA/{folder}" for name, folder in PREPARED_DIRS.items() if name != "shapes"
+        )
+        + " ($CLIPSEG_DATA defaults to ./data).",
+    )
     parser.add_argument("dataset", choices=sorted(READERS))
     parser.add_argument("--src", type=Path, help="folder of the raw dataset (not needed for shapes)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for the parquet shards")
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: the dataset's folder below $CLIPSEG_DATA)"
+    )
     parser.add_argument("--splits", nargs="+", help="splits to convert (default: the dataset's usual splits)")
     parser.add_argument("--shard-size", type=int, default=1000, help="rows per shard file")
+    parser.add_argument(
+        "--images", type=Path, help="coco: the folder of the images (file_name is relative to it)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes reading images and masks (folder, coco)"
+    )
     parser.add_argument(
         "--option",
         type=_option,
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="reader option, e.g. fold=1",
+        help="reader option, e.g. fold=1 (pascal5i, coco20i) or setting=keyword (refmatte)",
     )
     args = parser.parse_args(argv)
+    options = dict(args.option)
+    if args.images is not None:
+        options["images"] = str(args.images)
     try:
-        report = prepare(args.dataset, args.src, args.out, args.splits, args.shard_size, dict(args.option))
+        report = prepare(
+            args.dataset, args.src, args.out, args.splits, args.shard_size, options, args.workers
+        )
     except (ValueError, FileNotFoundError) as err:
-        print(f"clipseg prepare: error: {err}")
+        print(f"clipseg prepare: error: {err}", file=sys.stderr)
         return 2
     for split, info in report["splits"].items():
         status = "up to date" if info["reused"] else "written"
         print(
             f"{split}: {info['rows']} rows in {info['shards']} shards ({status}); {info['skipped']} skipped"
         )
+    print(f"shards in {report['out']}")
     if any(info["skipped"] for info in report["splits"].values()):
-        print(f"skipped rows and reasons: {Path(report['out']) / 'skipped.json'}")
+        listing = Path(report["out"]) / "skipped.json"
+        skipped = [entry for entries in json.loads(listing.read_text()).values() for entry in entries]
+        for entry in skipped[:SHOWN_SKIPPED]:
+            print(f"  skipped {entry['sample_id']}: {entry['reason']}")
+        more = f" ({len(skipped) - SHOWN_SKIPPED} more)" if len(skipped) > SHOWN_SKIPPED else ""
+        print(f"every skipped row and its reason{more}: {listing}")
     return 0

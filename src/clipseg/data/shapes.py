@@ -172,6 +172,24 @@ def _coverage(shape: str, cx: float, cy: float, r: float, angle: float, size: in
     return np.asarray(canvas, dtype=bool)
 
 
+def free_spot(
+    rng: np.random.Generator,
+    r: float,
+    size: int,
+    placed: list[tuple[float, float, float]],
+    attempts: int = 20,
+) -> tuple[float, float] | None:
+    """A center for an object of radius ``r`` inside the canvas, 2 px clear of every ``placed`` (cx, cy, r).
+
+    Rejection sampling: ``None`` when ``attempts`` random centers all collide.
+    """
+    for _ in range(attempts):
+        cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+        if all(np.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
+            return float(cx), float(cy)
+    return None
+
+
 def make_scene(
     rng: np.random.Generator,
     size: int,
@@ -198,12 +216,10 @@ def make_scene(
             color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
         size_name = str(rng.choice(SIZES))
         r = rng.uniform(*_RADIUS[size_name]) * size
-        for _ in range(20):  # rejection sampling of a free spot
-            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
-            if all(np.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
-                break
-        else:
+        spot = free_spot(rng, r, size, placed)
+        if spot is None:
             continue
+        cx, cy = spot
         placed.append((cx, cy, r))
         coverage = _coverage(shape, cx, cy, r, rng.uniform(-0.25, 0.25), size)
         rgb = np.clip(np.array(COLORS[color]) + rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, 3), 0, 255)

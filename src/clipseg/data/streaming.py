@@ -114,8 +114,12 @@ class PromptPolicy:
     * rows whose phrase names one of ``exclude_classes`` (or a synonym) are dropped;
     * with probability ``negative_prob`` the phrase is replaced by that of a recent sample from another
       image (a reservoir of ``reservoir_size``), the mask emptied, and that sample becomes the support;
-    * with ``visual``, the support pair becomes a ``prompt_size``² visual prompt; without a valid one,
-      ``support`` stays ``None`` (flagged invalid in the batch);
+      a phrase the row's ``meta["prompts"]`` lists (the image's other annotated prompts) is never used,
+      since that object is in the image;
+    * ``same_phrase_support``: a row without a support of its own takes a recent sample of the same
+      phrase from another image as its support (users' own data has no prepared supports);
+    * with ``visual``, the support pair becomes a ``prompt_size``² visual prompt for a ``visual_prob``
+      share of the samples; without a valid one, ``support`` stays ``None`` (flagged invalid in the batch);
     * ``text_weight`` w ~ U(``text_weight_range``) with a support, w = 1 without.
 
     Randomness is drawn per sample from (seed, epoch, sample_id): independent of worker layout.
@@ -123,6 +127,8 @@ class PromptPolicy:
 
     negative_prob: float = 0.0
     visual: bool = False
+    visual_prob: float = 1.0
+    same_phrase_support: bool = False
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     exclude_classes: Sequence[str] = ()
     prompt_size: int = 352
@@ -138,26 +144,42 @@ class PromptPolicy:
             sample, support = decode_row(row)
             rng = random.Random(f"{self.seed}/{epoch}/{sample['sample_id']}")
             image_key = str(sample["meta"].get("image_id", sample["sample_id"]))
-            other = self._negative_source(rng, sample["text"], image_key, recent)
+            present = (sample["text"], *sample["meta"].get("prompts", ()))
+            other = self._negative_source(rng, present, image_key, recent)
+            if support is None and other is None and self.same_phrase_support:
+                support = self._same_phrase_support(rng, sample["text"], image_key, recent)
             if sample["mask"].any():
                 recent.append(_Recent(sample["text"], image_key, row["image"], row["mask"]))
             if other is not None:
                 sample["text"], sample["mask"] = other.text, np.zeros_like(sample["mask"])
                 sample["meta"] = {**sample["meta"], "negative_of": other.image_key}
                 support = (other.image, other.mask)
-            if self.visual and support is not None:
+            # Drawn only below 1, so that streams without the option keep their draws.
+            wanted = self.visual_prob >= 1 or rng.random() < self.visual_prob
+            if self.visual and support is not None and wanted:
                 sample["support"] = self._visual_prompt(sample["sample_id"], *support)
             if sample["support"] is not None:
                 sample["text_weight"] = rng.uniform(*self.text_weight_range)
             yield sample
 
     def _negative_source(
-        self, rng: random.Random, text: str, image_key: str, recent: deque[_Recent]
+        self, rng: random.Random, present: Sequence[str], image_key: str, recent: deque[_Recent]
     ) -> _Recent | None:
-        if not text or rng.random() >= self.negative_prob:
+        """A recent sample of another image whose phrase is none of ``present`` (the row's phrase first)."""
+        if not present[0] or rng.random() >= self.negative_prob:
             return None
-        candidates = [r for r in recent if r.image_key != image_key and r.text != text]
+        candidates = [r for r in recent if r.image_key != image_key and r.text not in present]
         return rng.choice(candidates) if candidates else None
+
+    @staticmethod
+    def _same_phrase_support(
+        rng: random.Random, text: str, image_key: str, recent: deque[_Recent]
+    ) -> tuple[bytes, bytes] | None:
+        candidates = [r for r in recent if r.image_key != image_key and r.text == text]
+        if not candidates:
+            return None
+        chosen = rng.choice(candidates)
+        return chosen.image, chosen.mask
 
     def _visual_prompt(self, sample_id: str, image: bytes, mask: bytes) -> np.ndarray | None:
         try:

@@ -2,7 +2,8 @@
 
 The model runtime is the backend's business (``backends.torch`` today, onnxruntime later); everything
 around it (reading images, preprocessing, prompts, mixing, upsampling to the image size, sigmoid,
-overlays, refinement: ``refine`` and ``tiles``) is numpy and shared by every backend.
+overlays, refinement: ``refine`` and ``tiles``) is numpy and shared by every backend. Bulk masking
+runs ``sources`` → predictor → ``postprocess`` → ``writers`` (``bulk``).
 """
 
 from clipseg.inference.backend import Backend

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from transformers import PreTrainedTokenizerBase
 
 from clipseg.core.config import PreprocessConfig
 
@@ -22,6 +23,17 @@ class Backend(Protocol):
     @property
     def preprocessing(self) -> PreprocessConfig:
         """Input size, resize filter, mean and std the model expects."""
+        ...
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer ``encode_text`` uses (the predictor names words it does not know)."""
+        ...
+
+    @property
+    def fixed_vocabulary(self) -> bool:
+        """Whether the tokenizer was built from a fixed corpus (a randomly initialised backbone, e.g.
+        shapes-tiny): words outside it carry no meaning the model learnt."""
         ...
 
     def encode_image(self, pixels: np.ndarray) -> Any:

@@ -9,19 +9,27 @@ An image can also be encoded once and prompted later (as segment-anything's ``se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy.special import expit
 
 from clipseg.core.config import PreprocessConfig
 from clipseg.core.images import ImageLike, load_image, load_mask
 from clipseg.core.preprocess import preprocess
 from clipseg.core.prompts import Prompt, PromptLike, as_prompt, mix_conditionals, text_weights, visual_prompt
+from clipseg.core.tokenizer import unknown_words, vocabulary_words
+from clipseg.inference import bulk
 from clipseg.inference import tiles as tiles_module
 from clipseg.inference.backend import Backend
+from clipseg.inference.bulk import BulkSummary, Source
+from clipseg.inference.postprocess import PostProcess
+from clipseg.inference.postprocess import postprocess as apply_postprocess
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.refine import refine as refine_probs
 from clipseg.inference.upsample import logits_to_probs
@@ -45,6 +53,20 @@ class ImageEmbedding:
         return self.image.shape[:2]
 
 
+def _prompt_list(prompts: Sequence[PromptLike] | PromptLike) -> list[PromptLike]:
+    """A single string, ``Prompt``, path or image is one prompt (not a sequence of characters)."""
+    if isinstance(prompts, (str, Path, Prompt, Image.Image, np.ndarray)):
+        return [prompts]
+    return list(prompts)
+
+
+def _is_one_image(images: object) -> bool:
+    """A path, PIL image or single ``H x W[ x C]`` array, as opposed to a sequence of images."""
+    return isinstance(images, (str, Path, Image.Image)) or (
+        isinstance(images, np.ndarray) and images.ndim <= 3
+    )
+
+
 class Predictor:
     """A model behind a ``Backend``, with its preprocessing, ready for images from users.
 
@@ -56,6 +78,7 @@ class Predictor:
     def __init__(self, backend: Backend, *, name: str = "") -> None:
         self.backend = backend
         self.name = name
+        self._warned_words: set[str] = set()
         # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
         self.sam = None
 
@@ -66,16 +89,37 @@ class Predictor:
     def _pixels(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return preprocess(list(images), self.preprocessing)
 
-    def embed_prompts(self, prompts: Sequence[PromptLike]) -> np.ndarray:
-        """``N x D`` float32 conditionals for ``prompts``: text encoded in one batch, support images in another."""
-        items = [as_prompt(p) for p in prompts]
+    def _warn_unknown_words(self, texts: Sequence[str]) -> None:
+        """Warn once per word about prompt words outside a fixed vocabulary."""
+        tokenizer = self.backend.tokenizer
+        unknown = {w for text in texts for w in unknown_words(tokenizer, text)} - self._warned_words
+        if not unknown:
+            return
+        self._warned_words |= unknown
+        warnings.warn(
+            f"{self.name or 'this model'} does not know the word(s) {', '.join(map(repr, sorted(unknown)))}: "
+            "its tokenizer was built from a fixed vocabulary, so masks for them mean little. It knows: "
+            f"{' '.join(vocabulary_words(tokenizer))} (also in `clipseg zoo list` and its zoo card).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+    def embed_prompts(self, prompts: Sequence[PromptLike] | PromptLike) -> np.ndarray:
+        """``N x D`` float32 conditionals for ``prompts``: text encoded in one batch, support images in another.
+
+        A single string, ``Prompt`` or path is one prompt (not a sequence of characters).
+        """
+        items = [as_prompt(p) for p in _prompt_list(prompts)]
         if not items:
             raise ValueError("empty prompt list: pass at least one prompt")
         text_idx = [i for i, p in enumerate(items) if p.text is not None]
         image_idx = [i for i, p in enumerate(items) if p.image is not None]
         text = visual = None
         if text_idx:
-            encoded = self.backend.encode_text([items[i].text for i in text_idx])
+            texts = [items[i].text for i in text_idx]
+            if self.backend.fixed_vocabulary:
+                self._warn_unknown_words(texts)
+            encoded = self.backend.encode_text(texts)
             text = np.zeros((len(items), encoded.shape[1]), dtype=np.float32)
             text[text_idx] = encoded
         if image_idx:
@@ -99,6 +143,11 @@ class Predictor:
         if prompt.mask is None:
             return img
         mask = load_mask(prompt.mask, name=f"prompt {index} mask")
+        if not mask.any():
+            raise ValueError(
+                f"prompt {index} mask ({prompt.label}): the mask is all black, so it marks no "
+                "object; mark the object in white, or give no mask to prompt with the whole image"
+            )
         if mask.shape != img.shape[:2]:
             raise ValueError(f"prompt {index}: mask {mask.shape} and image {img.shape[:2]} differ in size")
         return visual_prompt(img, mask, self.preprocessing.size)
@@ -108,7 +157,8 @@ class Predictor:
         array = load_image(image)
         return ImageEmbedding(features=self.backend.encode_image(self._pixels([array])), image=array)
 
-    def _check_refine(self, refine: str) -> None:
+    def check_refine(self, refine: str) -> None:
+        """Raise ``ValueError`` for an unknown refine mode, or ``"sam"`` without ``predictor.sam``."""
         if refine not in (*REFINE_MODES, "sam"):
             raise ValueError(f"unknown refine mode {refine!r}: use one of {', '.join(REFINE_MODES)}, sam")
         if refine == "sam" and self.sam is None:
@@ -149,10 +199,32 @@ class Predictor:
             return self.sam(image, probs)
         return refine_probs(image, probs, refine, model_side=side)
 
+    def predict_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        conditionals: np.ndarray,
+        *,
+        batch_size: int = 8,
+        refine: str = "none",
+        tiles: bool = False,
+    ) -> list[np.ndarray]:
+        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D`` conditionals.
+
+        ``refine`` and ``tiles``: see ``predict_batch``.
+        """
+        self.check_refine(refine)
+        options = {"refine": refine, "tiles": tiles, "batch_size": batch_size}
+        results: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            logits = self.backend.decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
+            results += [self._finish(img, lg, conditionals, **options) for img, lg in zip(chunk, logits)]
+        return results
+
     def predict_batch(
         self,
-        images: Sequence[ImageLike],
-        prompts: Sequence[PromptLike],
+        images: Sequence[ImageLike] | ImageLike,
+        prompts: Sequence[PromptLike] | PromptLike,
         *,
         batch_size: int = 8,
         refine: str = "none",
@@ -165,18 +237,15 @@ class Predictor:
         the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
         ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
         ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
-        upsampling (transformers parity).
+        upsampling (transformers parity). A single path / PIL image / array is one image, and a
+        single string or ``Prompt`` one prompt.
         """
-        self._check_refine(refine)
-        options = {"refine": refine, "tiles": tiles, "batch_size": batch_size}
+        self.check_refine(refine)
+        if _is_one_image(images):
+            images = [images]
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
-        results: list[np.ndarray] = []
-        for start in range(0, len(arrays), batch_size):
-            chunk = arrays[start : start + batch_size]
-            logits = self.backend.decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
-            results += [self._finish(img, lg, conditionals, **options) for img, lg in zip(chunk, logits)]
-        return results
+        return self.predict_arrays(arrays, conditionals, batch_size=batch_size, refine=refine, tiles=tiles)
 
     def predict(
         self,
@@ -185,14 +254,36 @@ class Predictor:
         *,
         refine: str = "none",
         tiles: bool = False,
+        postprocess: PostProcess | None = None,
     ) -> np.ndarray:
         """``N x H x W`` float32 probabilities for one image (or ``embed_image``'s embedding) at its own
-        resolution (options: ``predict_batch``)."""
-        if isinstance(prompts, (str, Prompt)):
-            prompts = [prompts]
-        if not isinstance(image, ImageEmbedding):
-            return self.predict_batch([image], prompts, refine=refine, tiles=tiles)[0]
-        self._check_refine(refine)
-        conditionals = self.embed_prompts(prompts)
-        logits = self.backend.decode(image.features, conditionals)[0]
-        return self._finish(image.image, logits, conditionals, refine=refine, tiles=tiles, batch_size=8)
+        resolution (options: ``predict_batch``).
+
+        With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
+        ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
+        """
+        prompts = _prompt_list(prompts)
+        options = postprocess or PostProcess()
+        everything = [*prompts, *options.negative]
+        if isinstance(image, ImageEmbedding):
+            self.check_refine(refine)
+            conditionals = self.embed_prompts(everything)
+            logits = self.backend.decode(image.features, conditionals)[0]
+            probs = self._finish(image.image, logits, conditionals, refine=refine, tiles=tiles, batch_size=8)
+        else:
+            probs = self.predict_batch([image], everything, refine=refine, tiles=tiles)[0]
+        if postprocess is None:
+            return probs
+        return apply_postprocess(probs[: len(prompts)], probs[len(prompts) :], postprocess)
+
+    def iter_predict(
+        self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], **options
+    ) -> Iterator[tuple[Source, np.ndarray]]:
+        """Stream ``(source, masks)`` for files, folders, globs and video frames; see ``inference.bulk.iter_predict``."""
+        return bulk.iter_predict(self, sources, prompts, **options)
+
+    def predict_folder(
+        self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], *, out: str | Path, **options
+    ) -> BulkSummary:
+        """Mask files, folders, globs and videos into ``out``; see ``inference.bulk.predict_folder``."""
+        return bulk.predict_folder(self, sources, prompts, out=out, **options)

@@ -9,7 +9,6 @@ images via the pooled, post-layernormed, projected CLS token (CLIPSeg's ``condit
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,8 @@ from transformers import CLIPConfig, CLIPModel
 
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.core.files import looks_like_path
+from clipseg.core.network import hub_offline, hub_reachable
 from clipseg.modeling.fast_block import FastClipBlocks
-
-
-def _hub_offline() -> bool:
-    """Whether downloads are forbidden (``HF_HUB_OFFLINE`` is read both live and as the hub library saw it)."""
-    from huggingface_hub import constants
-
-    live = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    return live or bool(constants.HF_HUB_OFFLINE)
 
 
 def compact_clip_config(config: CLIPConfig) -> dict[str, Any]:
@@ -62,14 +54,16 @@ def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
             "`CLIPModel.save_pretrained` (config.json + model.safetensors) or a hub name such as "
             "'openai/clip-vit-base-patch16'."
         )
+    online = hub_reachable()
     try:
-        return CLIPModel.from_pretrained(source)
+        return CLIPModel.from_pretrained(source, local_files_only=not online)
     except OSError as err:
-        how = (
-            "HF_HUB_OFFLINE is set, so nothing is downloaded"
-            if _hub_offline()
-            else "the download failed (no network?)"
-        )
+        if hub_offline():
+            how = "HF_HUB_OFFLINE is set, so nothing is downloaded"
+        elif not online:
+            how = "the hub cannot be reached (no network?)"
+        else:
+            how = "the download failed"
         raise BackboneUnavailableError(
             f"cannot load the CLIP backbone {source!r}: it is not in the local Hugging Face cache and {how}.\n"
             f"Either download it once on a machine with network access:\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -88,6 +88,11 @@ class ClipSeg(nn.Module):
     def prompt_dim(self) -> int:
         """Width ``D`` of the prompt embeddings (``conditionals``)."""
         return self.backbone.projection_dim
+
+    @property
+    def max_text_tokens(self) -> int:
+        """Text positions of the text tower (77 for CLIP): the longest tokenized prompt it can embed."""
+        return int(self.backbone.clip.config.text_config.max_position_embeddings)
 
     @property
     def image_size(self) -> int:
@@ -210,8 +215,14 @@ class ClipSeg(nn.Module):
         file = path / WEIGHTS_NAME if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"no ClipSeg checkpoint at {file}")
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+        except SafetensorError as err:
+            raise CheckpointError(
+                f"{file} is not a safetensors model file ({err}); pass a zoo name, a file written by "
+                "`clipseg zoo export`, or a `.ckpt` of `clipseg fit`"
+            ) from None
         if META_CONFIG not in metadata:
             raise CheckpointError(
                 f"{file} is not a ClipSeg checkpoint: its metadata has no {META_CONFIG!r} entry"

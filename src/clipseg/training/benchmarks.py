@@ -1,10 +1,7 @@
 """The benchmarks of ``make eval-all``: where their prepared shards live and which protocol scores them.
 
-Data lives under one root (``--data_root``, default ``$CLIPSEG_DATA`` or ``./data``), one folder per
-benchmark as written by ``clipseg prepare <dataset> --out <root>/<folder>``:
-
-    phrasecut/  pascal5i-fold{0..3}/  coco20i-fold{0..3}/  pascal-zeroshot/
-    refmatte/{keyword,expression,rw100}/      (shapes needs no data: it is generated)
+Data lives under one root (``--data-root``, default ``$CLIPSEG_DATA`` or ``./data``), one folder per
+benchmark where ``clipseg prepare <dataset>`` writes it (``clipseg.data.paths``).
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ from clipseg.data.datamodules import (
     ShapesDataModule,
     ZeroShotDataModule,
 )
+from clipseg.data.paths import prepared_dir
 
 # datamodule(data root, common keyword arguments) -> LightningDataModule
 DataModuleFactory = Callable[[Path, dict[str, Any]], LightningDataModule]
@@ -52,35 +50,42 @@ class Benchmark:
 
 
 def _fewshot(name: str, fold: int) -> Benchmark:
-    def build(root: Path, common: dict[str, Any]) -> LightningDataModule:
-        return FewShotDataModule(
-            benchmark=name, fold=fold, data_dir=str(root / f"{name}-fold{fold}"), **common
-        )
+    folder = prepared_dir(name, {"fold": fold}, root=Path())
 
-    return Benchmark(f"{name}-fold{fold}", "fewshot", build, f"{name}-fold{fold}/test")
+    def build(root: Path, common: dict[str, Any]) -> LightningDataModule:
+        return FewShotDataModule(benchmark=name, fold=fold, data_dir=str(root / folder), **common)
+
+    return Benchmark(f"{name}-fold{fold}", "fewshot", build, f"{folder.as_posix()}/test")
 
 
 def _zeroshot(n_unseen: int) -> Benchmark:
-    def build(root: Path, common: dict[str, Any]) -> LightningDataModule:
-        return ZeroShotDataModule(n_unseen=n_unseen, data_dir=str(root / "pascal-zeroshot"), **common)
+    folder = prepared_dir("pascal-zeroshot", root=Path())
 
-    return Benchmark(f"pascal-zeroshot-{n_unseen}", "zeroshot", build, "pascal-zeroshot/val")
+    def build(root: Path, common: dict[str, Any]) -> LightningDataModule:
+        return ZeroShotDataModule(n_unseen=n_unseen, data_dir=str(root / folder), **common)
+
+    return Benchmark(f"pascal-zeroshot-{n_unseen}", "zeroshot", build, f"{folder.as_posix()}/val")
 
 
 def _refmatte(setting: str) -> Benchmark:
-    def build(root: Path, common: dict[str, Any]) -> LightningDataModule:
-        return RefMatteDataModule(setting=setting, data_dir=str(root / "refmatte"), **common)
-
     split = "rw100" if setting == "rw100" else "test"
-    return Benchmark(f"refmatte-{setting}", "matting", build, f"refmatte/{setting}/{split}")
+    folder = prepared_dir("refmatte", {"setting": setting}, splits=[split], root=Path())
+
+    def build(root: Path, common: dict[str, Any]) -> LightningDataModule:
+        # The data module reads <data_dir>/<setting>: hand it the folder above the setting's.
+        return RefMatteDataModule(setting=setting, data_dir=str(root / folder.parent), **common)
+
+    return Benchmark(f"refmatte-{setting}", "matting", build, f"{folder.as_posix()}/{split}")
 
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(
         "phrasecut",
         "referring",
-        lambda root, common: PhraseCutDataModule(data_dir=str(root / "phrasecut"), **common),
-        "phrasecut/test",
+        lambda root, common: PhraseCutDataModule(
+            data_dir=str(root / prepared_dir("phrasecut", root=Path())), **common
+        ),
+        f"{prepared_dir('phrasecut', root=Path()).as_posix()}/test",
     ),
     *(_fewshot("pascal5i", fold) for fold in range(4)),
     *(_fewshot("coco20i", fold) for fold in range(4)),

@@ -13,11 +13,15 @@ On top of LightningCLI:
   GPUs, 32-true on CPUs; ``--trainer.strategy ddp`` finds unused parameters when the backbone trains;
 - ``checkpoint`` (``last.ckpt``), ``best_checkpoint`` and ``overlays`` callbacks are configurable keys;
 - a backbone that cannot be loaded (offline hub name, missing folder) or a value rejected while building
-  the classes ends with one message and exit code 2.
+  the classes ends with one message and exit code 2, leaving no run folder;
+- a fresh ``fit`` into a run folder that holds checkpoints is refused unless ``--ckpt_path`` resumes it
+  or ``--overwrite true`` starts it over;
+- the training bar counts steps of ``max_steps``; known dependency warnings and tips are silenced.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -28,13 +32,13 @@ from typing import Any
 import torch
 import yaml
 from jsonargparse import ActionConfigFile, Namespace
-from lightning import LightningDataModule
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning import LightningDataModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from clipseg.core.errors import BackboneUnavailableError
-from clipseg.training.callbacks import LastCheckpoint, SampleOverlays
+from clipseg.training.callbacks import LastCheckpoint, SampleOverlays, StepProgressBar
 from clipseg.training.module import ClipSegModule
 
 SIGTERM_EXIT = 143  # what a shell reports for a process ended by SIGTERM
@@ -106,6 +110,23 @@ class BestCheckpoint(ModelCheckpoint):
         super().__init__(dirpath=dirpath, monitor=monitor, mode=mode, filename="best-{step}", save_top_k=1)
 
 
+_UNION_FAILURE = "Does not validate against any of the Union subtypes"
+
+
+def union_reason(message: str) -> str:
+    """The reason inside jsonargparse's "does not validate against any of the Union subtypes" message.
+
+    An optional value (``model.config: ClipSegConfig | None``) that fails its own checks is reported
+    as a union failure listing one error per subtype; the one that is not "expected None" is the reason.
+    Other messages are returned unchanged.
+    """
+    if not message.startswith(_UNION_FAILURE):
+        return message
+    reasons = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")]
+    useful = [r for r in reasons if "NoneType" not in r]
+    return useful[0] if useful else message
+
+
 def auto_precision(accelerator: Any) -> str:
     """The training precision for ``accelerator``: mixed bf16 / fp16 on CUDA GPUs, full fp32 elsewhere."""
     if str(accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
@@ -126,6 +147,8 @@ class ClipSegCLI(LightningCLI):
             args=args,
             **kwargs,
         )
+
+    _folders_to_create: list[Path]
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("dump_header", ["clipseg LightningCLI config"])
@@ -153,13 +176,31 @@ class ClipSegCLI(LightningCLI):
             choices=["offline", "online", "disabled"],
             help="offline: runs saved locally for `wandb sync`; online: streamed; disabled: no wandb logger.",
         )
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="fit: start over in a run folder that already holds checkpoints (they are deleted).",
+        )
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
         parser.add_lightning_class_args(SampleOverlays, "overlays")
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with ``StepProgressBar`` as its bar unless the config disables bars or names one."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = kwargs.get("callbacks", config.get("callbacks")) or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]  # one or a list
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in callbacks
+        ):
+            kwargs["callbacks"] = [*callbacks, StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
+
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         run_dir = Path(cfg.output_root) / cfg.name
+        self._folders_to_create = []
         if cfg.trainer.default_root_dir is None:
             cfg.trainer.default_root_dir = str(run_dir)
         for key in ("checkpoint", "best_checkpoint"):
@@ -169,6 +210,8 @@ class ClipSegCLI(LightningCLI):
         for key, value in (data_args or {}).items():
             if isinstance(value, str):
                 data_args[key] = expand_env(value)
+        if self.subcommand == "fit":
+            self._stale_checkpoints = self._checkpoints_of_earlier_run(cfg, run_dir)
         if cfg.trainer.precision is None:
             cfg.trainer.precision = auto_precision(cfg.trainer.accelerator)
         if cfg.trainer.strategy == "ddp" and not cfg.model.config.freeze_backbone:
@@ -177,16 +220,44 @@ class ClipSegCLI(LightningCLI):
             cfg.trainer.strategy = "ddp_find_unused_parameters_true"
         self._configure_wandb(cfg, run_dir)
 
+    @staticmethod
+    def _checkpoints_of_earlier_run(cfg: Namespace, run_dir: Path) -> list[Path]:
+        """Checkpoints a fresh ``fit`` would write beside: refused unless resuming or ``--overwrite``.
+
+        Without this, a second run under the same name writes ``last-v1.ckpt`` next to the first
+        run's ``last.ckpt`` and replaces its ``config.yaml``, so ``--ckpt_path last`` and export pick
+        the wrong run.
+        """
+        folders = {Path(cfg[key].dirpath) for key in ("checkpoint", "best_checkpoint")}
+        found = sorted(
+            (path for folder in folders if folder.is_dir() for path in folder.glob("*.ckpt")),
+            key=lambda path: (path.name != "last.ckpt", path.name),  # name last.ckpt first
+        )
+        if not found or cfg.ckpt_path is not None:
+            return []
+        if not cfg.overwrite:
+            raise ConfigurationError(
+                f"{run_dir} already holds a run ({found[0]}). Resume it with `--ckpt_path last`, start it "
+                "over with `--overwrite true` (deletes its checkpoints), or name this run with `--name`."
+            )
+        return found
+
     def instantiate_classes(self) -> None:
         # Values the parser cannot type-check (the backbone's CLIPConfig dict, ClipSegConfig's own
         # checks) fail while the classes are built: report them as one message, like parse errors.
         try:
             super().instantiate_classes()
         except (TypeError, ValueError) as err:
-            raise ConfigurationError(f"{type(err).__name__}: {err}") from err
+            raise ConfigurationError(f"{type(err).__name__}: {union_reason(str(err))}") from err
+        # Only now that everything is built: a run that cannot start leaves no folder behind.
+        for folder in self._folders_to_create:
+            folder.mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def _configure_wandb(cfg: Namespace, run_dir: Path) -> None:
+    def before_fit(self) -> None:
+        for path in getattr(self, "_stale_checkpoints", []):  # `--overwrite true`: the old run goes
+            path.unlink(missing_ok=True)
+
+    def _configure_wandb(self, cfg: Namespace, run_dir: Path) -> None:
         logger = cfg.trainer.logger
         if not isinstance(logger, Namespace) or not str(logger.get("class_path", "")).endswith("WandbLogger"):
             return
@@ -200,7 +271,33 @@ class ClipSegCLI(LightningCLI):
             args.save_dir = str(run_dir)
         if args.get("name") is None:
             args.name = cfg.name
-        Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+        self._folders_to_create.append(Path(args.save_dir))
+
+
+# Messages of our dependencies that say nothing about this project's runs (checked by a test of a short fit).
+_NOISE_WARNINGS = (
+    r"LightningCLI's args parameter",  # `clipseg fit ...` passes its own argv while sys.argv is set too
+    r".*isinstance\(treespec, LeafSpec\)",  # Lightning 2.6 on torch 2.13, inside Lightning
+    r"Your `IterableDataset` has `__len__` defined",  # our streams shard per rank and worker themselves
+    r"Checkpoint directory .* exists and is not empty",  # checked before: resume or --overwrite only
+)
+
+
+class _DropTips(logging.Filter):
+    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_dependency_noise() -> None:
+    """Silence the warnings and tips of ``_NOISE_WARNINGS`` / ``_DropTips`` (ours to silence: they are
+    about how this project uses its dependencies, not about the user's run)."""
+    for message in _NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # where `rank_zero_info` logs
+    if not any(isinstance(f, _DropTips) for f in tips.filters):
+        tips.addFilter(_DropTips())
 
 
 def run_cli(argv: list[str] | None = None) -> int:
@@ -208,8 +305,7 @@ def run_cli(argv: list[str] | None = None) -> int:
 
     Returns the exit code: 0 done, 2 configuration problem, 143 stopped by SIGTERM (``last.ckpt`` saved).
     """
-    # `clipseg fit ...` passes its own argv; LightningCLI would warn that sys.argv is set as well.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    quiet_dependency_noise()
     try:
         ClipSegCLI(args=argv)
     except BackboneUnavailableError as err:

@@ -31,23 +31,60 @@ from clipseg.training.report import add_fold_means, published_refmatte_table, re
 ModelLoader = Callable[[], tuple[ClipSeg, PreTrainedTokenizerBase]]
 
 
+def _missing_hint(card: Any) -> str:
+    """How to get a card's missing weights, naming a command or place that really provides them."""
+    from clipseg.zoo.store import cache_dir
+
+    if card.hf_repo is not None:
+        return f"weights not on this machine (`clipseg zoo fetch {card.name}` downloads them)"
+    return f"weights not on this machine (get {card.filename} from {card.source} into {cache_dir() / card.name}/)"
+
+
 def zoo_models() -> tuple[dict[str, ModelLoader | str], dict[str, dict[str, float]]]:
     """Adapter to ``clipseg.zoo``: a loader per model whose weights are on this machine (else the reason
     it is skipped), and the paper's numbers per model (``<benchmark>/<metric>`` → value, from the cards)."""
-    from clipseg.zoo import cards, list_models, load_weights
+    from clipseg.zoo import cards, list_models
     from clipseg.zoo.store import local_file
-
-    def loader(name: str) -> ModelLoader:
-        return lambda: load_weights(name)
 
     known = cards()
     models: dict[str, ModelLoader | str] = {
-        name: loader(name)
-        if local_file(known[name])
-        else f"weights not on this machine (`clipseg zoo fetch {name}`)"
+        name: model_loader(name) if local_file(known[name]) else _missing_hint(known[name])
         for name in list_models()
     }
     return models, {name: dict(card.paper) for name, card in known.items()}
+
+
+def model_loader(name_or_path: str) -> ModelLoader:
+    """Loads a zoo name or model file (``clipseg.load_model``), or a ``.ckpt`` of ``clipseg fit``."""
+
+    def load() -> tuple[ClipSeg, PreTrainedTokenizerBase]:
+        if name_or_path.endswith(".ckpt"):
+            from clipseg.training.export import load_checkpoint_model
+
+            return load_checkpoint_model(name_or_path)
+        from clipseg.zoo import load_weights
+
+        return load_weights(name_or_path)
+
+    return load
+
+
+def select_models(
+    available: Mapping[str, ModelLoader | str], requested: Sequence[str]
+) -> dict[str, ModelLoader | str]:
+    """The ``--models`` entries: zoo names (loader or skip reason) and model files; anything else is an error."""
+    chosen: dict[str, ModelLoader | str] = {}
+    for entry in requested:
+        if entry in available:
+            chosen[entry] = available[entry]
+        elif Path(entry).exists():
+            chosen[entry] = model_loader(entry)
+        else:
+            raise ValueError(
+                f"--models {entry!r}: not a zoo model ({', '.join(available)}) and no such file; "
+                "pass a zoo name, a model file (.safetensors, .pth, folder) or a `clipseg fit` .ckpt"
+            )
+    return chosen
 
 
 def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -162,26 +199,35 @@ def write_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``clipseg eval-all [--out results] [--data_root DIR] [--models ...] [--benchmarks ...] [--limit N]``."""
-    parser = argparse.ArgumentParser(prog="clipseg eval-all", description=__doc__.splitlines()[0])
+    """``clipseg eval-all [--out results] [--data-root DIR] [--models ...] [--benchmarks ...] [--limit N]``."""
+    parser = argparse.ArgumentParser(
+        prog="clipseg eval-all",
+        description="Evaluate every local zoo model (or --models) on every benchmark with prepared data; "
+        "writes OUT/eval-all.md and OUT/eval-all.json.",
+    )
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder of eval-all.md / .json")
     parser.add_argument(
-        "--data_root",
+        "--data-root",
         type=Path,
         default=Path(os.environ.get("CLIPSEG_DATA", "data")),
         help="prepared benchmarks (default $CLIPSEG_DATA or ./data)",
     )
-    parser.add_argument("--models", nargs="*", help="only these zoo models")
+    parser.add_argument(
+        "--models", nargs="*", help="only these: zoo names, model files or `clipseg fit` .ckpt files"
+    )
     parser.add_argument("--benchmarks", nargs="*", choices=[b.name for b in BENCHMARKS], help="only these")
     parser.add_argument("--limit", type=int, help="at most this many batches per benchmark (quick checks)")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--num_workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     args = parser.parse_args(argv)
 
     models, paper = zoo_models()
     if args.models:
-        models = {name: models.get(name, "not a zoo model") for name in args.models}
+        try:
+            models = select_models(models, args.models)
+        except ValueError as err:
+            parser.exit(2, f"clipseg eval-all: error: {err}\n")
     benchmarks = [b for b in BENCHMARKS if not args.benchmarks or b.name in args.benchmarks]
     report = run_eval_all(
         models,

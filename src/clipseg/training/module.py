@@ -36,6 +36,9 @@ class ClipSegModule(LightningModule):
     Args:
         config: the model architecture; ``config.backbone`` is a hub name, a local folder or a
             ``CLIPConfig`` dict (random init, whose text vocabulary is sized to the tokenizer).
+            ``None`` with ``init_from``: the architecture, tokenizer, input size and normalization
+            are that model's (``configs/finetune.yaml``), and so is ``freeze_backbone``: a pretrained,
+            named backbone stays frozen, one trained by this project (shapes-tiny) trains end to end.
         tokenizer: hub name or folder of the CLIP tokenizer (default: the backbone's).
         tokenizer_corpus: build a CLIP-format tokenizer with one token per word of these texts instead.
         evaluation: protocol of validation and test.
@@ -46,16 +49,18 @@ class ClipSegModule(LightningModule):
             tower needs it: at full ``lr`` from step 0 its prompt embeddings collapse to one vector and
             the model learns prompt-blind saliency.
         losses: extra training terms (``losses.FromScratchLosses``: Dice, contrastive, per-patch
-            labels, identity FiLM) for a backbone trained from scratch; none for the paper's BCE.
+            labels, identity FiLM) for a backbone trained from scratch (Dice alone in ``configs/finetune.yaml``);
+            none for the paper's BCE.
         init_from: zoo name or model file (see ``clipseg.load_model``) whose weights start this run,
-            to fine-tune it; its architecture and tokenizer must be this run's. Optimizer and
-            schedule start fresh (``--ckpt_path`` resumes a run instead).
+            to fine-tune it; its architecture and tokenizer must be this run's (or leave ``config``
+            and ``tokenizer`` unset to take both from it). Optimizer and schedule start fresh
+            (``--ckpt_path`` resumes a run instead).
     """
 
     def __init__(
         self,
         *,
-        config: ClipSegConfig,
+        config: ClipSegConfig | None = None,
         tokenizer: str | None = None,
         tokenizer_corpus: Sequence[str] | None = None,
         evaluation: Protocol = "referring",
@@ -70,19 +75,28 @@ class ClipSegModule(LightningModule):
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
             config = ClipSegConfig.from_dict(config)
         self.save_hyperparameters()
+        if config is None:
+            if init_from is None:
+                raise ValueError(
+                    "set model.config (an architecture) or model.init_from (a zoo name or model file to fine-tune)"
+                )
+            if tokenizer is not None or tokenizer_corpus is not None:
+                raise ValueError("with init_from and no config, the tokenizer is init_from's: leave it unset")
+            self.model, self.tokenizer = load_weights(init_from)
+        else:
+            self.model, self.tokenizer = build_model(
+                config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
+            )
         # Plain types only, so that checkpoints load with `torch.load(weights_only=True)`.
-        self.hparams["config"] = config.to_dict()
+        self.hparams["config"] = self.model.config.to_dict()
         if isinstance(losses, dict):  # as stored in checkpoints
             losses = FromScratchLosses(**losses)
         self.hparams["losses"] = losses.init_args() if losses is not None else None
-        self.model, self.tokenizer = build_model(
-            config, tokenizer=tokenizer, tokenizer_corpus=tokenizer_corpus
-        )
         self.losses = losses
         if losses is not None:
             losses.attach(self.model)
         # A checkpoint restored later (resume, reload) overwrites these weights, as it should.
-        if init_from is not None:
+        if init_from is not None and config is not None:
             load_weights_from(self.model, self.tokenizer, init_from)
         self.evaluation = evaluation
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps

@@ -24,7 +24,9 @@ Batch = Mapping[str, Any]
 def text_conditionals(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> Tensor:
     """``N x D`` embeddings of ``N`` text prompts, on the model's device."""
     device = next(model.parameters()).device
-    encoded = tokenize_prompts(tokenizer, list(prompts), return_tensors="pt")
+    encoded = tokenize_prompts(
+        tokenizer, list(prompts), max_length=model.max_text_tokens, return_tensors="pt"
+    )
     return model.encode_text(**{k: v.to(device) for k, v in encoded.items()})
 
 

@@ -49,6 +49,8 @@ class ModelCard:
         measured: numbers this project measured on the file (e.g. ``shapes-quality/text_miou``, the
             mean over ``shapes-quality/seeds`` of ``clipseg.quality.shapes_quality``), with how they
             were measured (seeds, scenes); the tests check the shipped file still reaches them.
+        vocabulary: the words of a model whose tokenizer was built from a fixed corpus (shown by
+            ``clipseg zoo list``; other words mean nothing to it). Empty for CLIP's own tokenizer.
     """
 
     name: str
@@ -65,6 +67,7 @@ class ModelCard:
     arch: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
     measured: dict[str, float | list[int]] = field(default_factory=dict)
+    vocabulary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -73,6 +76,7 @@ class ModelCard:
             raise ValueError(f"card {self.name!r}: sha256 must be 64 lower-case hex digits")
         if self.filename is None and (self.hf_repo is None or self.sha256 is not None):
             raise ValueError(f"card {self.name!r}: only a hub card without sha256 may leave filename empty")
+        object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
 
 
 def read_cards(path: Path) -> dict[str, ModelCard]:
@@ -95,6 +99,7 @@ def write_cards(path: Path, cards: dict[str, ModelCard]) -> None:
     entries = []
     for card in cards.values():
         entry = dataclasses.asdict(card)
+        entry["vocabulary"] = list(card.vocabulary)
         entries.append(
             {k: v for k, v in entry.items() if k in ("filename", "sha256") or v not in (None, [], {})}
         )

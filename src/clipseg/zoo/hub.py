@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from clipseg.core.network import hub_offline
 from clipseg.zoo.errors import ZooError
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -153,10 +154,8 @@ def snapshot_file(repo_id: str, revision: str | None = None, *, filename: str | 
     """
     from huggingface_hub import snapshot_download
 
-    from clipseg.modeling.backbone import _hub_offline  # here: reading the cache must not import torch
-
     label, cache = _label(repo_id, revision), hub_cache_dir()
-    files = None if _hub_offline() else _remote_files(repo_id, revision)
+    files = None if hub_offline() else _remote_files(repo_id, revision)
     if files is not None:
         chosen = filename or choose_weights(files, where=f"hub repository {label}")
         if chosen not in files:
@@ -165,7 +164,7 @@ def snapshot_file(repo_id: str, revision: str | None = None, *, filename: str | 
             repo_id, revision=revision, cache_dir=cache, allow_patterns=[chosen, *SIDE_FILE_PATTERNS]
         )
         return Path(folder) / chosen
-    why = "HF_HUB_OFFLINE is set" if _hub_offline() else "the hub cannot be reached"
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub cannot be reached"
     folder = _cached_snapshot(repo_id, revision)
     if folder is None:
         raise ZooError(

@@ -108,4 +108,10 @@ def load_path(path: Path) -> Loaded:
         return load_weights_file(path / choose_weights((p.name for p in path.iterdir()), where=str(path)))
     if path.suffix == ".pth":
         return load_original(path, backbone=ORIGINAL_BACKBONE)
+    if path.suffix == ".ckpt":  # training code rebuilds these; the zoo sits below training
+        raise ZooError(
+            f"{path}: a `clipseg fit` checkpoint; `clipseg predict --model {path}` and `clipseg eval-all "
+            "--models` read it, in Python `clipseg.training.export.load_checkpoint_model`, or make it a "
+            "model file with `clipseg zoo export`"
+        )
     return load_weights_file(path)

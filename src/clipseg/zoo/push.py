@@ -23,7 +23,7 @@ from safetensors import safe_open
 
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.files import sha256_of
-from clipseg.modeling.backbone import _hub_offline
+from clipseg.core.network import hub_offline
 from clipseg.modeling.clipseg import META_CONFIG, META_WEIGHTS
 from clipseg.zoo.cards import ModelCard as ZooCard
 from clipseg.zoo.errors import ZooError
@@ -188,7 +188,7 @@ def upload_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     later = (
         f"write the folder with --dry-run DIR and upload it later with `huggingface-cli upload {repo_id} DIR`"
     )
-    if _hub_offline():
+    if hub_offline():
         raise ZooError(
             f"cannot upload to {repo_id}: HF_HUB_OFFLINE is set, nothing was uploaded; unset it, or {later}"
         )

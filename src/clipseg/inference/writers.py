@@ -1,0 +1,282 @@
+"""Output files of bulk masking: PNG masks, RGBA cut-outs, npz, COCO JSON, overlays, mask videos.
+
+Every file is written next to its target under a ``.NAME.tmp-PID`` name and renamed into place,
+so a run that is killed leaves complete files only (``remove_partials`` clears the leftovers). An
+input counts as done when all of its files exist; a rerun skips it. A video's outputs are built in a
+partial folder that is renamed into place when the video is finished. COCO records are written per
+input (``.coco-parts/``, hidden) and assembled into ``coco.json`` at the end of every run, so the
+result does not depend on where an earlier run stopped.
+
+Names, for an image ``KEY`` (see ``sources``) and output mask ``i`` with label ``L``:
+``KEY_i_L.png`` (png), ``KEY_i_L_rgba.png`` (rgba), ``KEY.npz`` (npz), ``KEY_overlay.png``
+(overlay); for frame ``n`` of a video, the same with ``KEY`` = ``VIDEO/n`` (6 digits), and the mask
+video ``VIDEO/i_L.mp4``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clipseg.core.files import atomic_write, partial_name
+from clipseg.inference.sources import Input
+
+FORMATS: tuple[str, ...] = ("png", "rgba", "npz", "coco", "overlay")
+VIDEO_OUTPUTS: tuple[str, ...] = ("frames", "video", "both")
+COCO_FILE = "coco.json"
+PARTS_DIR = ".coco-parts"
+VIDEO_PART = ".coco-part.json"
+_PARTIAL = re.compile(r"^\..+\.tmp-\d+$")  # what ``partial_name`` makes
+
+
+def remove_partials(root: Path) -> None:
+    """Delete what a killed run left half-written under ``root`` (files and folders named ``.NAME.tmp-PID``)."""
+    if not root.is_dir():
+        return
+    for folder, dirs, files in os.walk(root):
+        for name in [d for d in dirs if _PARTIAL.match(d)]:
+            shutil.rmtree(Path(folder, name), ignore_errors=True)
+            dirs.remove(name)
+        for name in files:
+            if _PARTIAL.match(name):
+                Path(folder, name).unlink(missing_ok=True)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a prompt label."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "prompt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """Where the outputs of each input go, and in which formats."""
+
+    root: Path
+    labels: tuple[str, ...]
+    formats: tuple[str, ...] = ("png", "overlay")
+    video_output: str = "frames"
+    cut: float = 0.5  # binarisation for COCO and the reported areas
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.formats) - set(FORMATS))
+        if unknown or not self.formats:
+            raise ValueError(
+                f"unknown output format {', '.join(unknown) or '(none)'}; use {', '.join(FORMATS)}"
+            )
+        if self.video_output not in VIDEO_OUTPUTS:
+            raise ValueError(
+                f"video output must be one of {', '.join(VIDEO_OUTPUTS)}, got {self.video_output!r}"
+            )
+
+    @property
+    def mask_names(self) -> list[str]:
+        return [f"{i}_{slug(label)}" for i, label in enumerate(self.labels)]
+
+    def frame_files(self, folder: Path, prefix: str) -> dict[str, list[Path]]:
+        """Files of one image or frame by format (COCO records are kept elsewhere)."""
+        files = {
+            "png": [folder / f"{prefix}_{m}.png" for m in self.mask_names],
+            "rgba": [folder / f"{prefix}_{m}_rgba.png" for m in self.mask_names],
+            "npz": [folder / f"{prefix}.npz"],
+            "overlay": [folder / f"{prefix}_overlay.png"],
+        }
+        return {fmt: files[fmt] for fmt in self.formats if fmt in files}
+
+    def image_files(self, item: Input) -> list[Path]:
+        """Every file an image input writes (its COCO record included)."""
+        folder = self.root / item.key.parent
+        files = [f for group in self.frame_files(folder, item.key.name).values() for f in group]
+        return files + ([self.part_path(item)] if "coco" in self.formats else [])
+
+    def part_path(self, item: Input) -> Path:
+        if item.is_video:
+            return self.root / item.key / VIDEO_PART
+        return self.root / PARTS_DIR / f"{item.key}.json"
+
+    def is_complete(self, item: Input) -> bool:
+        """Whether ``item``'s outputs exist in this layout's formats (a video's folder is renamed into
+        place only when complete, so its first frame's files stand for all of them)."""
+        if not item.is_video:
+            return all(f.exists() for f in self.image_files(item))
+        folder = self.root / item.key
+        files = [self.part_path(item)] if "coco" in self.formats else []
+        if self.video_output != "frames":
+            files += [folder / f"{m}.mp4" for m in self.mask_names]
+        if self.frames_per_file:
+            files += [f for group in self.frame_files(folder, frame_prefix(0)).values() for f in group]
+        return folder.is_dir() and all(f.exists() for f in files)
+
+    @property
+    def frames_per_file(self) -> bool:
+        return self.video_output in ("frames", "both")
+
+
+def frame_prefix(index: int) -> str:
+    """How the files of a video's frame ``index`` start (6 digits: they sort in frame order)."""
+    return f"{index:06d}"
+
+
+def write_frame(
+    layout: Layout, folder: Path, prefix: str, image: np.ndarray, masks: np.ndarray
+) -> dict[str, list[Path]]:
+    """Write the per-image formats of ``masks`` (``K x H x W`` in [0, 1]) for ``image`` (``H x W x 3``)."""
+    from clipseg.inference.overlay import overlay
+
+    files = layout.frame_files(folder, prefix)
+    gray = [(m * 255).round().astype(np.uint8) for m in masks]
+    jobs: list[tuple[Path, Callable[[Path], None]]] = []
+    for path, g in zip(files.get("png", []), gray):
+        jobs.append((path, partial(_save_png, Image.fromarray(g))))
+    for path, g in zip(files.get("rgba", []), gray):
+        jobs.append((path, partial(_save_png, Image.fromarray(np.dstack([image, g]), "RGBA"))))
+    for path in files.get("npz", []):
+        arrays = {"masks": masks.astype(np.float32), "labels": np.array(layout.labels)}
+        jobs.append((path, partial(_save_npz, **arrays)))
+    for path in files.get("overlay", []):
+        jobs.append((path, partial(_save_png, overlay(image, masks, list(layout.labels)))))
+    for path, save in jobs:
+        atomic_write(path, save)
+    return files
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    image.save(path, format="PNG")
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with path.open("wb") as fh:  # a file object: numpy would append ".npz" to the partial name
+        np.savez(fh, **arrays)
+
+
+def coco_record(name: str, masks: np.ndarray, scores: Sequence[float], cut: float, frame: int | None) -> dict:
+    """One image's COCO entry: size, and an RLE annotation per non-empty mask (binarised at ``cut``)."""
+    from pycocotools import mask as mask_utils
+
+    height, width = masks.shape[1:]
+    record: dict = {"file_name": name, "width": width, "height": height, "annotations": []}
+    if frame is not None:
+        record["frame"] = frame
+    for index, (mask, score) in enumerate(zip(masks, scores)):
+        binary = np.asfortranarray(mask >= cut, dtype=np.uint8)
+        if not binary.any():
+            continue
+        rle = mask_utils.encode(binary)
+        record["annotations"].append(
+            {
+                "category": index,
+                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                "area": int(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "score": round(float(score), 6),
+            }
+        )
+    return record
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n"))
+
+
+def write_image_part(layout: Layout, item: Input, record: dict) -> None:
+    _write_json(layout.part_path(item), [record])
+
+
+def assemble_coco(layout: Layout, items: Sequence[Input], info: dict) -> Path:
+    """Write ``coco.json`` from the records of ``items`` (in order): ids follow that order, so reruns agree."""
+    images, annotations = [], []
+    for item in items:
+        for record in json.loads(layout.part_path(item).read_text()):
+            image_id = len(images) + 1
+            found = record.pop("annotations")
+            images.append({"id": image_id, **record})
+            for ann in found:
+                category = ann.pop("category") + 1
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": category,
+                        "iscrowd": 0,
+                        **ann,
+                    }
+                )
+    categories = [{"id": i + 1, "name": label} for i, label in enumerate(layout.labels)]
+    path = layout.root / COCO_FILE
+    _write_json(path, {"info": info, "images": images, "annotations": annotations, "categories": categories})
+    return path
+
+
+class VideoWriter:
+    """Outputs of one video, built in a partial folder and renamed into place by ``finish``.
+
+    Frames arrive in order; the mask video (``video_output`` ``video`` or ``both``) is encoded as
+    they come (H.264 in MP4 via PyAV; odd sizes are padded by one row/column), so memory stays flat.
+    """
+
+    def __init__(self, layout: Layout, item: Input, *, fps: float) -> None:
+        self.layout, self.item, self.fps = layout, item, fps
+        self.final = layout.root / item.key
+        self.folder = partial_name(self.final)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.records: list[dict] = []
+        self._encoders: list = []
+
+    def add(self, index: int, image: np.ndarray, masks: np.ndarray, scores: Sequence[float]) -> None:
+        """Write frame ``index``: ``masks`` is ``K x H x W`` in [0, 1], ``image`` ``H x W x 3`` uint8."""
+        if self.layout.frames_per_file:
+            write_frame(self.layout, self.folder, frame_prefix(index), image, masks)
+        if self.layout.video_output != "frames":
+            self._encode(masks)
+        if "coco" in self.layout.formats:
+            name = str(self.item.name)
+            self.records.append(coco_record(name, masks, scores, self.layout.cut, frame=index))
+
+    def _encode(self, masks: np.ndarray) -> None:
+        import av
+
+        height, width = masks.shape[1] + masks.shape[1] % 2, masks.shape[2] + masks.shape[2] % 2
+        if not self._encoders:
+            for name in self.layout.mask_names:
+                container = av.open(str(self.folder / f"{name}.mp4"), mode="w")
+                stream = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.options = {"crf": "17"}
+                self._encoders.append((container, stream))
+        for (container, stream), mask in zip(self._encoders, masks):
+            gray = (mask * 255).round().astype(np.uint8)
+            gray = np.pad(gray, ((0, height - gray.shape[0]), (0, width - gray.shape[1])), mode="edge")
+            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, axis=2), format="rgb24")
+            container.mux(stream.encode(frame))
+
+    def finish(self) -> None:
+        """Close the mask videos, write the COCO records and move the folder into place."""
+        for container, stream in self._encoders:
+            container.mux(stream.encode(None))
+            container.close()
+        self._encoders = []
+        if "coco" in self.layout.formats:
+            _write_json(self.folder / VIDEO_PART, self.records)
+        trash = partial_name(self.final.with_name(f"{self.final.name}.old"))
+        if self.final.exists():  # --overwrite: swap, then delete the old outputs
+            self.final.replace(trash)
+        self.folder.replace(self.final)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Drop everything written for this video (it could not be read to the end)."""
+        for container, _ in self._encoders:
+            container.close()
+        self._encoders = []
+        shutil.rmtree(self.folder, ignore_errors=True)

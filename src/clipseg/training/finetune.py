@@ -1,0 +1,68 @@
+"""The end of a fine-tuning run: ``outputs/<name>/model.safetensors``, ready for ``clipseg.load_model``.
+
+``ExportModel`` (a callback of ``configs/finetune.yaml``) writes the trained model in the format of
+``clipseg zoo export`` when ``fit`` ends, with what the run started from and its last validation in
+the metadata (``clipseg_finetune``, a JSON object; see ``finetune_metadata``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lightning import Callback, LightningModule, Trainer
+from safetensors import safe_open
+
+from clipseg.training.export import export_module
+
+META_FINETUNE = "clipseg_finetune"
+
+
+class ExportModel(Callback):
+    """Writes ``<run folder>/<filename>`` (the run folder is ``outputs/<name>``) when ``fit`` ends.
+
+    The metadata records ``base_model`` (``init_from``), ``data_dir``, ``steps`` and ``val_metrics``
+    (the ``val/…`` values of the last validation, at step ``val_step``).
+
+    Args:
+        filename: name of the model file inside the run folder.
+    """
+
+    def __init__(self, *, filename: str = "model.safetensors") -> None:
+        self.filename = filename
+        self.val_metrics: dict[str, float] = {}
+        self.val_step: int | None = None
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        self.val_metrics = {k: round(float(v), 5) for k, v in metrics.items() if k.startswith("val/")}
+        self.val_step = trainer.global_step
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        run_dir = Path(trainer.default_root_dir)
+        record = {
+            "base_model": pl_module.hparams.get("init_from"),
+            "data_dir": getattr(trainer.datamodule, "data_dir", None),
+            "steps": trainer.global_step,
+            "val_metrics": self.val_metrics,
+            "val_step": self.val_step,
+        }
+        target = export_module(
+            pl_module,
+            run_dir / self.filename,
+            run_dir.name,
+            {META_FINETUNE: json.dumps(record, sort_keys=True)},
+        )
+        print(f"fine-tuned model: {target} (load it with clipseg.load_model or `clipseg predict --model`)")
+
+
+def finetune_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``clipseg_finetune`` record of a model file written by ``ExportModel`` (``{}`` for other files)."""
+    with safe_open(str(path), framework="pt") as handle:
+        text = (handle.metadata() or {}).get(META_FINETUNE)
+    return json.loads(text) if text else {}

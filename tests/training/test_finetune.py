@@ -1,0 +1,149 @@
+"""``configs/finetune.yaml`` end to end: prepare a folder / COCO file, fine-tune a few steps, predict with the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fixture_data.custom_formats import write_small_coco, write_small_folder
+from lightning.pytorch.loggers import WandbLogger
+from safetensors.torch import load_file
+
+import clipseg
+from clipseg.cli import main as clipseg_main
+from clipseg.core.config import ClipSegConfig
+from clipseg.data.prepare import prepare
+from clipseg.modeling import ClipSeg
+from clipseg.training.callbacks import SampleOverlays
+from clipseg.training.cli import run_cli
+from clipseg.training.export import export_checkpoint
+from clipseg.training.finetune import finetune_metadata
+from clipseg.training.module import ClipSegModule
+
+FINETUNE = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.yaml")
+FEW_STEPS = [
+    "--trainer.max_steps", "4",
+    "--trainer.val_check_interval", "2",
+    "--trainer.logger", "false",
+    "--trainer.accelerator", "cpu",
+    "--data.init_args.batch_size", "4",
+    "--data.init_args.num_workers", "0",
+    "--checkpoint.every_n_train_steps", "2",
+]  # fmt: skip
+
+
+def _fit(entry, data_dir: Path, out: Path, init_from: str = "shapes-tiny") -> Path:
+    args = ["fit", "--config", FINETUNE, "--model.init_from", init_from, "--data.init_args.data_dir"]
+    assert entry([*args, str(data_dir), *FEW_STEPS, "--output_root", str(out), "--name", "mine"]) == 0
+    return out / "mine" / "model.safetensors"
+
+
+@pytest.mark.parametrize("source", ["folder", "coco"])
+def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, capsys):
+    if source == "folder":
+        prepare("folder", write_small_folder(tmp_path / "raw", n=12), tmp_path / "data")
+        entry = clipseg_main  # `clipseg fit`
+    else:
+        instances = write_small_coco(tmp_path / "raw", n=12)
+        prepare("coco", instances, tmp_path / "data", options={"images": str(tmp_path / "raw" / "images")})
+        entry = run_cli  # what `lightning fit` runs
+    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs")
+    record = finetune_metadata(model_file)
+    assert record["base_model"] == "shapes-tiny" and record["data_dir"] == str(tmp_path / "data")
+    assert record["steps"] == 4 and record["val_step"] == 4
+    assert {"val/miou_0.5", "val/fgiou_0.5", "val/ap"} <= set(record["val_metrics"])
+    tuned = clipseg.load_model(model_file)
+    base = clipseg.load_model("shapes-tiny")
+    assert (
+        tuned.backend.model.config == base.backend.model.config
+    )  # architecture, input size and normalization
+    assert tuned.backend.tokenizer.get_vocab() == base.backend.tokenizer.get_vocab()
+    changed = load_file(str(model_file))["backbone.clip.vision_model.embeddings.patch_embedding.weight"]
+    # shapes-tiny's backbone was trained here: it fine-tunes end to end
+    assert not torch.equal(
+        changed,
+        base.backend.model.state_dict()["backbone.clip.vision_model.embeddings.patch_embedding.weight"],
+    )
+    image = next((tmp_path / "raw" / "images").glob("*.png"))
+    capsys.readouterr()
+    argv = ["predict", str(image), "--prompt", "red circle", "--model", str(model_file)]
+    assert clipseg_main([*argv, "--out", str(tmp_path / "pred"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert Path(summary["images"][0]["masks"][0]["file"]).is_file()
+    # `clipseg zoo export` of the run's checkpoint gives the same weights (the tokenizer comes from init_from)
+    exported = export_checkpoint(
+        tmp_path / "runs" / "mine" / "checkpoints" / "last.ckpt", tmp_path / "z.safetensors", "z"
+    )
+    assert load_file(str(exported)).keys() == load_file(str(model_file)).keys()
+
+
+def test_a_pretrained_named_backbone_stays_frozen_and_exports_decoder_only(tmp_path, tiny_backbone_dir):
+    config = ClipSegConfig(
+        backbone=str(tiny_backbone_dir), extract_layers=(1, 2, 3), image_size=32, reduce_dim=16
+    )
+    ClipSeg(config).save_pretrained(tmp_path / "base")
+    module = ClipSegModule(init_from=str(tmp_path / "base" / "model.safetensors"))
+    trainable = {n.split(".")[1] for n, p in module.named_parameters() if p.requires_grad}
+    assert trainable == {"decoder"} and module.model.config.image_size == 32
+    prepare("folder", write_small_folder(tmp_path / "raw", n=6), tmp_path / "data")
+    model_file = _fit(
+        run_cli, tmp_path / "data", tmp_path / "runs", str(tmp_path / "base" / "model.safetensors")
+    )
+    assert all(key.startswith("decoder.") for key in load_file(str(model_file)))
+    assert clipseg.load_model(model_file).predict(np.zeros((20, 30, 3), np.uint8), "red circle").shape == (
+        1,
+        20,
+        30,
+    )
+
+
+def test_without_config_or_init_from_the_module_says_what_to_set():
+    with pytest.raises(ValueError, match=r"model\.init_from"):
+        ClipSegModule()
+
+
+class _Recorder(WandbLogger):
+    def __init__(self) -> None:
+        super().__init__(offline=True)
+        self.logged: list[tuple[str, int]] = []
+
+    def log_image(self, key, images, step=None, **kwargs) -> None:
+        self.logged.append((key, len(images)))
+
+
+def test_validation_overlays_reach_the_logger(tmp_path):
+    from types import SimpleNamespace
+
+    from clipseg.data.finetune import FineTuneDataModule
+
+    prepare("folder", write_small_folder(tmp_path / "raw", n=12), tmp_path / "data")
+    module = ClipSegModule(init_from="shapes-tiny")
+    data = FineTuneDataModule(data_dir=str(tmp_path / "data"), image_size=96, batch_size=2, num_workers=0)
+    batch = next(iter(data.val_dataloader()))
+    recorder = _Recorder()
+    trainer = SimpleNamespace(loggers=[recorder], is_global_zero=True, sanity_checking=False, global_step=3)
+    overlays = SampleOverlays(every_n_steps=1, max_samples=2)
+    overlays.on_validation_batch_end(trainer, module, {}, batch, 1)  # only the first batch is drawn
+    overlays.on_validation_batch_end(trainer, module, {}, batch, 0)
+    assert recorder.logged == [("val/samples", 2)]
+
+
+def test_the_data_takes_input_size_and_normalization_from_the_model(tmp_path):
+    from clipseg.data.finetune import FineTuneDataModule
+
+    config = ClipSegConfig(backbone={}, image_size=40, image_mean=(0.5, 0.5, 0.5), image_std=(0.2, 0.3, 0.4))
+    data = FineTuneDataModule(data_dir=str(tmp_path))
+    data.use_model_preprocessing(config.preprocessing)  # what ClipSegModule.setup hands over
+    transform = data.transform(train=False)
+    assert data.image_size == 40 and transform.image_size == 40
+    item = transform({"sample_id": "s", "image": np.full((8, 8, 3), 255, np.uint8), "mask": np.zeros((8, 8))})
+    assert torch.allclose(item["image"][:, 0, 0], torch.tensor([2.5, 5 / 3, 1.25]))  # (1 - mean) / std
+    same = FineTuneDataModule(data_dir=str(tmp_path), image_size=40)
+    same.use_model_preprocessing(config.preprocessing)
+    assert same.preprocessing.mean == (0.5, 0.5, 0.5)
+    other = FineTuneDataModule(data_dir=str(tmp_path), image_size=64)
+    with pytest.raises(ValueError, match="image_size 64 differs from the model's image_size 40"):
+        other.use_model_preprocessing(config.preprocessing)
