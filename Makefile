@@ -22,7 +22,7 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/clipseg predict src/clipseg/assets/example.png --prompt "red square" \
-		--prompt "blue circle" --prompt "purple triangle" --model shapes-tiny --out outputs/demo
+		--prompt "blue circle" --prompt "purple triangle" --model shapes-tiny --out outputs/demo --overwrite
 
 test: install
 	$(BIN)/ruff check src tests bench

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from clipseg.inference.overlay import NAMED_PALETTE, drawable, legend_colours, overlay
 
 NAMES = dict(NAMED_PALETTE)
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "clipseg" / "assets" / "example.png"
 
 
 def test_no_label_gets_a_colour_its_colour_words_name():
@@ -29,6 +32,20 @@ def test_colours_stay_distinct_beyond_the_free_ones():
     colours = legend_colours(labels)
     for label, colour in zip(labels, colours):
         assert label.split()[0] not in NAMES[colour]
+
+
+def test_legend_colours_avoid_colours_the_scene_already_shows():
+    # The demo scene: red and orange squares, a blue circle and a purple triangle on gray-green.
+    from clipseg.core.images import load_image
+
+    image = load_image(EXAMPLE)
+    labels = ["red square", "blue circle", "purple triangle"]
+    chosen = legend_colours(labels, image)
+    orange = np.array([230, 159, 0], np.float32)
+    assert orange.tolist() in [list(c) for c in legend_colours(labels)]  # without the image: orange
+    for colour in chosen:  # with it, no swatch can be taken for the orange square
+        assert np.linalg.norm(np.array(colour, np.float32) - orange) > 1, chosen
+    assert len(set(chosen)) == len(labels)
 
 
 def _legend_row(label: str) -> np.ndarray:

@@ -32,15 +32,37 @@ def _colour_words(label: str) -> set[str]:
     return set(re.findall(r"[a-z]+", label.lower()))
 
 
-def legend_colours(labels: Sequence[str]) -> list[tuple[int, int, int]]:
+# A palette colour "is in the image" when this share of its pixels lies within this RGB distance of it.
+IMAGE_COLOUR_SHARE = 0.002
+IMAGE_COLOUR_DISTANCE = 60.0
+
+
+def _colours_in(image: np.ndarray | None) -> set[tuple[int, int, int]]:
+    """Palette colours that some object of ``image`` (``H x W x 3`` uint8) already shows."""
+    if image is None:
+        return set()
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 65536)))  # ~64k pixels are plenty
+    pixels = image[::step, ::step].reshape(-1, 3).astype(np.float32)
+    return {
+        colour
+        for colour, _ in NAMED_PALETTE
+        if (np.linalg.norm(pixels - np.array(colour, np.float32), axis=1) < IMAGE_COLOUR_DISTANCE).mean()
+        >= IMAGE_COLOUR_SHARE
+    }
+
+
+def legend_colours(labels: Sequence[str], image: np.ndarray | None = None) -> list[tuple[int, int, int]]:
     """One colour per label: distinct while the palette lasts, never one that the label's colour words
-    name, and preferably none that any label's colour words name."""
+    name, and preferably none that any label's colour words name or that ``image`` already shows (a
+    swatch must not look like another object of the scene)."""
     everyone = set().union(*map(_colour_words, labels)) if labels else set()
+    in_image = _colours_in(image)
     chosen: list[tuple[int, int, int]] = []
     for label in labels:
         own = _colour_words(label)
         unused = [(c, names) for c, names in NAMED_PALETTE if c not in chosen]
         preference = (
+            [c for c, names in unused if not names & everyone and c not in in_image],
             [c for c, names in unused if not names & everyone],
             [c for c, names in unused if not names & own],
             [c for c, names in NAMED_PALETTE if not names & own],  # more labels than colours
@@ -66,7 +88,7 @@ def overlay(
         raise ValueError(f"probs of shape {probs.shape} do not match image of shape {image.shape}")
     if len(labels) != probs.shape[0]:
         raise ValueError(f"{len(labels)} labels for {probs.shape[0]} masks")
-    colours = legend_colours(labels)
+    colours = legend_colours(labels, image)
     out = image.astype(np.float32)
     for p, colour in zip(probs, colours):
         strength = (p >= threshold).astype(np.float32) if threshold is not None else p
