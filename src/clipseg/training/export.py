@@ -18,11 +18,9 @@ from transformers import PreTrainedTokenizerBase
 
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.tokenizer import META_TOKENIZER, tokenizer_to_metadata
-from clipseg.modeling.clipseg import ClipSeg
+from clipseg.modeling.clipseg import META_NAME, ClipSeg
 from clipseg.modeling.safetensors_io import save_safetensors
 from clipseg.training.module import ClipSegModule
-
-META_NAME = "clipseg_name"
 
 
 def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -14,9 +14,8 @@ from typing import Any
 from lightning import Callback, LightningModule, Trainer
 from safetensors import safe_open
 
+from clipseg.modeling.clipseg import META_FINETUNE, finetune_record
 from clipseg.training.export import export_module
-
-META_FINETUNE = "clipseg_finetune"
 
 
 class ExportModel(Callback):
@@ -63,6 +62,5 @@ class ExportModel(Callback):
 
 def finetune_metadata(path: str | Path) -> dict[str, Any]:
     """The ``clipseg_finetune`` record of a model file written by ``ExportModel`` (``{}`` for other files)."""
-    with safe_open(str(path), framework="pt") as handle:
-        text = (handle.metadata() or {}).get(META_FINETUNE)
-    return json.loads(text) if text else {}
+    with safe_open(str(path), framework="numpy") as handle:
+        return finetune_record(handle.metadata() or {})

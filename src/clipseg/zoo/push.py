@@ -13,7 +13,6 @@ the end of a fine-tuning run: ``base_model`` (its ``init_from``), ``data_dir``, 
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,13 +23,11 @@ from safetensors import safe_open
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.files import sha256_of
 from clipseg.core.network import hub_offline
-from clipseg.modeling.clipseg import META_CONFIG, META_WEIGHTS
+from clipseg.modeling.clipseg import META_CONFIG, META_NAME, META_WEIGHTS, finetune_record
 from clipseg.zoo.cards import ModelCard as ZooCard
 from clipseg.zoo.errors import ZooError
 from clipseg.zoo.hub import SAFETENSORS_NAME, is_repo_id
 
-META_NAME = "clipseg_name"  # written by `clipseg zoo export` (clipseg.training.export)
-META_FINETUNE = "clipseg_finetune"  # written by `clipseg fit` (clipseg.training.finetune)
 CARD_NAME = "README.md"
 
 
@@ -52,13 +49,9 @@ def read_metadata(path: Path) -> dict[str, str]:
     return metadata
 
 
-def _training(metadata: dict[str, str]) -> dict[str, Any]:
-    return json.loads(metadata[META_FINETUNE]) if META_FINETUNE in metadata else {}
-
-
 def default_license(metadata: dict[str, str], zoo_cards: dict[str, ZooCard]) -> str | None:
     """The license of the zoo model this file was fine-tuned from (or is), if that is a zoo model."""
-    for name in (_training(metadata).get("base_model"), metadata.get(META_NAME)):
+    for name in (finetune_record(metadata).get("base_model"), metadata.get(META_NAME)):
         if name in zoo_cards:
             return zoo_cards[name].license.lower()
     return None
@@ -84,7 +77,7 @@ def model_card(
 
     metadata = read_metadata(path)
     config = ClipSegConfig.from_json(metadata[META_CONFIG])
-    training = _training(metadata)
+    training = finetune_record(metadata)
     base = training.get("base_model")
     data = ModelCardData(
         license=license,
