@@ -20,7 +20,6 @@ than the file says.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from clipseg.core.files import sha256_of
 from clipseg.data.custom import RowTasks, check_split, validation_images
 from clipseg.data.rawio import check_size, encode_png, load_json, make_row, read_image
 from clipseg.data.schema import BadSample
@@ -148,7 +148,7 @@ def coco_row(task: CocoTask) -> dict[str, Any]:
 
 def source_digest(src: Path, **options: Any) -> str:
     """sha256 of the instances file: ``prepare`` converts again when it changes."""
-    return hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    return sha256_of(src)
 
 
 def iter_rows(

@@ -21,7 +21,6 @@ whose size differs from its image's, an empty prompt, an unknown split name. A f
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from clipseg.core.files import sha256_of
 from clipseg.data.custom import RowTasks, check_split, read_binary_mask, validation_images
 from clipseg.data.rawio import check_size, encode_png, make_row, read_image
 from clipseg.data.schema import BadSample
@@ -182,7 +182,7 @@ def folder_row(task: FolderTask) -> dict[str, Any]:
 
 def source_digest(src: Path, **options: Any) -> str:
     """sha256 of the annotation file: ``prepare`` converts again when it changes."""
-    return hashlib.sha256(annotation_file(Path(src)).read_bytes()).hexdigest()
+    return sha256_of(annotation_file(Path(src)))
 
 
 def iter_rows(
