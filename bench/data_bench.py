@@ -6,10 +6,14 @@ the PhraseCut+ policy (negatives p = 0.2, visual prompts, text weights) and the 
 (foreground crop, resize, flip, normalize, collate) with 0 workers (main process) and 1 worker.
 Compare with the model's training steps/s x batch size: one worker delivers the printed rate.
 
+The ceiling on this machine is decoding the same bytes (image, mask, support image, support mask of
+every row) and nothing else: the loader rate is printed as a ratio to that raw decoding rate, measured
+in the same run, so the number holds on a busy machine too.
+
 It also times the paper's training step (ViT-B/16 frozen, rd64, layers (3, 7, 9), fp32) on the same
 machine and prints how many workers keep up with it.
 
-    python bench/data_bench.py [--rows 160] [--batch 16] [--quick]
+    python bench/data_bench.py [--rows 160] [--batch 16] [--quick] [--loader-only]
 """
 
 from __future__ import annotations
@@ -66,6 +70,26 @@ def write_shards(out: Path, rows: int, per_shard: int = 40) -> None:
             batch = []
 
 
+def raw_decodes_per_second(source: Path, repeats: int = 3) -> float:
+    """Rows/s of decoding every row's image, mask, support image and support mask with PIL (best pass)."""
+    rows = pq.read_table(source / "train", columns=["image", "mask", "support_image", "support_mask"])
+    rows = rows.to_pylist()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for row in rows:
+            for key, mode in (
+                ("image", "RGB"),
+                ("mask", "L"),
+                ("support_image", "RGB"),
+                ("support_mask", "L"),
+            ):
+                with Image.open(io.BytesIO(row[key])) as img:
+                    np.asarray(img.convert(mode))
+        best = min(best, time.perf_counter() - start)
+    return len(rows) / best
+
+
 def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
     """One pass over the shards; the rate after the first batch (startup excluded)."""
     stream = ShardStream(
@@ -119,6 +143,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=160, help="rows in the synthetic shard set")
     parser.add_argument("--batch", type=int, default=16, help="DataLoader batch size")
     parser.add_argument("--quick", action="store_true", help="fewer rows and one timed training step")
+    parser.add_argument("--loader-only", action="store_true", help="skip timing the model's training step")
     args = parser.parse_args()
     if args.quick:
         args.rows = min(args.rows, 64)
@@ -129,13 +154,20 @@ def main() -> None:
             f"data: {args.rows} PhraseCut+-style rows ({WIDTH}x{HEIGHT} JPEG) written in {time.perf_counter() - start:.1f}s"
         )
         print(f"streamed -> PhraseCut+ policy -> train transforms at {SIZE}x{SIZE}, batch {args.batch}")
+        raw = raw_decodes_per_second(Path(tmp))
+        print(
+            f"  raw decoding: {raw:6.1f} rows/s  (PIL: image, mask, support image, support mask; the ceiling)"
+        )
         rates = {}
         for workers in (0, 1):
             rates[workers] = samples_per_second(Path(tmp), workers, args.batch)
             where = "main process" if workers == 0 else "1 worker"
             print(
-                f"  {where:>12}: {rates[workers]:6.1f} samples/s  (= {rates[workers] / 64:.2f} steps/s at batch 64 per worker)"
+                f"  {where:>12}: {rates[workers]:6.1f} samples/s  = {rates[workers] / raw:.2f} x raw decoding"
+                f"  (= {rates[workers] / 64:.2f} steps/s at batch 64 per worker)"
             )
+    if args.loader_only:
+        return
     model_rate = training_samples_per_second(batch=4, repeats=1 if args.quick else 2)
     print(f"model: ViT-B/16 rd64 training step at {SIZE}x{SIZE}, fp32, this CPU: {model_rate:.1f} samples/s")
     need = model_rate / rates[1]
