@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -35,6 +36,12 @@ def normalize(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """``3 x H x W`` float32 ``(image / 255 - mean) / std`` of an ``H x W x 3`` uint8 (or float 0..255) image."""
     mean = np.asarray(config.mean, dtype=np.float32)
     std = np.asarray(config.std, dtype=np.float32)
+    if image.dtype == np.uint8:
+        # 256 values per channel: a lookup table of the same float32 formula gives the same numbers
+        # ~5x faster (training normalizes two images per sample).
+        table = (np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0) - mean) / std
+        channels_last = cv2.LUT(np.ascontiguousarray(image), table.reshape(1, 256, 3))
+        return np.ascontiguousarray(channels_last.transpose(2, 0, 1))
     scaled = image.astype(np.float32) / np.float32(255.0)
     return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
 

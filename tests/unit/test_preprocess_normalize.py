@@ -1,0 +1,21 @@
+"""``normalize`` of uint8 images (a lookup table) gives the same float32 numbers as the formula."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clipseg.core.config import CLIP_MEAN, CLIP_STD, PreprocessConfig
+from clipseg.core.preprocess import normalize
+
+
+def test_uint8_lookup_equals_the_float32_formula_for_every_value():
+    config = PreprocessConfig(size=16, mean=CLIP_MEAN, std=CLIP_STD)
+    image = np.broadcast_to(np.arange(256, dtype=np.uint8)[:, None, None], (256, 5, 3)).copy()
+    image[:, 3] = image[::-1, 3]  # channels and columns differ
+    got = normalize(image, config)
+    assert got.dtype == np.float32 and got.shape == (3, 256, 5) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, normalize(image.astype(np.float32), config))
+    for channel, (mean, std) in enumerate(zip(CLIP_MEAN, CLIP_STD)):
+        for value in (0, 1, 77, 128, 254, 255):  # float32 scalar arithmetic, one value at a time
+            want = (np.float32(value) / np.float32(255.0) - np.float32(mean)) / np.float32(std)
+            assert got[channel, value, 0] == want and got[channel, 255 - value, 3] == want
