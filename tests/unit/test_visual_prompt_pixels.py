@@ -6,46 +6,11 @@ crop, mixing only on the mask's soft edge); inference uses it too, so its pixels
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from fixture_data.reference_loader import reference_visual_prompt
 
 from clipseg.core.prompts import VisualPromptStyle, visual_prompt
-
-
-def reference_visual_prompt(image, mask, size, style):
-    """The straightforward version: everything in float over the full image, mixed everywhere."""
-    img = image.astype(np.float32)
-    m = np.clip(mask.astype(np.float32), 0.0, 1.0)
-    if m.max() > 0 and style.crop_context is not None:
-        ys, xs = np.nonzero(m > 0.5) if (m > 0.5).any() else np.nonzero(m)
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        side = max(y1 - y0, x1 - x0) * (1 + 2 * style.crop_context)
-        cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
-        top, left = round(cy - side / 2), round(cx - side / 2)
-        bottom, right = round(cy + side / 2), round(cx + side / 2)
-        pad = max(0, -top, -left, bottom - img.shape[0], right - img.shape[1])
-        if pad:
-            img = np.pad(img, ((pad, pad), (pad, pad), (0, 0)))
-            m = np.pad(m, pad)
-        img = img[top + pad : bottom + pad, left + pad : right + pad]
-        m = m[top + pad : bottom + pad, left + pad : right + pad]
-    img = np.asarray(Image.fromarray(img.clip(0, 255).astype(np.uint8)).resize((size, size), Image.BICUBIC))
-    m = np.asarray(Image.fromarray((m * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)) / 255.0
-    img = img.astype(np.float32)
-    if m.max() == 0:
-        return img.astype(np.uint8)
-    background = img
-    if style.blur_sigma > 0:
-        background = cv2.GaussianBlur(
-            img, ksize=(0, 0), sigmaX=style.blur_sigma, borderType=cv2.BORDER_REFLECT
-        )
-    background = background * style.background_factor
-    out = m[..., None] * img + (1 - m[..., None]) * background
-    if style.highlight:
-        out = out * (0.85 + 0.15 * m[..., None])
-    return out.clip(0, 255).astype(np.uint8)
 
 
 def random_case(rng: np.random.Generator, kind: str):
