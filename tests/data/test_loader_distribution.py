@@ -13,14 +13,14 @@ import pytest
 import torch
 from fixture_data.reference_loader import (
     reference_decode_mask_pair,
-    reference_normalize,
+    reference_preprocess,
     reference_visual_prompt,
 )
 from fixture_data.shards import jpeg
 from scipy import stats
 
-import clipseg.core.preprocess
 import clipseg.data.streaming
+import clipseg.data.transforms
 from clipseg.data.datamodules import PhraseCutDataModule
 from clipseg.data.rawio import encode_png, make_row
 from clipseg.data.transforms import ForegroundCrop, collate
@@ -86,7 +86,7 @@ def runs() -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clipseg.data.streaming, "visual_prompt", reference_visual_prompt)
         patch.setattr(clipseg.data.streaming, "decode_mask_pair", reference_decode_mask_pair)
-        patch.setattr(clipseg.core.preprocess, "normalize", reference_normalize)
+        patch.setattr(clipseg.data.transforms, "preprocess", reference_preprocess)
         plain = run_training_loader(rows, patch)
     return {"rows": rows, "fast": fast, "plain": plain}
 

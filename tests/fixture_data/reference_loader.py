@@ -1,6 +1,6 @@
 """The loader's per-sample steps written the plain way (as before issue 21), for "same output" tests.
 
-``visual_prompt``, ``normalize`` and ``decode_mask_pair`` take shortcuts for speed (uint8 crops,
+``visual_prompt``, ``preprocess`` and ``decode_mask_pair`` take shortcuts for speed (uint8 crops,
 lookup tables, mixing only on the mask's edge); these references compute everything in float over
 the whole image, so a test can check that the shortcuts give the same numbers.
 """
@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from clipseg.core.config import PreprocessConfig
+from clipseg.core.preprocess import resize_image
 from clipseg.core.prompts import VisualPromptStyle
 
 
@@ -59,6 +60,20 @@ def reference_normalize(image: np.ndarray, config: PreprocessConfig) -> np.ndarr
     std = np.asarray(config.std, dtype=np.float32)
     scaled = image.astype(np.float32) / np.float32(255.0)
     return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
+
+
+def reference_preprocess(
+    images: list[np.ndarray] | np.ndarray, config: PreprocessConfig, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``B x 3 x S x S``: resize, normalize each image, stack (copied into ``out`` when given)."""
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = [images]
+    batch = np.stack(
+        [reference_normalize(resize_image(i, config.size, config.resample), config) for i in images]
+    )
+    if out is not None:
+        out[...] = batch
+    return batch
 
 
 def reference_decode_mask_pair(image: bytes, mask: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -32,25 +32,43 @@ def resize_image(image: np.ndarray, size: int, resample: str) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), _FILTERS[resample]))
 
 
-def normalize(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """``3 x H x W`` float32 ``(image / 255 - mean) / std`` of an ``H x W x 3`` uint8 (or float 0..255) image."""
+def normalize(image: np.ndarray, config: PreprocessConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """``3 x H x W`` float32 ``(image / 255 - mean) / std`` of an ``H x W x 3`` uint8 (or float 0..255) image.
+
+    Written into ``out`` (``3 x H x W`` float32, e.g. a batch slot) when given; returns it.
+    """
     mean = np.asarray(config.mean, dtype=np.float32)
     std = np.asarray(config.std, dtype=np.float32)
-    if image.dtype == np.uint8:
-        # 256 values per channel: a lookup table of the same float32 formula gives the same numbers
-        # ~5x faster (training normalizes two images per sample).
-        table = (np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0) - mean) / std
-        channels_last = cv2.LUT(np.ascontiguousarray(image), table.reshape(1, 256, 3))
-        return np.ascontiguousarray(channels_last.transpose(2, 0, 1))
-    scaled = image.astype(np.float32) / np.float32(255.0)
-    return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
+    if out is None:
+        out = np.empty((3, *image.shape[:2]), dtype=np.float32)
+    if image.dtype != np.uint8:
+        scaled = image.astype(np.float32) / np.float32(255.0)
+        out[...] = ((scaled - mean) / std).transpose(2, 0, 1)
+        return out
+    # 256 values per channel: a lookup table of the same float32 formula gives the same numbers ~5x
+    # faster, written plane by plane straight into ``out`` (training normalizes two images a sample).
+    table = (np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0) - mean) / std
+    for channel, plane in enumerate(cv2.split(np.ascontiguousarray(image))):
+        lookup = np.ascontiguousarray(table[:, channel])
+        if out[channel].flags.c_contiguous:
+            cv2.LUT(plane, lookup, dst=out[channel])
+        else:  # cv2 only writes into contiguous arrays
+            out[channel] = cv2.LUT(plane, lookup)
+    return out
 
 
-def preprocess(images: np.ndarray | Sequence[np.ndarray], config: PreprocessConfig) -> np.ndarray:
+def preprocess(
+    images: np.ndarray | Sequence[np.ndarray], config: PreprocessConfig, out: np.ndarray | None = None
+) -> np.ndarray:
     """Model input ``B x 3 x S x S`` (float32) of ``B`` images (``H_i x W_i x 3`` uint8, any sizes).
 
-    One image (a 3-d array) gives ``1 x 3 x S x S``.
+    One image (a 3-d array) gives ``1 x 3 x S x S``. Written into ``out`` (``B x 3 x S x S`` float32)
+    when given; returns it.
     """
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
-    return np.stack([normalize(resize_image(img, config.size, config.resample), config) for img in images])
+    if out is None:
+        out = np.empty((len(images), 3, config.size, config.size), dtype=np.float32)
+    for img, slot in zip(images, out, strict=True):
+        normalize(resize_image(img, config.size, config.resample), config, out=slot)
+    return out

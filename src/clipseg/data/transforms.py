@@ -158,6 +158,12 @@ class SampleTransform:
             else apply_template(phrase, self.templates[0])
         )
 
+    def _model_input(self, image: np.ndarray) -> torch.Tensor:
+        """``3 x S x S`` float32: the model's own resize and normalization, written straight into the tensor."""
+        tensor = torch.empty(1, 3, self.image_size, self.image_size)
+        preprocess(image, self.preprocessing, out=tensor.numpy())
+        return tensor[0]
+
     def __call__(self, sample: Sample) -> dict[str, Any]:
         self._reseed()
         text = sample.get("text", "")
@@ -168,12 +174,11 @@ class SampleTransform:
                 raise ValueError(f"{sample['sample_id']}: class labels need mask_interpolation='nearest'")
             targets["label"] = label.astype(np.int32)  # cv2 cannot resize int64
         out = self._pipelines[not mentions_left_right(text)](**targets)
-        image = preprocess(out["image"], self.preprocessing)[0]  # the model's resize and normalization
         side = (self.image_size, self.image_size)
         mask = cv2.resize(out["mask"], side, interpolation=_INTERPOLATION[self.mask_interpolation])
         support = sample.get("support")
         item: dict[str, Any] = {
-            "image": torch.from_numpy(image),
+            "image": self._model_input(out["image"]),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             "text": self._template(text),
             "phrase": text,  # before templating: equal phrases name the same thing
@@ -187,7 +192,7 @@ class SampleTransform:
         if support is None:
             item["support"] = torch.zeros(3, self.image_size, self.image_size)
         else:
-            item["support"] = torch.from_numpy(preprocess(support, self.preprocessing)[0])
+            item["support"] = self._model_input(support)
         if label is not None:
             label = cv2.resize(out["label"], side, interpolation=cv2.INTER_NEAREST)
             item["label"] = torch.from_numpy(label.astype(np.int64))
