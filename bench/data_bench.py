@@ -13,7 +13,7 @@ in the same run, so the number holds on a busy machine too.
 It also times the paper's training step (ViT-B/16 frozen, rd64, layers (3, 7, 9), fp32) on the same
 machine and prints how many workers keep up with it.
 
-    python bench/data_bench.py [--rows 160] [--batch 16] [--quick] [--loader-only]
+    python bench/data_bench.py [--rows 160] [--batch 16] [--repeats 3] [--quick] [--loader-only]
 """
 
 from __future__ import annotations
@@ -70,24 +70,24 @@ def write_shards(out: Path, rows: int, per_shard: int = 40) -> None:
             batch = []
 
 
-def raw_decodes_per_second(source: Path, repeats: int = 3) -> float:
-    """Rows/s of decoding every row's image, mask, support image and support mask with PIL (best pass)."""
+def raw_decodes_per_second(rows: list[dict]) -> float:
+    """Rows/s of decoding each row's image, mask, support image and support mask with PIL, nothing else."""
+    start = time.perf_counter()
+    for row in rows:
+        for key, mode in (("image", "RGB"), ("mask", "L"), ("support_image", "RGB"), ("support_mask", "L")):
+            with Image.open(io.BytesIO(row[key])) as img:
+                np.asarray(img.convert(mode))
+    return len(rows) / (time.perf_counter() - start)
+
+
+def loader_over_raw(source: Path, workers: int, batch_size: int) -> tuple[float, float]:
+    """(samples/s of one loader pass, its ratio to raw decoding timed just before and just after it)."""
     rows = pq.read_table(source / "train", columns=["image", "mask", "support_image", "support_mask"])
     rows = rows.to_pylist()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for row in rows:
-            for key, mode in (
-                ("image", "RGB"),
-                ("mask", "L"),
-                ("support_image", "RGB"),
-                ("support_mask", "L"),
-            ):
-                with Image.open(io.BytesIO(row[key])) as img:
-                    np.asarray(img.convert(mode))
-        best = min(best, time.perf_counter() - start)
-    return len(rows) / best
+    before = raw_decodes_per_second(rows)
+    rate = samples_per_second(source, workers, batch_size)
+    after = raw_decodes_per_second(rows)
+    return rate, rate / ((before + after) / 2)
 
 
 def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
@@ -143,10 +143,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=160, help="rows in the synthetic shard set")
     parser.add_argument("--batch", type=int, default=16, help="DataLoader batch size")
     parser.add_argument("--quick", action="store_true", help="fewer rows and one timed training step")
+    parser.add_argument("--repeats", type=int, default=3, help="loader passes per setting (median printed)")
     parser.add_argument("--loader-only", action="store_true", help="skip timing the model's training step")
     args = parser.parse_args()
     if args.quick:
-        args.rows = min(args.rows, 64)
+        args.rows, args.repeats = min(args.rows, 64), 1
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         write_shards(Path(tmp), args.rows)
@@ -154,18 +155,24 @@ def main() -> None:
             f"data: {args.rows} PhraseCut+-style rows ({WIDTH}x{HEIGHT} JPEG) written in {time.perf_counter() - start:.1f}s"
         )
         print(f"streamed -> PhraseCut+ policy -> train transforms at {SIZE}x{SIZE}, batch {args.batch}")
-        raw = raw_decodes_per_second(Path(tmp))
         print(
-            f"  raw decoding: {raw:6.1f} rows/s  (PIL: image, mask, support image, support mask; the ceiling)"
+            "  ratio = loader samples/s / raw PIL decoding rows/s (image, mask, support image, support mask:"
+            " the ceiling), raw timed around each pass"
         )
-        rates = {}
+        rates, ratios = {0: [], 1: []}, {0: [], 1: []}
+        for _ in range(args.repeats):
+            for workers in (0, 1):
+                rate, ratio = loader_over_raw(Path(tmp), workers, args.batch)
+                rates[workers].append(rate)
+                ratios[workers].append(ratio)
         for workers in (0, 1):
-            rates[workers] = samples_per_second(Path(tmp), workers, args.batch)
             where = "main process" if workers == 0 else "1 worker"
+            rate, ratio = np.median(rates[workers]), np.median(ratios[workers])
             print(
-                f"  {where:>12}: {rates[workers]:6.1f} samples/s  = {rates[workers] / raw:.2f} x raw decoding"
-                f"  (= {rates[workers] / 64:.2f} steps/s at batch 64 per worker)"
+                f"  {where:>12}: {rate:6.1f} samples/s = {ratio:.2f} x raw decoding (median of {args.repeats}:"
+                f" {', '.join(f'{r:.2f}' for r in ratios[workers])})  = {rate / 64:.2f} steps/s at batch 64"
             )
+        rates = {workers: float(np.median(r)) for workers, r in rates.items()}
     if args.loader_only:
         return
     model_rate = training_samples_per_second(batch=4, repeats=1 if args.quick else 2)
