@@ -1,8 +1,9 @@
 """The fast loader draws what the plain one drew: PhraseCut+ statistics over a fixed seed (issue 21).
 
 The same rows go through the training data module's PhraseCut+ policy and train transform twice: as
-the loader is, and with its per-sample steps (decoding, visual prompts, normalization) swapped for the
-plain references of ``fixture_data.reference_loader``. Crop sizes, negatives, visual prompts, text
+the loader is (uint8 batches normalized after the transfer), and with its per-sample steps (decoding,
+visual prompts, float normalization per sample) swapped for the plain references of
+``fixture_data.reference_loader``. Crop sizes, negatives, visual prompts, text
 weights and the tensors themselves must agree, and the statistics must be those the policy defines.
 """
 
@@ -54,11 +55,16 @@ def phrasecut_like_rows() -> list[dict]:
     return rows
 
 
-def run_training_loader(rows: list[dict], monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Samples, batches and the crop of each sample, from the PhraseCut+ train stream of the data module."""
+def run_training_loader(rows: list[dict], monkeypatch: pytest.MonkeyPatch, *, plain: bool) -> dict:
+    """Samples, normalized batches and the crop of each sample, from the data module's PhraseCut+ train stream.
+
+    ``plain``: float normalization per sample in the transform (as evaluation loaders do) instead of
+    uint8 batches normalized by the data module's ``on_after_batch_transfer``.
+    """
     module = PhraseCutDataModule(data_dir="unused", plus=True, image_size=SIZE, batch_size=BATCH)
     _, _, policy = module.stream_spec("train")
     transform = module.transform(train=True)
+    transform.normalize = plain
     crops = []
     choose = ForegroundCrop.get_params_dependent_on_data
 
@@ -74,6 +80,7 @@ def run_training_loader(rows: list[dict], monkeypatch: pytest.MonkeyPatch) -> di
     samples = list(policy(rows, epoch=0))
     items = [transform(sample) for sample in samples]
     batches = [collate(items[i : i + BATCH]) for i in range(0, len(items), BATCH)]
+    batches = [module.on_after_batch_transfer(batch, 0) for batch in batches]
     monkeypatch.undo()
     return {"samples": samples, "batches": batches, "crops": crops}
 
@@ -82,12 +89,12 @@ def run_training_loader(rows: list[dict], monkeypatch: pytest.MonkeyPatch) -> di
 def runs() -> dict:
     rows = phrasecut_like_rows()
     with pytest.MonkeyPatch.context() as patch:
-        fast = run_training_loader(rows, patch)
+        fast = run_training_loader(rows, patch, plain=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clipseg.data.streaming, "visual_prompt", reference_visual_prompt)
         patch.setattr(clipseg.data.streaming, "decode_mask_pair", reference_decode_mask_pair)
         patch.setattr(clipseg.data.transforms, "preprocess", reference_preprocess)
-        plain = run_training_loader(rows, patch)
+        plain = run_training_loader(rows, patch, plain=True)
     return {"rows": rows, "fast": fast, "plain": plain}
 
 
@@ -104,6 +111,7 @@ def statistics(run: dict) -> dict:
 def test_statistics_and_tensors_equal_the_plain_loader(runs):
     assert statistics(runs["fast"]) == statistics(runs["plain"])
     for fast, plain in zip(runs["fast"]["batches"], runs["plain"]["batches"], strict=True):
+        assert fast["image"].dtype == plain["image"].dtype == torch.float32
         assert fast["text"] == plain["text"] and fast["sample_id"] == plain["sample_id"]
         for key in ("image", "mask", "support", "support_valid", "text_weight"):
             assert torch.equal(fast[key], plain[key]), key

@@ -9,7 +9,13 @@ import torch
 
 from clipseg.core.config import CLIP_MEAN, CLIP_STD, PreprocessConfig
 from clipseg.core.prompts import TEMPLATES
-from clipseg.data.transforms import ForegroundCrop, SampleTransform, collate, mentions_left_right
+from clipseg.data.transforms import (
+    ForegroundCrop,
+    SampleTransform,
+    collate,
+    mentions_left_right,
+    normalize_batch,
+)
 
 
 def sample(text="red circle", *, support=False, size=(48, 64)) -> dict:
@@ -102,3 +108,17 @@ def test_label_maps_are_resized_with_nearest_and_batched():
         collate([out, SampleTransform(preprocessing=PreprocessConfig(size=16))(sample())])
     with pytest.raises(ValueError, match="nearest"):
         SampleTransform(preprocessing=PreprocessConfig(size=16), mask_interpolation="linear")(s)
+
+
+def test_uint8_batches_normalize_on_their_device_to_the_float_batch():
+    config = PreprocessConfig(size=16)
+    samples = [sample(support=True), sample("left cup", support=False), sample("cup", support=True)]
+    floats = collate([SampleTransform(preprocessing=config)(s) for s in samples])
+    pixels = collate([SampleTransform(preprocessing=config, normalize=False)(s) for s in samples])
+    assert pixels["image"].dtype == pixels["support"].dtype == torch.uint8
+    assert pixels["image"].shape == floats["image"].shape == (3, 3, 16, 16)
+    finished = normalize_batch(pixels, config)
+    for key in ("image", "support"):
+        assert finished[key].dtype == torch.float32 and torch.equal(finished[key], floats[key]), key
+    assert not finished["support"][1].any()  # no support: zeros, as in a float batch
+    assert normalize_batch(floats, config) is floats

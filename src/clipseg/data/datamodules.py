@@ -12,6 +12,7 @@ remove the fold's classes (and synonyms) from training themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning import LightningDataModule
@@ -22,7 +23,7 @@ from clipseg.core.prompts import TEMPLATES
 from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
 from clipseg.data.shapes_dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
-from clipseg.data.transforms import SampleTransform, collate
+from clipseg.data.transforms import SampleTransform, collate, normalize_batch
 
 
 class ClipSegDataModule(LightningDataModule):
@@ -33,7 +34,9 @@ class ClipSegDataModule(LightningDataModule):
             mean and std are the model's: ``ClipSegModule`` hands them over (``use_model_preprocessing``)
             before the first batch; bilinear and CLIP's mean and std until then.
         batch_size: samples per batch (per rank).
-        num_workers: DataLoader workers per rank (0 = in the main process).
+        num_workers: DataLoader workers per rank (0 = in the main process); see the README for how
+            many keep a GPU busy.
+        prefetch_factor: batches each worker prepares ahead (with ``num_workers`` > 0).
         seed: base seed of sampling and augmentation.
         color_jitter: light photometric jitter in training.
         crop_scale: area fraction range of the random training crop (``(1, 1)`` = no crop).
@@ -48,6 +51,7 @@ class ClipSegDataModule(LightningDataModule):
         image_size: int = 352,
         batch_size: int = 32,
         num_workers: int = 2,
+        prefetch_factor: int = 2,
         seed: int = 0,
         color_jitter: bool = False,
         crop_scale: tuple[float, float] = (0.3, 1.0),
@@ -63,6 +67,7 @@ class ClipSegDataModule(LightningDataModule):
             seed,
         )
         self.color_jitter, self.mask_interpolation = color_jitter, mask_interpolation
+        self.prefetch_factor = prefetch_factor
         self.crop_scale = tuple(crop_scale)
         self.preprocessing = PreprocessConfig(size=image_size)
         self.train_first_epoch = 0
@@ -93,6 +98,7 @@ class ClipSegDataModule(LightningDataModule):
         self.train_first_epoch = int(state_dict.get("global_step", 0))
 
     def transform(self, *, train: bool) -> SampleTransform:
+        """Training sends uint8 images (normalized on the device, ``on_after_batch_transfer``); evaluation floats."""
         return SampleTransform(
             preprocessing=self.preprocessing,
             train=train,
@@ -101,7 +107,16 @@ class ClipSegDataModule(LightningDataModule):
             mask_interpolation=self.mask_interpolation,
             templates=self.templates,
             seed=self.seed,
+            normalize=not train,
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalize the training batch's uint8 images on the device the step runs on (the GPU).
+
+        Workers send a quarter of the bytes and skip the float work; the step receives the same
+        normalized float32 tensors as from an evaluation loader (``transforms.normalize_batch``).
+        """
+        return normalize_batch(batch, self.preprocessing)
 
     def dataset(self, split: str) -> IterableDataset:
         """The transformed samples of ``split`` ("train", "val", "test")."""
@@ -114,6 +129,7 @@ class ClipSegDataModule(LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
+            prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
             pin_memory=torch.cuda.is_available(),
         )
 

@@ -25,7 +25,7 @@ from albumentations.augmentations.crops.transforms import BaseCrop
 from torch.utils.data import default_collate
 
 from clipseg.core.config import PreprocessConfig
-from clipseg.core.preprocess import preprocess
+from clipseg.core.preprocess import normalize_table, preprocess, resize_image
 from clipseg.core.prompts import TEMPLATES, apply_template, sample_template
 from clipseg.data.schema import NO_CLASS, Sample
 from clipseg.data.sharding import rank_and_world_size, stream_entropy
@@ -76,7 +76,7 @@ class ForegroundCrop(BaseCrop):
 class SampleTransform:
     """Turn a ``Sample`` into model tensors.
 
-    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``), ``mask`` ``[1,S,S]`` float32 in [0,1],
+    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``; uint8 without ``normalize``), ``mask`` ``[1,S,S]`` float32 in [0,1],
     ``text`` (template applied; "" for an empty phrase), ``support`` ``[3,S,S]`` float32 normalized
     (zeros when absent), ``support_valid`` bool, ``text_weight`` float32, ``sample_id``, ``class_id``
     long, and ``label`` ``[S,S]`` long when the sample has one.
@@ -90,6 +90,9 @@ class SampleTransform:
         mask_interpolation: "nearest" (binary masks, class labels) or "linear" (alpha mattes).
         templates: prompt templates; training samples one, evaluation uses the first.
         seed: base seed of the augmentation randomness (combined with rank and worker).
+        normalize: ``image`` and ``support`` as normalized float32; else as resized ``3 x S x S``
+            uint8 (a quarter of the bytes to stack and send from the workers), for ``normalize_batch``
+            to finish on the device.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class SampleTransform:
         mask_interpolation: str = "nearest",
         templates: Sequence[str] = TEMPLATES,
         seed: int = 0,
+        normalize: bool = True,
     ) -> None:
         if mask_interpolation not in _INTERPOLATION:
             raise ValueError(
@@ -110,7 +114,7 @@ class SampleTransform:
             )
         self.preprocessing, self.image_size = preprocessing, preprocessing.size
         self.train, self.templates, self.seed = train, tuple(templates), seed
-        self.mask_interpolation = mask_interpolation
+        self.mask_interpolation, self.normalize = mask_interpolation, normalize
         if train:
             head = [ForegroundCrop(scale=crop_scale, min_foreground=min_foreground)]
             tail = (
@@ -159,9 +163,12 @@ class SampleTransform:
         )
 
     def _model_input(self, image: np.ndarray) -> torch.Tensor:
-        """``3 x S x S`` float32: the model's own resize and normalization, written straight into the tensor."""
+        """``3 x S x S``: the model's own resize and normalization (float32), or the resized uint8."""
+        if not self.normalize:
+            resized = resize_image(image, self.image_size, self.preprocessing.resample)
+            return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
         tensor = torch.empty(1, 3, self.image_size, self.image_size)
-        preprocess(image, self.preprocessing, out=tensor.numpy())
+        preprocess(image, self.preprocessing, out=tensor.numpy())  # written straight into the tensor
         return tensor[0]
 
     def __call__(self, sample: Sample) -> dict[str, Any]:
@@ -190,7 +197,8 @@ class SampleTransform:
             "class_id": torch.tensor(int(sample.get("class_id", NO_CLASS)), dtype=torch.long),
         }
         if support is None:
-            item["support"] = torch.zeros(3, self.image_size, self.image_size)
+            dtype = torch.float32 if self.normalize else torch.uint8
+            item["support"] = torch.zeros(3, self.image_size, self.image_size, dtype=dtype)
         else:
             item["support"] = self._model_input(support)
         if label is not None:
@@ -217,3 +225,24 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         column = [item[key] for item in items]
         batch[key] = default_collate(column) if isinstance(value, torch.Tensor) else column
     return batch
+
+
+def normalize_batch(batch: dict[str, Any], preprocessing: PreprocessConfig) -> dict[str, Any]:
+    """The batch with uint8 ``image`` / ``support`` (``B x 3 x S x S``) normalized where they are (e.g. the GPU).
+
+    The numbers are ``preprocess``'s, looked up in the same ``normalize_table``; supports flagged
+    invalid become zeros, as in a normalized batch. Float batches come back unchanged.
+    """
+    if batch["image"].dtype != torch.uint8:
+        return batch
+    table = torch.from_numpy(normalize_table(preprocessing)).to(batch["image"].device)  # 256 x 3
+
+    def lookup(pixels: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device)
+        for channel in range(3):
+            out[:, channel] = table[:, channel][pixels[:, channel].long()]
+        return out
+
+    support = lookup(batch["support"])
+    support[~batch["support_valid"].to(support.device).bool()] = 0
+    return {**batch, "image": lookup(batch["image"]), "support": support}
