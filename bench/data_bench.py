@@ -3,7 +3,8 @@
 Builds a synthetic shard set in a temporary folder (shapes scenes cropped to 500 x 375 like typical
 Visual Genome photos, JPEG images, PNG masks, a support image + mask per row), then streams it through
 the PhraseCut+ policy (negatives p = 0.2, visual prompts, text weights) and the training transforms
-(foreground crop, resize, flip, normalize, collate) with 0 workers (main process) and 1 worker.
+(foreground crop, resize, flip, collate; uint8 images, which the data module normalizes on the GPU
+after the transfer) with 0 workers (main process) and 1 worker.
 Compare with the model's training steps/s x batch size: one worker delivers the printed rate.
 
 The ceiling on this machine is decoding the same bytes (image, mask, support image, support mask of
@@ -96,7 +97,8 @@ def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
         source=str(source),
         split="train",
         policy=PromptPolicy(negative_prob=0.2, visual=True, prompt_size=SIZE),
-        transform=SampleTransform(preprocessing=PreprocessConfig(size=SIZE), train=True),
+        # as the data module's training loader: uint8 images, normalized after the transfer to the GPU
+        transform=SampleTransform(preprocessing=PreprocessConfig(size=SIZE), train=True, normalize=False),
         shuffle_buffer=64,
         buffer_input_shards=1,  # no 5 s shutdown pause of interleaved HF streams inside the timing
         train=True,
