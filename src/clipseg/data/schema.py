@@ -48,7 +48,9 @@ class Sample(TypedDict, total=False):
     meta: dict[str, Any]
 
 
-# A batch is a dict with these keys (tensors stacked along B):
+# A batch is a dict with these keys (tensors stacked along B), as the step receives it. Training
+# loaders send image and support as uint8 (a quarter of the bytes); the data module's
+# on_after_batch_transfer normalizes them on the device (transforms.normalize_batch).
 #   image [B,3,H,W] float normalized with the backbone's mean/std
 #   mask [B,1,H,W] float in [0,1]
 #   text list[str] (template applied), phrase list[str] (the same before templating)

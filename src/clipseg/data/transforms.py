@@ -76,10 +76,11 @@ class ForegroundCrop(BaseCrop):
 class SampleTransform:
     """Turn a ``Sample`` into model tensors.
 
-    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``; uint8 without ``normalize``), ``mask`` ``[1,S,S]`` float32 in [0,1],
-    ``text`` (template applied; "" for an empty phrase), ``support`` ``[3,S,S]`` float32 normalized
-    (zeros when absent), ``support_valid`` bool, ``text_weight`` float32, ``sample_id``, ``class_id``
-    long, and ``label`` ``[S,S]`` long when the sample has one.
+    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``; uint8 without
+    ``normalize``), ``mask`` ``[1,S,S]`` float32 in [0,1], ``text`` (template applied; "" for an empty
+    phrase), ``support`` ``[3,S,S]`` as ``image`` (zeros when absent), ``support_valid`` bool,
+    ``text_weight`` float32, ``sample_id``, ``class_id`` long, and ``label`` ``[S,S]`` long when the
+    sample has one.
 
     Args:
         preprocessing: the model's input size S, resize filter, mean and std.
