@@ -326,7 +326,12 @@ class Predictor:
         for job, array, image_logits, job_keys in zip(jobs, arrays, logits, keys):
             rows = [row[key] for key in job_keys]
             probs = self._finish(
-                array, image_logits[rows], conditionals[rows], refine=job.refine, tiles=job.tiles, batch_size=8
+                array,
+                image_logits[rows],
+                conditionals[rows],
+                refine=job.refine,
+                tiles=job.tiles,
+                batch_size=8,
             )
             results.append(_postprocessed(probs, len(_prompt_list(job.prompts)), job.postprocess))
         return results

@@ -1,0 +1,56 @@
+"""``create_app(predictor)``: the Gradio page at ``/`` and the JSON API on one FastAPI app; ``serve`` runs it.
+
+Safe defaults: the server binds 127.0.0.1; uploads over ``UploadLimits`` get 413; Gradio serves only
+its own files (no ``allowed_paths``), the FastAPI docs pages (which load scripts from a CDN) are off.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import gradio as gr
+from fastapi import FastAPI
+
+from clipseg.inference.predictor import Predictor
+from clipseg.serve.api import UploadLimits, add_api
+from clipseg.serve.app import build_blocks
+from clipseg.serve.batcher import Batcher, BatchLimits
+
+
+def create_app(
+    predictor: Predictor, *, limits: UploadLimits | None = None, batching: BatchLimits | None = None
+) -> FastAPI:
+    """A FastAPI app serving ``predictor``: the page at ``/``, ``POST /api/segment``, ``GET /healthz``.
+
+    The model runs on one worker thread (``Batcher``) that batches requests arriving together; it stops
+    when the app shuts down. ``app.state.batcher`` exposes it (batch counts, for tests and benchmarks).
+    """
+    limits = limits or UploadLimits()
+    batcher = Batcher(predictor, limits=batching)
+    files_dir = Path(tempfile.mkdtemp(prefix="clipseg-serve-"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+        shutil.rmtree(files_dir, ignore_errors=True)
+
+    app = FastAPI(title="clipseg", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.batcher = batcher
+    add_api(app, batcher, limits)
+    blocks = build_blocks(batcher, limits, files_dir)
+    blocks.queue(default_concurrency_limit=batcher.limits.max_images)
+    return gr.mount_gradio_app(
+        app, blocks, path="/", max_file_size=limits.max_bytes, ssr_mode=False, pwa=False
+    )
+
+
+def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Run ``app`` with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info")
