@@ -10,6 +10,6 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from clipseg.serve.api import UploadLimits
 from clipseg.serve.batcher import Batcher, BatchLimits
-from clipseg.serve.server import create_app, serve
+from clipseg.serve.server import create_app, running, serve
 
-__all__ = ["BatchLimits", "Batcher", "UploadLimits", "create_app", "serve"]
+__all__ = ["BatchLimits", "Batcher", "UploadLimits", "create_app", "running", "serve"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Annotated
@@ -136,15 +137,11 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _message(self) -> bytes:
-        return (
-            b'{"detail":"the upload is larger than this server\'s limit of '
-            + f"{self.max_bytes:,} bytes; send a smaller file".encode()
-            + b'"}'
-        )
-
     async def _refuse(self, send: Send) -> None:
-        body = self._message()
+        detail = (
+            f"the upload is larger than this server's limit of {self.max_bytes:,} bytes; send a smaller file"
+        )
+        body = json.dumps({"detail": detail}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -156,30 +153,30 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send)
         received = 0
-        started = False
+        started = refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            # Past the limit the app is told the client left (it stops reading) and gets the 413 from
+            # here: an exception would be turned into a 400 by the app's own form parsing.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
+            if received > self.max_bytes and not started:
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
             return message
 
-        async def tracked_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:  # the 413 has been sent; whatever the app says next is dropped
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-
-class _BodyTooLarge(Exception):
-    """A streamed body passed the limit (raised inside the app, answered by ``BodyLimit``)."""
+        await self.app(scope, counted_receive, guarded_send)
 
 
 def add_api(app: FastAPI, batcher: Batcher, limits: UploadLimits) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -54,3 +56,29 @@ def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 7860) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@contextmanager
+def running(
+    app: FastAPI, *, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 60.0
+) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a background thread; yields its base URL (``port=0``: a free port).
+
+    For tests, benchmarks and screenshots; the server stops (and the batcher with it) on exit.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="clipseg-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start on {host}:{port}")
+        time.sleep(0.05)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
