@@ -145,7 +145,9 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
                 shown = gr.Image(
                     label="overlay", type="pil", format="png", elem_id="overlay", interactive=False
                 )
-                gallery = gr.Gallery(label="masks", format="png", elem_id="masks", columns=3, height="auto")
+                gallery = gr.Gallery(
+                    label="masks", format="png", elem_id="masks", columns=4, height=280, object_fit="contain"
+                )
                 files = gr.File(label="mask files (PNG)", file_count="multiple", elem_id="downloads")
         gr.Examples(EXAMPLES, inputs=[image, prompts], label="examples (bundled images)")
         inputs = [image, prompts, support, support_mask, threshold, negative, combine, erode, min_area,
