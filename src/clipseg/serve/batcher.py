@@ -2,9 +2,11 @@
 
 Web requests come one per connection; the model is fastest on several images at once. A single
 worker thread owns the predictor (the model is loaded once and never runs on two threads): it takes
-the first waiting job, waits up to ``window_s`` for more (at most ``max_images`` images and
-``max_prompts`` distinct prompts, since every image is decoded for every prompt of the batch), and
-runs them through ``Predictor.predict_each``. A batch that fails is rerun job by job, so one bad
+the first waiting job and every job queued behind it, waiting up to ``window_s`` for more (at most
+``max_images`` images and ``max_prompts`` distinct prompts, since every image is decoded for every
+prompt of the batch), and runs them through ``Predictor.predict_each``. The default window is 0:
+requests that arrive while the model runs queue up and form the next batch, so a request that comes
+alone is not kept waiting (``bench/serve_bench.py`` measured both). A batch that fails is rerun job by job, so one bad
 request (say, an all-black prompt mask) fails alone with its own message.
 """
 
@@ -25,7 +27,7 @@ from clipseg.inference.predictor import Job, Predictor
 class BatchLimits:
     """How long the batcher waits for company, and how big a batch may grow."""
 
-    window_s: float = 0.01
+    window_s: float = 0.0
     max_images: int = 16
     max_prompts: int = 32
 
@@ -37,7 +39,9 @@ class _Pending:
 
 
 def _distinct_prompts(jobs: list[Job]) -> int:
-    return len({p if isinstance(p, str) else id(p) for job in jobs for p in job.prompts})
+    """How many conditionals ``jobs`` need at most: texts count once, negatives included."""
+    negatives = [n for job in jobs if job.postprocess for n in job.postprocess.negative]
+    return len({p if isinstance(p, str) else id(p) for job in jobs for p in [*job.prompts, *negatives]})
 
 
 class Batcher:
@@ -53,6 +57,7 @@ class Batcher:
         self.batches = 0
         self.largest = 0
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._next: _Pending | None = None  # a job that did not fit into the last batch
         self._worker = threading.Thread(target=self._run, name="clipseg-batcher", daemon=True)
         self._worker.start()
 
@@ -79,15 +84,15 @@ class Batcher:
             if item is None:
                 return batch, True
             if _distinct_prompts([p.job for p in (*batch, item)]) > self.limits.max_prompts:
-                self._queue.put(item)  # starts the next batch (order among waiting jobs may change)
+                self._next = item  # it starts the next batch: jobs keep their order
                 break
             batch.append(item)
         return batch, False
 
     def _run(self) -> None:
         stop = False
-        while not stop:
-            first = self._queue.get()
+        while not stop:  # a gather ends at a job that does not fit or at the stop, never both
+            first, self._next = self._next or self._queue.get(), None
             if first is None:
                 return
             batch, stop = self._gather(first)
