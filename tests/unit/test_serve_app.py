@@ -65,3 +65,14 @@ def test_an_image_prompt_takes_the_painted_mask_or_the_uploaded_one():
 def test_bad_inputs_end_in_one_message(image, prompts, options, message):
     with pytest.raises(gr.Error, match=message):
         job_from_inputs(image, prompts, None, None, {**NO_OPTIONS, **options}, limits=LIMITS)
+
+
+def test_answer_folders_older_than_the_keep_time_are_removed(tmp_path):
+    import os
+
+    from clipseg.serve.app import fresh_folder
+
+    old, recent = fresh_folder(tmp_path), fresh_folder(tmp_path)
+    os.utime(old, (0, 0))
+    new = fresh_folder(tmp_path, keep_s=60)
+    assert sorted(tmp_path.iterdir()) == sorted([recent, new])

@@ -7,7 +7,9 @@ share links): it works on a machine without internet.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,20 @@ def job_from_inputs(
     return Job(image=image, prompts=prompts, postprocess=post, refine=refine, tiles=tiles), labels
 
 
+# Mask files live this long: Gradio copies them into its own cache when the answer goes out.
+KEEP_FILES_S = 3600
+
+
+def fresh_folder(root: Path, *, keep_s: float = KEEP_FILES_S) -> Path:
+    """A new folder under ``root`` for one answer's files; folders older than ``keep_s`` are removed
+    (a server that runs for weeks must not fill its disk)."""
+    cutoff = time.time() - keep_s
+    for old in root.iterdir():
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
 def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.Blocks:
     """The page, running every request through ``batcher``; mask files are written under ``files_dir``."""
 
@@ -101,7 +117,7 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
             raise gr.Error(str(err)) from None
         labels = job.postprocess.labels(labels)
         shown = overlay(image, masks, labels, threshold=job.postprocess.threshold)
-        folder = Path(tempfile.mkdtemp(dir=files_dir))
+        folder = fresh_folder(files_dir)
         files = []
         for i, (label, mask) in enumerate(zip(labels, masks)):
             path = folder / f"{i}_{slug(label)}.png"
@@ -110,7 +126,11 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
         gallery = [(Image.fromarray(mask_to_gray(m)), label) for m, label in zip(masks, labels)]
         return shown, gallery, files
 
-    with gr.Blocks(title="clipseg", theme=THEME, analytics_enabled=False) as blocks:
+    # delete_cache: Gradio's copies of uploads and answers older than KEEP_FILES_S go, checked hourly.
+    blocks = gr.Blocks(
+        title="clipseg", theme=THEME, analytics_enabled=False, delete_cache=(3600, KEEP_FILES_S)
+    )
+    with blocks:
         gr.Markdown(
             f"## clipseg · `{batcher.predictor.name}`\nSegment an image from text prompts or an image prompt."
         )
