@@ -23,6 +23,7 @@ from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.writers import mask_to_gray
 from clipseg.serve import BatchLimits, UploadLimits, create_app, running
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "clipseg" / "assets" / "example.png"
 LIMITS = UploadLimits(max_bytes=300_000, max_pixels=1_000_000)
 PROMPTS = [
     ["red square", "blue circle"],
@@ -173,6 +174,38 @@ def test_gradio_uploads_obey_the_byte_limit(server):
     big = png_bytes(np.random.default_rng(1).integers(0, 256, (400, 400, 3), dtype=np.uint8))
     response = httpx.post(f"{server[0]}/gradio_api/upload", files={"files": ("big.png", big)})
     assert response.status_code == 413
+
+
+def test_the_pages_endpoint_takes_an_image_prompt_with_its_painted_mask(server, tmp_path):
+    """Through Gradio itself (its Python client): the support image with the red square painted on it
+    finds the red square of the scene, as the text prompt finds the blue circle."""
+    from gradio_client import Client, handle_file
+
+    image = np.asarray(Image.open(EXAMPLE).convert("RGB"))  # a red square, a blue circle, ...
+    red = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
+    blue = (image[..., 2] > 150) & (image[..., 0] < 80) & (image[..., 1] < 80)
+    layer = np.zeros((*red.shape, 4), np.uint8)
+    layer[red] = 255
+    (tmp_path / "scene.png").write_bytes(png_bytes(image))
+    Image.fromarray(layer).save(tmp_path / "painted.png")
+    scene_file = handle_file(str(tmp_path / "scene.png"))
+    editor = {
+        "background": scene_file,
+        "layers": [handle_file(str(tmp_path / "painted.png"))],
+        "composite": None,
+    }
+    options = [0.5, "", "none", 0, 0, False, 0, 0, "none", False]  # threshold, negatives, ..., tiles
+    client = Client(f"{server[0]}/", verbose=False)
+    try:
+        _, gallery, files = client.predict(
+            scene_file, "blue circle", editor, None, *options, api_name="/segment"
+        )
+    finally:
+        client.close()  # its heartbeat stream would hold the server open at shutdown
+    assert [g["caption"] for g in gallery] == ["blue circle", "image prompt"] and len(files) == 2
+    masks = [np.asarray(Image.open(g["image"]).convert("L")) > 127 for g in gallery]
+    assert (masks[0] & blue).sum() > 0.8 * blue.sum() and (masks[0] & red).sum() == 0
+    assert (masks[1] & red).sum() > 0.8 * red.sum() and (masks[1] & blue).sum() == 0
 
 
 # ---- no file outside the app through any route -------------------------------------------------

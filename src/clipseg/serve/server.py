@@ -68,7 +68,9 @@ def running(
     """
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # Open streams (Gradio's heartbeats) get a few seconds at shutdown, not forever.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="clipseg-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s
