@@ -130,10 +130,11 @@ def test_a_bad_request_in_a_batch_fails_alone(server, predictor):
     [
         (b"", 400, "empty"),
         (b"%PDF-1.4 not an image at all", 400, "not a readable image"),
+        (png_bytes(scene(7))[:200], 400, "truncated"),
         (png_bytes(np.zeros((1000, 1001, 3), np.uint8)), 413, "pixels"),
         (png_bytes(np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)), 413, "bytes"),
     ],
-    ids=["empty", "non-image", "too-many-pixels", "too-many-bytes"],
+    ids=["empty", "non-image", "truncated", "too-many-pixels", "too-many-bytes"],
 )
 def test_bad_uploads_get_a_status_and_a_message(server, upload, status, message):
     response = segment(server[0], upload, ["red square"])

@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, File, Form, HTTPException, UploadFile
 from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clipseg.core.images import load_image
+from clipseg.core.images import ImageError, load_image
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.predictor import Job
 from clipseg.inference.writers import mask_to_gray
@@ -40,6 +40,8 @@ class UploadLimits:
 
 
 class TooLarge(HTTPException):
+    """HTTP 413 with a message that says which limit and what to do."""
+
     def __init__(self, message: str) -> None:
         super().__init__(status_code=413, detail=message)
 
@@ -62,10 +64,12 @@ def read_upload(data: bytes, limits: UploadLimits, *, name: str = "image") -> np
                     )
                 img.load()
                 return load_image(img, name=name)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise HTTPException(
-            400, f"{name}: not a readable image ({err}); send a PNG, JPEG or WebP file"
-        ) from None
+    except UnidentifiedImageError:
+        raise HTTPException(400, f"{name}: not a readable image; send a PNG, JPEG or WebP file") from None
+    except (OSError, SyntaxError) as err:  # a truncated or corrupt file of a known format
+        raise HTTPException(400, f"{name}: not a readable image ({err}); send a whole image file") from None
+    except ImageError as err:
+        raise HTTPException(400, str(err)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise TooLarge(f"{name}: the image is too large to decode safely; send a smaller image") from None
 
