@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("clipseg.cli.predict:main", "segment images from text or image prompts"),
     "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
     "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
+    "export": ("clipseg.cli.export:main", "export a model to ONNX (onnxruntime, optional int8)"),
     "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself

@@ -1,0 +1,383 @@
+"""Export a ``ClipSeg`` model to four ONNX graphs for ``clipseg.backends.onnx`` (torch needed here only).
+
+Each graph is a small torch wrapper around the model's own methods, traced by torch's ONNX exporter
+(``torch.onnx.export``) with dynamic axes, and checked in onnxruntime against torch on inputs of
+other sizes than the traced ones (another batch, prompt count, token count and a non-square image).
+``quantize="int8"`` then rewrites the graphs' MatMul / Gemm layers with onnxruntime's dynamic
+quantization (int8 weights, activations quantized per call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import Tensor, nn
+from transformers import PreTrainedTokenizerBase
+
+from clipseg.backends.onnx import (
+    CONFIG_NAME,
+    GRAPHS,
+    TOKENIZER_DIR,
+    ExportLayout,
+    OnnxBackend,
+    cls_name,
+    patches_name,
+)
+from clipseg.modeling import ClipSeg
+
+OPSET = 17
+QUANTIZE_MODES = ("int8",)
+# Largest |torch - onnxruntime| an fp32 graph may show on the check inputs (probabilities reach 1e-4
+# only through logits differing by 4e-4; activations are compared relative to their scale).
+CHECK_TOLERANCE = 1e-4
+
+
+def _split(activation: Tensor, grid: tuple[Tensor | int, Tensor | int]) -> tuple[Tensor, Tensor]:
+    """``B x (1 + h * w) x C`` → CLS ``B x 1 x C`` and patches ``B x h x w x C``."""
+    return activation[:, :1], activation[:, 1:].unflatten(1, grid)
+
+
+def _join(cls: Tensor, patches: Tensor) -> Tensor:
+    """Inverse of ``_split``."""
+    return torch.cat([cls, patches.flatten(1, 2)], dim=1)
+
+
+class VisionGraph(nn.Module):
+    """``pixel_values`` ``B x 3 x H x W`` → per extracted layer its CLS ``B x 1 x C`` and patches ``B x h x w x C``."""
+
+    def __init__(self, model: ClipSeg) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: Tensor) -> tuple[Tensor, ...]:
+        patch = self.model.patch_size
+        grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
+        return tuple(t for act in self.model.encode_image(pixel_values) for t in _split(act, grid))
+
+
+class TextGraph(nn.Module):
+    """Right-padded ``input_ids`` ``N x L`` → ``N x D`` conditionals (the causal text tower needs no mask)."""
+
+    def __init__(self, model: ClipSeg) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.model.encode_text(input_ids)
+
+
+class VisualGraph(nn.Module):
+    """The deepest extracted layer's ``cls`` and ``patches`` of ``N`` support images → ``N x D`` conditionals."""
+
+    def __init__(self, model: ClipSeg) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, cls: Tensor, patches: Tensor) -> Tensor:
+        deepest = max(self.model.config.extract_layers)
+        return self.model.backbone.encode_image_from(_join(cls, patches), after=deepest)
+
+
+class DecoderGraph(nn.Module):
+    """Every layer's ``cls`` and ``patches`` (``VisionGraph``'s outputs) and ``N x D`` conditionals →
+    ``B x N x (h * patch) x (w * patch)`` logits."""
+
+    def __init__(self, model: ClipSeg) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        *layers, conditionals = inputs
+        pairs = list(zip(layers[::2], layers[1::2]))
+        height, width = pairs[0][1].shape[1:3]
+        patch = self.model.patch_size
+        return self.model.decoder(
+            [_join(cls, patches) for cls, patches in pairs],
+            conditionals,
+            grid=(height, width),
+            out_size=(height * patch, width * patch),
+        )
+
+
+def layout_of(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, **source: str) -> ExportLayout:
+    extract = model.config.extract_layers
+    return ExportLayout(
+        preprocessing=model.config.preprocessing,
+        layers=len(extract),
+        deepest=extract.index(max(extract)),
+        patch_size=model.patch_size,
+        max_text_tokens=min(model.max_text_tokens, tokenizer.model_max_length),
+        fixed_vocabulary=model.config.backbone_is_random,
+        **source,
+    )
+
+
+def _activation_names(layers: int) -> list[str]:
+    return [name for k in range(layers) for name in (cls_name(k), patches_name(k))]
+
+
+def _activation_axes(layers: int) -> dict[str, dict[int, str]]:
+    axes = {}
+    for k in range(layers):
+        axes[cls_name(k)] = {0: "batch"}
+        axes[patches_name(k)] = {0: "batch", 1: "grid_height", 2: "grid_width"}
+    return axes
+
+
+def _sample_inputs(
+    model: ClipSeg, *, batch: int, prompts: int, tokens: int, size: tuple[int, int], seed: int
+) -> dict[str, Tensor]:
+    """Random inputs of every graph: pixels, right-padded token ids (end token placed), conditionals."""
+    generator = torch.Generator().manual_seed(seed)
+    text_config = model.backbone.clip.config.text_config
+    ids = torch.randint(0, text_config.eos_token_id, (prompts, tokens), generator=generator)
+    ends = torch.randint(1, tokens, (prompts,), generator=generator)
+    for row, end in zip(ids, ends):
+        row[end:] = text_config.eos_token_id
+    return {
+        "pixel_values": torch.randn(batch, 3, *size, generator=generator),
+        "input_ids": ids,
+        "conditionals": torch.randn(prompts, model.prompt_dim, generator=generator),
+    }
+
+
+def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, **names: object) -> None:
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter is deprecated in favour of dynamo's, which cannot yet keep
+        # the image size dynamic through transformers' position-embedding interpolation.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, **names)
+
+
+@torch.no_grad()
+def export_graphs(model: ClipSeg, folder: Path) -> None:
+    """Trace the four graphs of ``model`` into ``folder`` (fp32), on inputs with distinct axis sizes."""
+    model = model.cpu().float().eval()
+    layers = len(model.config.extract_layers)
+    patch = model.patch_size
+    sample = _sample_inputs(model, batch=2, prompts=3, tokens=7, size=(3 * patch, 4 * patch), seed=0)
+    acts = VisionGraph(model)(sample["pixel_values"])
+    names = _activation_names(layers)
+    extract = model.config.extract_layers
+    deepest = extract.index(max(extract))
+    _export(
+        VisionGraph(model),
+        (sample["pixel_values"],),
+        folder / "vision.onnx",
+        input_names=["pixel_values"],
+        output_names=names,
+        dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"}, **_activation_axes(layers)},
+    )
+    _export(
+        TextGraph(model),
+        (sample["input_ids"],),
+        folder / "text.onnx",
+        input_names=["input_ids"],
+        output_names=["conditionals"],
+        dynamic_axes={"input_ids": {0: "prompts", 1: "tokens"}, "conditionals": {0: "prompts"}},
+    )
+    _export(
+        VisualGraph(model),
+        (acts[2 * deepest], acts[2 * deepest + 1]),
+        folder / "visual.onnx",
+        input_names=["cls", "patches"],
+        output_names=["conditionals"],
+        dynamic_axes={
+            "cls": {0: "prompts"},
+            "patches": {0: "prompts", 1: "grid_height", 2: "grid_width"},
+            "conditionals": {0: "prompts"},
+        },
+    )
+    _export(
+        DecoderGraph(model),
+        (*acts, sample["conditionals"]),
+        folder / "decoder.onnx",
+        input_names=[*names, "conditionals"],
+        output_names=["logits"],
+        dynamic_axes={
+            **_activation_axes(layers),
+            "conditionals": {0: "prompts"},
+            "logits": {0: "batch", 1: "prompts", 2: "height", 3: "width"},
+        },
+    )
+
+
+def _max_diff(got: np.ndarray, want: Tensor) -> float:
+    if got.shape != tuple(want.shape):
+        raise RuntimeError(f"onnxruntime gave shape {got.shape}, torch {tuple(want.shape)}")
+    return float(np.abs(got - want.numpy()).max())
+
+
+@torch.no_grad()
+def check_graphs(
+    model: ClipSeg, backend: OnnxBackend, *, tolerance: float = CHECK_TOLERANCE
+) -> dict[str, float]:
+    """Max abs difference onnxruntime vs torch per graph on inputs other than the traced ones
+    (1 image of 5 x 2 patches, 1 prompt of 4 tokens; then 3 images, 5 prompts, 9 tokens, 2 x 3 patches).
+
+    Raises:
+        RuntimeError: a graph differs by more than ``tolerance`` (relative to the output's scale for
+            the activations and embeddings, absolute for the logits).
+    """
+    model = model.cpu().float().eval()
+    patch = model.patch_size
+    diffs: dict[str, float] = {}
+    for seed, (batch, prompts, tokens, grid) in enumerate([(1, 1, 4, (5, 2)), (3, 5, 9, (2, 3))]):
+        sample = _sample_inputs(
+            model,
+            batch=batch,
+            prompts=prompts,
+            tokens=tokens,
+            size=(grid[0] * patch, grid[1] * patch),
+            seed=seed + 1,
+        )
+        pixels = sample["pixel_values"]
+        features = backend.encode_image(pixels.numpy())
+        acts = VisionGraph(model)(pixels)
+        scale = max(float(a.abs().max()) for a in acts)
+        got = [features[name] for name in _activation_names(len(model.config.extract_layers))]
+        checks = {"vision": max(_max_diff(g, w) for g, w in zip(got, acts)) / scale}
+        text = model.encode_text(sample["input_ids"])
+        got_text = backend.sessions["text"].run(None, {"input_ids": sample["input_ids"].numpy()})[0]
+        checks["text"] = _max_diff(got_text, text) / float(text.abs().max())
+        visual = model.encode_visual_prompt(pixels)
+        checks["visual"] = _max_diff(backend.encode_visual(pixels.numpy()), visual) / float(
+            visual.abs().max()
+        )
+        logits = DecoderGraph(model)(*acts, sample["conditionals"])
+        inputs = {**features, "conditionals": sample["conditionals"].numpy()}
+        checks["decoder"] = _max_diff(backend.sessions["decoder"].run(None, inputs)[0], logits)
+        for name, diff in checks.items():
+            diffs[name] = max(diff, diffs.get(name, 0.0))
+    bad = {name: diff for name, diff in diffs.items() if diff > tolerance}
+    if bad:
+        raise RuntimeError(f"ONNX graphs differ from torch beyond {tolerance}: {bad}")
+    return diffs
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> None:
+    """Turn tensor ``Constant`` nodes into initializers (in place): the quantizer reads weights from
+    initializers only, and weights built at trace time (the CLIP blocks' stacked q/k/v) arrive as
+    Constant nodes."""
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+
+
+def fold_gemm_scales(model: onnx.ModelProto) -> int:
+    """Fold ``alpha`` / ``beta`` of Gemm nodes with constant B and C into those initializers (in place).
+
+    onnxruntime's dynamic quantization quantizes MatMul only; it turns a Gemm into MatMul + Add first,
+    but only when ``alpha == beta == 1``. The CLIP blocks' quick-GELU path (``FastClipBlocks``) scales
+    its Gemms by 1.702, so without this fold half of their linear layers would stay fp32.
+    Returns the number of Gemm nodes changed.
+    """
+    initializers = {init.name: init for init in model.graph.initializer}
+    changed = 0
+    for node in model.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        alpha = attrs["alpha"].f if "alpha" in attrs else 1.0
+        beta = attrs["beta"].f if "beta" in attrs else 1.0
+        if node.op_type != "Gemm" or (alpha == 1.0 and beta == 1.0):
+            continue
+        if node.input[1] not in initializers or (len(node.input) > 2 and node.input[2] not in initializers):
+            continue
+        for index, scale in ((1, alpha), (2, beta)):
+            if index < len(node.input) and node.input[index]:
+                init = initializers[node.input[index]]
+                scaled = (numpy_helper.to_array(init) * np.float32(scale)).astype(np.float32)
+                init.CopyFrom(numpy_helper.from_array(scaled, init.name))
+        for name in ("alpha", "beta"):
+            if name in attrs:
+                attrs[name].f = 1.0
+        changed += 1
+    return changed
+
+
+def quantize_int8(folder: Path, out: Path) -> None:
+    """Dynamic int8 quantization (onnxruntime) of every graph's linear layers, ``folder`` → ``out``.
+
+    Weights become int8 (per tensor, signed); activations are quantized to uint8 on each call.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it advises its shape-inference pre-pass, which dynamic axes defeat
+    try:
+        for name in GRAPHS:
+            model = onnx.load(str(folder / f"{name}.onnx"))
+            constants_to_initializers(model)
+            fold_gemm_scales(model)
+            quantize_dynamic(
+                model, out / f"{name}.onnx", op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8
+            )
+    finally:
+        root.setLevel(level)
+
+
+def export_onnx(
+    model: ClipSeg,
+    tokenizer: PreTrainedTokenizerBase,
+    out: str | Path,
+    *,
+    quantize: str | None = None,
+    source: str = "",
+    source_sha256: str = "",
+    overwrite: bool = False,
+) -> dict[str, float]:
+    """Write ``out``: ``vision / text / visual / decoder.onnx``, ``config.json`` and ``tokenizer/``.
+
+    The fp32 graphs are checked against torch (``check_graphs``) before anything is written; ``out``
+    appears complete or not at all. Returns the checked max differences per graph.
+
+    Raises:
+        ValueError: an unknown ``quantize`` mode, or ``out`` exists and ``overwrite`` is off.
+        RuntimeError: the exported graphs disagree with torch.
+    """
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize {quantize!r}: use one of {', '.join(QUANTIZE_MODES)} (or none)")
+    out = Path(out)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not empty; pass overwrite (--overwrite) or another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    layout = layout_of(model, tokenizer, source=source, source_sha256=source_sha256)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        final = fp32 = Path(tmp) / "fp32"
+        fp32.mkdir()
+        tokenizer.save_pretrained(str(fp32 / TOKENIZER_DIR))
+        (fp32 / CONFIG_NAME).write_text(layout.to_json())
+        export_graphs(model, fp32)
+        diffs = check_graphs(model, OnnxBackend(fp32))
+        if quantize == "int8":
+            final = Path(tmp) / "int8"
+            shutil.copytree(fp32 / TOKENIZER_DIR, final / TOKENIZER_DIR)
+            (final / CONFIG_NAME).write_text(dataclasses.replace(layout, quantize="int8").to_json())
+            quantize_int8(fp32, final)
+        if out.exists():
+            shutil.rmtree(out)
+        final.rename(out)
+    return diffs
+
+
+def graph_sizes(folder: Path, names: Sequence[str] = GRAPHS) -> dict[str, int]:
+    """Bytes of each graph file of an export folder."""
+    return {name: (folder / f"{name}.onnx").stat().st_size for name in names}
