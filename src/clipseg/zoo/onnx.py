@@ -50,7 +50,7 @@ def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -
     command = [
         sys.executable,
         "-m",
-        "clipseg",
+        "clipseg.cli",
         "export",
         "onnx",
         "--model",
