@@ -334,6 +334,16 @@ def quantize_int8(folder: Path, out: Path) -> None:
         root.setLevel(level)
 
 
+def quantize_export(folder: Path, out: Path) -> None:
+    """An int8 copy (``quantize_int8``) of the fp32 export ``folder`` in the new folder ``out``."""
+    layout = ExportLayout.read(folder)
+    if layout.quantize is not None:
+        raise ValueError(f"{folder} is already quantized ({layout.quantize}); quantize an fp32 export")
+    shutil.copytree(folder / TOKENIZER_DIR, out / TOKENIZER_DIR)
+    (out / CONFIG_NAME).write_text(dataclasses.replace(layout, quantize="int8").to_json())
+    quantize_int8(folder, out)
+
+
 def export_onnx(
     model: ClipSeg,
     tokenizer: PreTrainedTokenizerBase,
@@ -369,9 +379,7 @@ def export_onnx(
         diffs = check_graphs(model, OnnxBackend(fp32))
         if quantize == "int8":
             final = Path(tmp) / "int8"
-            shutil.copytree(fp32 / TOKENIZER_DIR, final / TOKENIZER_DIR)
-            (final / CONFIG_NAME).write_text(dataclasses.replace(layout, quantize="int8").to_json())
-            quantize_int8(fp32, final)
+            quantize_export(fp32, final)
         if out.exists():
             shutil.rmtree(out)
         final.rename(out)
