@@ -35,17 +35,19 @@ from clipseg.zoo import load_weights
 PHRASES = [f"a photo of a {color} {shape}." for color in COLORS for shape in SHAPES]
 
 
-def best_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Best wall time of each run over ``repeats`` rounds, interleaved so that load hits all alike."""
+def best_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Best wall and CPU seconds (all threads of this process) of each run over ``repeats`` rounds,
+    interleaved so that load from other processes hits all alike. On a shared CPU the CPU time is
+    the steadier measure of the work done."""
     for run in runs.values():
         run()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             run()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {name: (min(t[0] for t in values), min(t[1] for t in values)) for name, values in times.items()}
 
 
 def call(backend, pixels: np.ndarray, prompts: list[str]) -> np.ndarray:
@@ -73,13 +75,17 @@ def vit_b16(args: argparse.Namespace, folder: Path) -> None:
     }
     sample, _ = draw_sample(QUALITY_SEED, 0, split="test", config=ShapesConfig(size=352))
     pixels = preprocess(np.asarray(sample["image"]), backends["torch fp32"].preprocessing)
-    print(f"speed at 352 x 352, 1 image, {args.threads} thread(s), best of {args.repeats}:")
+    threads = f"torch {torch.get_num_threads()} thread(s), onnxruntime {args.threads}"
+    print(f"speed at 352 x 352, 1 image, {threads}, best of {args.repeats} (ratio: torch time / time):")
     for n in args.prompts:
         prompts = PHRASES[:n]
         runs = {name: (lambda b=b, p=prompts: call(b, pixels, p)) for name, b in backends.items()}
         seconds = best_seconds(runs, args.repeats)
-        base = seconds["torch fp32"]
-        line = ", ".join(f"{name} {1e3 * s:.0f} ms ({base / s:.2f}x)" for name, s in seconds.items())
+        wall, cpu = seconds["torch fp32"]
+        line = ", ".join(
+            f"{name} {1e3 * w:.0f} ms wall ({wall / w:.2f}x), {1e3 * c:.0f} ms CPU ({cpu / c:.2f}x)"
+            for name, (w, c) in seconds.items()
+        )
         print(f"  N = {n}: {line}")
         probs = {name: expit(call(b, pixels, prompts)) for name, b in backends.items()}
         for name in ("onnxruntime fp32", "onnxruntime int8"):

@@ -190,3 +190,41 @@ def test_backend_choice_errors(tiny_export):
         clipseg.load_model(tiny_export, backend="torch")
     with pytest.raises(ValueError, match="onnxruntime's CPU provider"):
         clipseg.load_model(tiny_export, device="cuda")
+
+
+def test_gemm_scales_fold_into_copies_of_shared_weights():
+    """Two Gemms (alpha, beta != 1) share one bias through an Identity, as torch's exporter shares equal weights."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from clipseg.export.onnx import fold_gemm_scales
+
+    rng = np.random.default_rng(0)
+    weight, bias = rng.standard_normal((3, 4), dtype=np.float32), rng.standard_normal(3, dtype=np.float32)
+    nodes = [
+        helper.make_node("Identity", ["bias"], ["bias_alias"]),
+        helper.make_node(
+            "Gemm", ["x", "weight", "bias"], ["y1"], name="g1", alpha=1.702, beta=1.702, transB=1
+        ),
+        helper.make_node(
+            "Gemm", ["x", "weight", "bias_alias"], ["y2"], name="g2", alpha=0.5, beta=2.0, transB=1
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, [2, 3]) for y in ("y1", "y2")],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    def run(m):
+        session = onnxruntime.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": np.ones((2, 4), dtype=np.float32)})
+
+    want = run(model)
+    assert fold_gemm_scales(model) == 2
+    assert all(a.f == 1.0 for n in model.graph.node for a in n.attribute if a.name in ("alpha", "beta"))
+    for got, expected in zip(run(model), want):
+        assert np.allclose(got, expected, atol=1e-5)

@@ -283,7 +283,8 @@ def constants_to_initializers(model: onnx.ModelProto) -> None:
 
 
 def fold_gemm_scales(model: onnx.ModelProto) -> int:
-    """Fold ``alpha`` / ``beta`` of Gemm nodes with constant B and C into those initializers (in place).
+    """Fold ``alpha`` / ``beta`` of Gemm nodes with constant B (and C, where ``beta != 1``) into new,
+    scaled copies of those tensors (in place; weights shared with other nodes stay as they are).
 
     onnxruntime's dynamic quantization quantizes MatMul only; it turns a Gemm into MatMul + Add first,
     but only when ``alpha == beta == 1``. The CLIP blocks' quick-GELU path (``FastClipBlocks``) scales
@@ -291,20 +292,30 @@ def fold_gemm_scales(model: onnx.ModelProto) -> int:
     Returns the number of Gemm nodes changed.
     """
     initializers = {init.name: init for init in model.graph.initializer}
+    # torch's exporter shares identical weights (e.g. the zero biases of a random model) via Identity.
+    aliases = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity"}
+
+    def constant(name: str) -> onnx.TensorProto | None:
+        while name in aliases:
+            name = aliases[name]
+        return initializers.get(name)
+
     changed = 0
     for node in model.graph.node:
         attrs = {a.name: a for a in node.attribute}
-        alpha = attrs["alpha"].f if "alpha" in attrs else 1.0
-        beta = attrs["beta"].f if "beta" in attrs else 1.0
-        if node.op_type != "Gemm" or (alpha == 1.0 and beta == 1.0):
+        scales = {1: attrs["alpha"].f if "alpha" in attrs else 1.0}
+        if len(node.input) > 2 and node.input[2]:
+            scales[2] = attrs["beta"].f if "beta" in attrs else 1.0
+        if node.op_type != "Gemm" or all(scale == 1.0 for scale in scales.values()):
             continue
-        if node.input[1] not in initializers or (len(node.input) > 2 and node.input[2] not in initializers):
+        sources = {index: constant(node.input[index]) for index, scale in scales.items() if scale != 1.0}
+        if any(source is None for source in sources.values()):
             continue
-        for index, scale in ((1, alpha), (2, beta)):
-            if index < len(node.input) and node.input[index]:
-                init = initializers[node.input[index]]
-                scaled = (numpy_helper.to_array(init) * np.float32(scale)).astype(np.float32)
-                init.CopyFrom(numpy_helper.from_array(scaled, init.name))
+        for index, source in sources.items():
+            scaled = numpy_helper.to_array(source) * np.float32(scales[index])
+            name = f"{node.name}_{source.name}_scaled"
+            model.graph.initializer.append(numpy_helper.from_array(scaled.astype(np.float32), name))
+            node.input[index] = name
         for name in ("alpha", "beta"):
             if name in attrs:
                 attrs[name].f = 1.0
