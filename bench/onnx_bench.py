@@ -26,7 +26,8 @@ from clipseg.backends.torch import TorchBackend
 from clipseg.core.preprocess import preprocess
 from clipseg.core.tokenizer import build_clip_tokenizer
 from clipseg.data.shapes import COLORS, SHAPES, ShapesConfig, draw_sample
-from clipseg.export.onnx import export_onnx, quantize_export
+from clipseg.export.onnx import export_onnx
+from clipseg.export.quantize import quantize_export
 from clipseg.inference import Predictor
 from clipseg.modeling.convert import random_cidas_clipseg
 from clipseg.quality import QUALITY_SEED, shapes_quality

@@ -197,7 +197,7 @@ def test_gemm_scales_fold_into_copies_of_shared_weights():
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
-    from clipseg.export.onnx import fold_gemm_scales
+    from clipseg.export.quantize import fold_gemm_scales
 
     rng = np.random.default_rng(0)
     weight, bias = rng.standard_normal((3, 4), dtype=np.float32), rng.standard_normal(3, dtype=np.float32)
