@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import tomllib
 
 import clipseg
 from clipseg.backends.onnx import OnnxBackend
@@ -228,3 +230,19 @@ def test_gemm_scales_fold_into_copies_of_shared_weights():
     assert all(a.f == 1.0 for n in model.graph.node for a in n.attribute if a.name in ("alpha", "beta"))
     for got, expected in zip(run(model), want):
         assert np.allclose(got, expected, atol=1e-5)
+
+
+def test_the_base_install_is_torch_free_and_make_install_adds_onnx():
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & {"torch", "lightning", "torchmetrics", "torchvision"}
+    extras = project["optional-dependencies"]
+    assert {"onnxruntime", "onnx"} <= names(extras["onnx"])
+    assert "torch==2.13.0" in extras["torch"]
+    assert set(re.findall(r"\w+", extras["all"][0].partition("[")[2])) >= {"torch", "train", "onnx"}
+    install = [line for line in (root / "Makefile").read_text().splitlines() if "pip install -q -e" in line]
+    assert len(install) == 1 and "all" in install[0]
