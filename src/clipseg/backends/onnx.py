@@ -95,8 +95,8 @@ class ExportLayout:
                 f"{config}: format {data.get('format')!r} version {data.get('version')!r}, expected "
                 f"{FORMAT!r} version {FORMAT_VERSION}; export the model again with this clipseg"
             )
-        data.pop("format"), data.pop("version")
-        return cls(**{**data, "preprocessing": PreprocessConfig(**data["preprocessing"])})
+        fields = {k: v for k, v in data.items() if k not in ("format", "version")}
+        return cls(**{**fields, "preprocessing": PreprocessConfig(**data["preprocessing"])})
 
 
 def is_export_folder(path: str | Path) -> bool:

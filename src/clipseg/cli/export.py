@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.model,
         source_sha256=sha256_of(weights),
         overwrite=args.overwrite,
+        progress=True,
     )
     checked = ", ".join(f"{name} {diff:.1e}" for name, diff in diffs.items())
     sizes = sum(f.stat().st_size for f in out.glob("*.onnx")) / 1e6

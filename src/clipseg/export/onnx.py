@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from clipseg.backends.onnx import (
     CONFIG_NAME,
+    GRAPHS,
     TOKENIZER_DIR,
     ExportLayout,
     OnnxBackend,
@@ -153,8 +155,9 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, **names: ob
 
 
 @torch.no_grad()
-def export_graphs(model: ClipSeg, folder: Path) -> None:
-    """Trace the four graphs of ``model`` into ``folder`` (fp32), on inputs with distinct axis sizes."""
+def export_graphs(model: ClipSeg, folder: Path, *, bar: tqdm | None = None) -> None:
+    """Trace the four graphs of ``model`` into ``folder`` (fp32), on inputs with distinct axis sizes
+    (``bar`` advances once per graph)."""
     model = model.cpu().float().eval()
     layers = len(model.config.extract_layers)
     patch = model.patch_size
@@ -163,46 +166,58 @@ def export_graphs(model: ClipSeg, folder: Path) -> None:
     names = _activation_names(layers)
     extract = model.config.extract_layers
     deepest = extract.index(max(extract))
-    _export(
-        VisionGraph(model),
-        (sample["pixel_values"],),
-        folder / "vision.onnx",
-        input_names=["pixel_values"],
-        output_names=names,
-        dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"}, **_activation_axes(layers)},
-    )
-    _export(
-        TextGraph(model),
-        (sample["input_ids"],),
-        folder / "text.onnx",
-        input_names=["input_ids"],
-        output_names=["conditionals"],
-        dynamic_axes={"input_ids": {0: "prompts", 1: "tokens"}, "conditionals": {0: "prompts"}},
-    )
-    _export(
-        VisualGraph(model),
-        (acts[2 * deepest], acts[2 * deepest + 1]),
-        folder / "visual.onnx",
-        input_names=["cls", "patches"],
-        output_names=["conditionals"],
-        dynamic_axes={
-            "cls": {0: "prompts"},
-            "patches": {0: "prompts", 1: "grid_height", 2: "grid_width"},
-            "conditionals": {0: "prompts"},
-        },
-    )
-    _export(
-        DecoderGraph(model),
-        (*acts, sample["conditionals"]),
-        folder / "decoder.onnx",
-        input_names=[*names, "conditionals"],
-        output_names=["logits"],
-        dynamic_axes={
-            **_activation_axes(layers),
-            "conditionals": {0: "prompts"},
-            "logits": {0: "batch", 1: "prompts", 2: "height", 3: "width"},
-        },
-    )
+    prompts = {0: "prompts"}
+    graphs = {  # name: (wrapper, traced inputs, input names, output names, dynamic axes)
+        "vision": (
+            VisionGraph(model),
+            (sample["pixel_values"],),
+            ["pixel_values"],
+            names,
+            {"pixel_values": {0: "batch", 2: "height", 3: "width"}, **_activation_axes(layers)},
+        ),
+        "text": (
+            TextGraph(model),
+            (sample["input_ids"],),
+            ["input_ids"],
+            ["conditionals"],
+            {"input_ids": {0: "prompts", 1: "tokens"}, "conditionals": prompts},
+        ),
+        "visual": (
+            VisualGraph(model),
+            (acts[2 * deepest], acts[2 * deepest + 1]),
+            ["cls", "patches"],
+            ["conditionals"],
+            {
+                "cls": prompts,
+                "patches": {0: "prompts", 1: "grid_height", 2: "grid_width"},
+                "conditionals": prompts,
+            },
+        ),
+        "decoder": (
+            DecoderGraph(model),
+            (*acts, sample["conditionals"]),
+            [*names, "conditionals"],
+            ["logits"],
+            {
+                **_activation_axes(layers),
+                "conditionals": prompts,
+                "logits": {0: "batch", 1: "prompts", 2: "height", 3: "width"},
+            },
+        ),
+    }
+    for name, (wrapper, args, inputs, outputs, axes) in graphs.items():
+        if bar is not None:
+            bar.set_postfix_str(f"{name}.onnx")
+        _export(
+            wrapper,
+            args,
+            folder / f"{name}.onnx",
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+        )
+        if bar is not None:
+            bar.update()
 
 
 def _max_diff(got: np.ndarray, want: Tensor) -> float:
@@ -267,11 +282,12 @@ def export_onnx(
     source: str = "",
     source_sha256: str = "",
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Write ``out``: ``vision / text / visual / decoder.onnx``, ``config.json`` and ``tokenizer/``.
 
     The fp32 graphs are checked against torch (``check_graphs``) before anything is written; ``out``
-    appears complete or not at all. Returns the checked max differences per graph.
+    appears complete or not at all. ``progress`` shows a bar over the steps. Returns the checked max differences per graph.
 
     Raises:
         ValueError: an unknown ``quantize`` mode, or ``out`` exists and ``overwrite`` is off.
@@ -284,16 +300,24 @@ def export_onnx(
         raise ValueError(f"{out} exists and is not empty; pass overwrite (--overwrite) or another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     layout = layout_of(model, tokenizer, source=source, source_sha256=source_sha256)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+    steps = len(GRAPHS) + 1 + (quantize is not None)
+    with (
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp,
+        tqdm(total=steps, desc="export onnx", disable=not progress) as bar,
+    ):
         final = fp32 = Path(tmp) / "fp32"
         fp32.mkdir()
         tokenizer.save_pretrained(str(fp32 / TOKENIZER_DIR))
         (fp32 / CONFIG_NAME).write_text(layout.to_json())
-        export_graphs(model, fp32)
+        export_graphs(model, fp32, bar=bar)
+        bar.set_postfix_str("check in onnxruntime")
         diffs = check_graphs(model, OnnxBackend(fp32))
+        bar.update()
         if quantize == "int8":
+            bar.set_postfix_str("int8")
             final = Path(tmp) / "int8"
             quantize_export(fp32, final)
+            bar.update()
         if out.exists():
             shutil.rmtree(out)
         final.rename(out)
