@@ -246,3 +246,16 @@ def test_the_base_install_is_torch_free_and_make_install_adds_onnx():
     assert set(re.findall(r"\w+", extras["all"][0].partition("[")[2])) >= {"torch", "train", "onnx"}
     install = [line for line in (root / "Makefile").read_text().splitlines() if "pip install -q -e" in line]
     assert len(install) == 1 and "all" in install[0]
+
+
+def test_load_model_onnx_of_a_broken_file_fails_with_the_childs_error(tmp_path, monkeypatch, capfd):
+    from clipseg.zoo import ZooError
+
+    monkeypatch.setenv("CLIPSEG_CACHE", str(tmp_path / "cache"))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a safetensors file")
+    with pytest.raises(ZooError, match=r"ONNX export of .*broken\.safetensors failed"):
+        clipseg.load_model(broken, backend="onnx")
+    err = capfd.readouterr().err
+    assert "clipseg export: error:" in err and "broken.safetensors" in err
+    assert not any((tmp_path / "cache" / "onnx").glob("*/config.json"))

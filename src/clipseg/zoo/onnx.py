@@ -14,11 +14,12 @@ from pathlib import Path
 
 from clipseg.backends.onnx import OnnxBackend, is_export_folder
 from clipseg.core.files import sha256_of
+from clipseg.zoo.cards import ModelCard
 from clipseg.zoo.hub import choose_weights, kind_of, snapshot_file
 from clipseg.zoo.store import ZooError, cache_dir, fetch, verify
 
 
-def weights_file(name_or_path: str | Path, revision: str | None, cards: dict) -> Path:
+def weights_file(name_or_path: str | Path, revision: str | None, cards: dict[str, ModelCard]) -> Path:
     """The (verified, for zoo names) weights file a zoo name, hub repo id or path stands for."""
     kind = kind_of(name_or_path, cards)
     if kind == "hub":
@@ -42,32 +43,21 @@ def onnx_cache_folder(weights: Path) -> Path:
 
 
 def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -> None:
-    """Run ``clipseg export onnx`` in a child process (torch is imported there, not here).
+    """Run ``clipseg export onnx`` in a child process (torch is imported there, not here); its progress
+    bar and error line go to this process's stderr.
 
     Raises:
-        ZooError: the export failed; the message carries the child's error line.
+        ZooError: the export failed.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "clipseg.cli",
-        "export",
-        "onnx",
-        "--model",
-        str(name_or_path),
-        "--out",
-        str(out),
-    ]
-    if revision is not None:
-        command += ["--revision", revision]
+    command = [sys.executable, "-m", "clipseg.cli", "export", "onnx", "--model", str(name_or_path)]
+    command += ["--out", str(out), *(["--revision", revision] if revision is not None else [])]
     print(f"exporting {name_or_path} to ONNX once (needs torch) into {out}", file=sys.stderr)
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, stdout=subprocess.DEVNULL)
     if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["(no output)"]
-        raise ZooError(f"ONNX export of {name_or_path} failed: {lines[-1]}")
+        raise ZooError(f"ONNX export of {name_or_path} failed (its error is printed above)")
 
 
-def onnx_backend(name_or_path: str | Path, revision: str | None, cards: dict) -> OnnxBackend:
+def onnx_backend(name_or_path: str | Path, revision: str | None, cards: dict[str, ModelCard]) -> OnnxBackend:
     """An ``OnnxBackend`` for an export folder, or for a model exported into the cache on first use."""
     if is_export_folder(name_or_path):
         if revision is not None:
