@@ -148,8 +148,9 @@ def _sample_inputs(
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, **names: object) -> None:
     with warnings.catch_warnings():
-        # The TorchScript-based exporter is deprecated in favour of dynamo's, which cannot yet keep
-        # the image size dynamic through transformers' position-embedding interpolation.
+        # The TorchScript-based exporter (deprecated, still in torch 2.13) traces the lean inference
+        # paths as they run. torch.export's (dynamo=True) fails on them with dynamic axes: it cannot
+        # read the data pointers that key FastClipBlocks' stacked q/k/v cache.
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, **names)
 
