@@ -18,13 +18,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["zoo", "--help"], ["zoo", "list"], ["export", "--help"], ["export", "onnx", "--help"]],
+    [
+        ["--help"],
+        ["zoo", "--help"],
+        ["zoo", "list"],
+        ["serve", "--help"],
+        ["export", "--help"],
+        ["export", "onnx", "--help"],
+    ],
 )
 def test_help_and_zoo_list_import_neither_torch_nor_lightning(args):
     code = (
         "import sys\nfrom clipseg.cli import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in ('torch', 'lightning', 'transformers') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'transformers', 'gradio') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -39,7 +46,15 @@ def _help(capsys, *args: str) -> str:
 
 @pytest.mark.parametrize(
     "command",
-    [["predict"], ["prepare"], ["eval-all"], ["zoo", "export"], ["zoo", "verify"], ["export", "onnx"]],
+    [
+        ["predict"],
+        ["prepare"],
+        ["eval-all"],
+        ["zoo", "export"],
+        ["zoo", "verify"],
+        ["serve"],
+        ["export", "onnx"],
+    ],
 )
 def test_our_commands_spell_options_in_kebab_case_and_show_no_rest_markup(capsys, command):
     text = _help(capsys, *command)

@@ -112,6 +112,19 @@ def test_no_circles_between_modules():
     assert cycles == []
 
 
+def test_serve_uses_only_core_inference_and_zoo():
+    """The web app is one more client of the predictor: no model, training or torch code of its own."""
+    allowed = ("clipseg.core", "clipseg.inference", "clipseg.zoo", "clipseg.serve")
+    used = {
+        dst
+        for src, targets in graph().items()
+        if src.startswith("clipseg.serve")
+        for dst in targets
+        if dst.startswith("clipseg") or dst.split(".")[0] in TORCH
+    }
+    assert used and sorted(d for d in used if not d.startswith(allowed)) == []
+
+
 @pytest.mark.parametrize("room", TORCH_FREE)
 def test_torch_free_rooms_never_import_torch(room):
     offenders = {

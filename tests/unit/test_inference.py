@@ -33,3 +33,39 @@ def test_an_embedded_image_predicts_like_the_image_and_is_encoded_once(make_hf_c
     second = predictor.predict(embedding, ["a blue square"])
     assert calls == [(1, 3, 64, 64)] and embedding.size == (50, 70)
     np.testing.assert_allclose(np.concatenate([first, second]), want, atol=1e-6)
+
+
+def test_predict_each_matches_predict_per_job_in_one_encode_and_one_decode(make_hf_clipseg, tiny_tokenizer):
+    from clipseg.inference.postprocess import PostProcess
+    from clipseg.inference.predictor import Job
+
+    backend = TorchBackend(from_transformers(make_hf_clipseg()), tiny_tokenizer, device="cpu")
+    predictor = Predictor(backend)
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, size, dtype=np.uint8) for size in [(50, 70, 3), (64, 64, 3), (33, 90, 3)]]
+    support, support_mask = images[1], np.zeros((64, 64), np.float32)
+    support_mask[10:30, 20:40] = 1
+    jobs = [
+        Job(image=images[0], prompts=["a red circle", "a blue square"]),
+        Job(image=images[1], prompts=["a blue square", (support, support_mask)], refine="guided"),
+        Job(
+            image=images[2],
+            prompts=["a red circle"],
+            postprocess=PostProcess(threshold=0.4, negative=("a green square",), dilate=2),
+        ),
+    ]
+    want = [
+        predictor.predict(j.image, j.prompts, refine=j.refine, tiles=j.tiles, postprocess=j.postprocess)
+        for j in jobs
+    ]
+    calls = []
+    for name in ("encode_image", "decode", "encode_text"):
+        method = getattr(backend, name)
+        setattr(backend, name, lambda *a, _m=method, _n=name: calls.append((_n, len(a[0]))) or _m(*a))
+    got = predictor.predict_each(jobs)
+    # 3 images in one encode; "a red circle" and "a blue square" shared: 3 distinct texts in one call.
+    assert calls == [("encode_text", 3), ("encode_image", 3), ("decode", 3)]
+    assert [g.shape for g in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-5)
+    assert predictor.predict_each([]) == []

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from importlib import import_module
 
+DEFAULT_MODEL = "shapes-tiny"  # what `predict` and `serve` load without --model
+
 # command → (module:function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("clipseg.training.cli:run_cli", "train a model (LightningCLI; see --help)"),
@@ -13,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("clipseg.training.cli:run_cli", "test a model (LightningCLI)"),
     "predict": ("clipseg.cli.predict:main", "segment images from text or image prompts"),
     "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
+    "serve": ("clipseg.cli.serve:main", "web app (Gradio) and JSON API for a model, on 127.0.0.1:7860"),
     "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
     "export": ("clipseg.cli.export:main", "export a model to ONNX (onnxruntime, optional int8)"),
     "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),

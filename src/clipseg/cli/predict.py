@@ -9,13 +9,13 @@ import sys
 import warnings
 from pathlib import Path
 
+from clipseg.cli import DEFAULT_MODEL
 from clipseg.core.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.sources import collect_inputs
 from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
-DEFAULT_MODEL = "shapes-tiny"
 DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, only the summary
 
 
@@ -177,7 +177,7 @@ def check_out_folder(out: Path) -> None:
         raise ValueError(f"--out {out}: {existing} is not writable; pass a folder you can write to")
 
 
-def _load_predictor(model: str, device: str | None):
+def load_predictor(model: str, device: str | None):
     """A zoo name or model file through ``load_model``; a ``.ckpt`` of ``clipseg fit`` via its saved config."""
     if not model.endswith(".ckpt"):
         from clipseg.zoo import load_model
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> dict:
     collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
     if (args.refine == "sam") != (args.sam is not None):
         raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
-    predictor = _load_predictor(args.model, args.device)
+    predictor = load_predictor(args.model, args.device)
     if args.sam is not None:
         from clipseg.sam_refine import SamRefiner
 

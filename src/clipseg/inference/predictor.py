@@ -60,6 +60,33 @@ def _prompt_list(prompts: Sequence[PromptLike] | PromptLike) -> list[PromptLike]
     return list(prompts)
 
 
+def _share_key(prompt: PromptLike, own: tuple[int, int]) -> object:
+    """What makes two prompts the same conditional: the text of a plain text prompt, else ``own``."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, Prompt) and prompt.image is None:
+        return prompt.text  # a text-only prompt's weight plays no part (text_weights gives it 1)
+    return own
+
+
+def _postprocessed(probs: np.ndarray, positives: int, options: PostProcess | None) -> np.ndarray:
+    """``probs`` (positives first, then negatives) as ``predict`` returns them for ``options``."""
+    if options is None:
+        return probs
+    return apply_postprocess(probs[:positives], probs[positives:], options)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One ``predict`` call, for ``Predictor.predict_each``: an image, its prompts and options."""
+
+    image: ImageLike
+    prompts: Sequence[PromptLike]
+    refine: str = "none"
+    tiles: bool = False
+    postprocess: PostProcess | None = None
+
+
 def _is_one_image(images: object) -> bool:
     """A path, PIL image or single ``H x W[ x C]`` array, as opposed to a sequence of images."""
     return isinstance(images, (str, Path, Image.Image)) or (
@@ -272,9 +299,42 @@ class Predictor:
             probs = self._finish(image.image, logits, conditionals, refine=refine, tiles=tiles, batch_size=8)
         else:
             probs = self.predict_batch([image], everything, refine=refine, tiles=tiles)[0]
-        if postprocess is None:
-            return probs
-        return apply_postprocess(probs[: len(prompts)], probs[len(prompts) :], postprocess)
+        return _postprocessed(probs, len(prompts), postprocess)
+
+    def predict_each(self, jobs: Sequence[Job]) -> list[np.ndarray]:
+        """``predict(job.image, job.prompts, ...)`` for every job, through one forward: all images are
+        encoded in one backend call and decoded in one, against the union of the jobs' prompts
+        (a text prompt that several jobs share is encoded once).
+
+        Meant for servers that gather requests arriving together (``clipseg.serve``): the caller
+        bounds the batch (images x distinct prompts), since every image is decoded for every prompt.
+        Returns ``K_i x H_i x W_i`` float32 masks per job, as ``predict`` gives them.
+        """
+        if not jobs:
+            return []
+        for job in jobs:
+            self.check_refine(job.refine)
+        arrays = [load_image(job.image, name=f"image {i}") for i, job in enumerate(jobs)]
+        prompt_lists = [[*_prompt_list(j.prompts), *(j.postprocess or PostProcess()).negative] for j in jobs]
+        # Equal text prompts share a row; image prompts keep their own (their key is their position).
+        keys = [[_share_key(p, (i, k)) for k, p in enumerate(ps)] for i, ps in enumerate(prompt_lists)]
+        unique = {key: p for ks, ps in zip(keys, prompt_lists) for key, p in zip(ks, ps)}
+        row = {key: r for r, key in enumerate(unique)}
+        conditionals = self.embed_prompts(list(unique.values()))
+        logits = self.backend.decode(self.backend.encode_image(self._pixels(arrays)), conditionals)
+        results = []
+        for job, array, image_logits, job_keys in zip(jobs, arrays, logits, keys):
+            rows = [row[key] for key in job_keys]
+            probs = self._finish(
+                array,
+                image_logits[rows],
+                conditionals[rows],
+                refine=job.refine,
+                tiles=job.tiles,
+                batch_size=8,
+            )
+            results.append(_postprocessed(probs, len(_prompt_list(job.prompts)), job.postprocess))
+        return results
 
     def iter_predict(
         self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], **options

@@ -121,6 +121,11 @@ class Layout:
         return self.video_output in ("frames", "both")
 
 
+def mask_to_gray(mask: np.ndarray) -> np.ndarray:
+    """A mask (any shape) in [0, 1] as uint8 gray levels 0..255, as every mask file stores it."""
+    return (mask * 255).round().astype(np.uint8)
+
+
 def frame_prefix(index: int) -> str:
     """How the files of a video's frame ``index`` start (6 digits: they sort in frame order)."""
     return f"{index:06d}"
@@ -133,7 +138,7 @@ def write_frame(
     from clipseg.inference.overlay import overlay
 
     files = layout.frame_files(folder, prefix)
-    gray = [(m * 255).round().astype(np.uint8) for m in masks]
+    gray = [mask_to_gray(m) for m in masks]
     jobs: list[tuple[Path, Callable[[Path], None]]] = []
     for path, g in zip(files.get("png", []), gray):
         jobs.append((path, partial(_save_png, Image.fromarray(g))))
@@ -255,7 +260,7 @@ class VideoWriter:
                 stream.options = {"crf": "17"}
                 self._encoders.append((container, stream))
         for (container, stream), mask in zip(self._encoders, masks):
-            gray = (mask * 255).round().astype(np.uint8)
+            gray = mask_to_gray(mask)
             gray = np.pad(gray, ((0, height - gray.shape[0]), (0, width - gray.shape[1])), mode="edge")
             frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, axis=2), format="rgb24")
             container.mux(stream.encode(frame))

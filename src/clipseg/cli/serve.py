@@ -1,0 +1,83 @@
+"""``clipseg serve [--model NAME_OR_PATH] [--host 127.0.0.1] [--port 7860]``: the web app and HTTP API.
+
+Imports nothing heavy until the options are parsed, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from clipseg.cli import DEFAULT_MODEL
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+EPILOG = """\
+The page is at http://HOST:PORT/ ; the JSON API on the same server:
+  curl -F image=@photo.png -F prompt="red square" -F prompt="blue circle" -F threshold=0.5 \\
+       http://127.0.0.1:7860/api/segment
+  -> {"width", "height", "model", "masks": [{"prompt", "area", "png_base64"}]}
+  GET /healthz -> {"status": "ok", "model": ...}
+Uploads over --max-upload-mb or --max-pixels get HTTP 413; a file that is not an image gets 400.
+Requests that arrive together run through one forward of the model (request batching).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clipseg serve",
+        description="Serve a web app (Gradio) and a JSON API (FastAPI) for a model, with uvicorn.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME_OR_PATH",
+        help=f"zoo name, model file or Lightning checkpoint (.ckpt) (default: {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)",
+    )
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=20.0, help="largest request body in MB (default: 20)"
+    )
+    p.add_argument(
+        "--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default: 25,000,000)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not 0 < args.port < 65536:
+        print(f"clipseg serve: error: --port {args.port} is not a port; use 1..65535", file=sys.stderr)
+        return 2
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0:
+        print("clipseg serve: error: --max-upload-mb and --max-pixels must be > 0", file=sys.stderr)
+        return 2
+    try:
+        from clipseg.cli.predict import load_predictor
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # loading chatter; requests warn on their own
+            predictor = load_predictor(args.model, args.device)
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"clipseg serve: error: --model {args.model}: {err}", file=sys.stderr)
+        return 1
+    from clipseg.serve import UploadLimits, create_app, serve
+
+    limits = UploadLimits(max_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    if args.host not in LOOPBACK:
+        print(
+            f"clipseg serve: warning: --host {args.host} opens the server to other machines", file=sys.stderr
+        )
+    print(
+        f"clipseg serve: {predictor.name} at http://{args.host}:{args.port}/ (API: /api/segment)", flush=True
+    )
+    serve(create_app(predictor, limits=limits), host=args.host, port=args.port)
+    return 0

@@ -1,0 +1,189 @@
+"""The JSON API: ``POST /api/segment`` and ``GET /healthz``, plus the upload limits every route shares.
+
+``POST /api/segment`` takes multipart form data: ``image`` (a file), ``prompt`` (repeated, one per
+mask) and an optional ``threshold`` in (0, 1); it answers
+``{"width", "height", "model", "masks": [{"prompt", "area", "png_base64"}]}`` where each mask is an
+8-bit grayscale PNG (soft, or 0/255 with a threshold) and ``area`` the share of its pixels at or above
+the threshold (0.5 without one). Errors answer ``{"detail": message}``: 400 for a bad input,
+413 for an upload over the byte or pixel limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, UploadFile
+from PIL import Image, UnidentifiedImageError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clipseg.core.images import ImageError, load_image
+from clipseg.inference.postprocess import PostProcess
+from clipseg.inference.predictor import Job
+from clipseg.inference.writers import mask_to_gray
+from clipseg.serve.batcher import Batcher
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadLimits:
+    """Largest request body (bytes, any route) and largest image (pixels) the server accepts."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 25_000_000
+    max_prompts: int = 16
+
+
+class TooLarge(HTTPException):
+    """HTTP 413 with a message that says which limit and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail=message)
+
+
+def read_upload(data: bytes, limits: UploadLimits, *, name: str = "image") -> np.ndarray:
+    """``H x W x 3`` uint8 pixels of an uploaded file; ``HTTPException`` 400 / 413 with a message.
+
+    The size is read from the header before any pixel is decoded, so an oversized image costs no memory.
+    """
+    if not data:
+        raise HTTPException(400, f"{name}: the upload is empty (0 bytes); send an image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > limits.max_pixels:
+                    raise TooLarge(
+                        f"{name}: {img.width}x{img.height} pixels is over this server's limit of "
+                        f"{limits.max_pixels:,} pixels; send a smaller image"
+                    )
+                img.load()
+                return load_image(img, name=name)
+    except UnidentifiedImageError:
+        raise HTTPException(400, f"{name}: not a readable image; send a PNG, JPEG or WebP file") from None
+    except (OSError, SyntaxError) as err:  # a truncated or corrupt file of a known format
+        raise HTTPException(400, f"{name}: not a readable image ({err}); send a whole image file") from None
+    except ImageError as err:
+        raise HTTPException(400, str(err)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge(f"{name}: the image is too large to decode safely; send a smaller image") from None
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """An ``H x W`` mask in [0, 1] as 8-bit grayscale PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(mask_to_gray(mask)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def mask_area(mask: np.ndarray, threshold: float | None) -> float:
+    """Share of the mask's pixels at or above ``threshold`` (0.5 without one)."""
+    return float((mask >= (0.5 if threshold is None else threshold)).mean())
+
+
+def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
+    """The ``/api/segment`` and ``/healthz`` routes over ``batcher``'s model."""
+    router = APIRouter()
+    model = batcher.predictor.name
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "model": model}
+
+    @router.post("/api/segment")
+    async def segment(
+        image: Annotated[UploadFile, File(description="the image to segment")],
+        prompt: Annotated[list[str] | None, Form(description="a text prompt; repeat for more masks")] = None,
+        threshold: Annotated[float | None, Form(description="binarise masks at this probability")] = None,
+    ) -> dict:
+        prompts = [p.strip() for p in prompt or []]
+        if not prompts or not all(prompts):
+            raise HTTPException(
+                400, "prompt: give at least one non-empty `prompt` field (repeat it for more)"
+            )
+        if len(prompts) > limits.max_prompts:
+            raise HTTPException(
+                400, f"prompt: {len(prompts)} prompts, this server takes at most {limits.max_prompts}"
+            )
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise HTTPException(400, f"threshold: must be in (0, 1), got {threshold}")
+        pixels = read_upload(await image.read(), limits)
+        post = PostProcess(threshold=threshold) if threshold is not None else None
+        masks = await asyncio.wrap_future(
+            batcher.submit(Job(image=pixels, prompts=prompts, postprocess=post))
+        )
+        return {
+            "width": int(pixels.shape[1]),
+            "height": int(pixels.shape[0]),
+            "model": model,
+            "masks": [
+                {
+                    "prompt": text,
+                    "area": mask_area(mask, threshold),
+                    "png_base64": base64.b64encode(mask_png(mask)).decode("ascii"),
+                }
+                for text, mask in zip(prompts, masks)
+            ],
+        }
+
+    return router
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` (declared or streamed) gets 413 and a message."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send) -> None:
+        detail = (
+            f"the upload is larger than this server's limit of {self.max_bytes:,} bytes; send a smaller file"
+        )
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send)
+        received = 0
+        started = refused = False
+
+        async def counted_receive() -> Message:
+            # Past the limit the app is told the client left (it stops reading) and gets the 413 from
+            # here: an exception would be turned into a 400 by the app's own form parsing.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes and not started:
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:  # the 413 has been sent; whatever the app says next is dropped
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted_receive, guarded_send)
+
+
+def add_api(app: FastAPI, batcher: Batcher, limits: UploadLimits) -> None:
+    """Mount the API routes and the body limit on ``app``."""
+    app.include_router(router=api_router(batcher, limits))
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)

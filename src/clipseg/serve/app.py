@@ -1,0 +1,176 @@
+"""The Gradio page: an image, text prompts, an optional image prompt, options; an overlay and mask files.
+
+Every run goes through the server's ``Batcher``, so page users and API clients share one model and
+are batched together. The page loads nothing from other hosts (system fonts, no analytics, no
+share links): it works on a machine without internet.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from clipseg.core.prompts import Prompt
+from clipseg.inference.overlay import overlay
+from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
+from clipseg.inference.predictor import Job
+from clipseg.inference.refine import REFINE_MODES
+from clipseg.inference.writers import mask_to_gray, slug
+from clipseg.serve.api import UploadLimits
+from clipseg.serve.batcher import Batcher
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+EXAMPLES = [[str(ASSETS / "example.png"), "red square\nblue circle"]]
+# System fonts only: Gradio's default theme would fetch its fonts from Google's servers.
+THEME = gr.themes.Default(
+    font=("ui-sans-serif", "system-ui", "sans-serif"), font_mono=("ui-monospace", "monospace")
+)
+
+
+def editor_mask(value: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The support image of an ``ImageEditor`` value and the painted mask (``H x W`` float32), if any."""
+    if not value or value.get("background") is None:
+        return None, None
+    background = np.asarray(value["background"])
+    painted = [np.asarray(layer)[..., 3] > 0 for layer in value.get("layers") or [] if layer is not None]
+    mask = np.any(painted, axis=0).astype(np.float32) if painted else None
+    return background[..., :3], (mask if mask is not None and mask.any() else None)
+
+
+def job_from_inputs(
+    image: np.ndarray | None,
+    prompts_text: str,
+    support: dict | None,
+    support_mask: np.ndarray | None,
+    options: dict[str, Any],
+    *,
+    limits: UploadLimits,
+) -> tuple[Job, list[str]]:
+    """The ``Job`` the page's inputs describe, and the label of each prompt; ``gr.Error`` for bad inputs."""
+    if image is None:
+        raise gr.Error("image: upload or paste an image first")
+    if image.shape[0] * image.shape[1] > limits.max_pixels:
+        raise gr.Error(
+            f"image: {image.shape[1]}x{image.shape[0]} pixels is over the limit of {limits.max_pixels:,}"
+        )
+    texts = [line.strip() for line in prompts_text.splitlines() if line.strip()]
+    prompts: list[Prompt | str] = list(texts)
+    labels = list(texts)
+    support_image, painted = editor_mask(support)
+    if support_image is not None:
+        mask = support_mask[..., 0] if support_mask is not None and support_mask.ndim == 3 else support_mask
+        prompts.append(
+            Prompt(image=support_image, mask=mask if mask is not None else painted, name="image prompt")
+        )
+        labels.append("image prompt")
+    if not prompts:
+        raise gr.Error("prompts: type at least one prompt (one per line) or give an image prompt")
+    if len(prompts) > limits.max_prompts:
+        raise gr.Error(f"prompts: {len(prompts)} prompts, at most {limits.max_prompts}")
+    refine, tiles = options.pop("refine"), options.pop("tiles")
+    negative = tuple(line.strip() for line in options.pop("negative").splitlines() if line.strip())
+    threshold = options.pop("threshold") or None  # 0 on the slider: soft masks
+    try:
+        post = PostProcess(threshold=threshold, negative=negative, **options)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+    return Job(image=image, prompts=prompts, postprocess=post, refine=refine, tiles=tiles), labels
+
+
+# Mask files live this long: Gradio copies them into its own cache when the answer goes out.
+KEEP_FILES_S = 3600
+
+
+def fresh_folder(root: Path, *, keep_s: float = KEEP_FILES_S) -> Path:
+    """A new folder under ``root`` for one answer's files; folders older than ``keep_s`` are removed
+    (a server that runs for weeks must not fill its disk)."""
+    cutoff = time.time() - keep_s
+    for old in root.iterdir():
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.Blocks:
+    """The page, running every request through ``batcher``; mask files are written under ``files_dir``."""
+
+    def segment(image, prompts_text, support, support_mask, threshold, negative, combine, erode,
+                min_area, fill_holes, dilate, feather, refine, tiles):  # fmt: skip
+        options = {
+            "threshold": threshold, "negative": negative or "", "combine": combine, "erode": int(erode),
+            "min_area": int(min_area), "fill_holes": bool(fill_holes), "dilate": int(dilate),
+            "feather": int(feather), "refine": refine, "tiles": bool(tiles),
+        }  # fmt: skip
+        job, labels = job_from_inputs(
+            image, prompts_text or "", support, support_mask, options, limits=limits
+        )
+        try:
+            masks = batcher.submit(job).result()
+        except ValueError as err:  # a bad prompt (e.g. an all-black mask): the message names it
+            raise gr.Error(str(err)) from None
+        labels = job.postprocess.labels(labels)
+        shown = overlay(image, masks, labels, threshold=job.postprocess.threshold)
+        folder = fresh_folder(files_dir)
+        files = []
+        for i, (label, mask) in enumerate(zip(labels, masks)):
+            path = folder / f"{i}_{slug(label)}.png"
+            Image.fromarray(mask_to_gray(mask)).save(path)
+            files.append(str(path))
+        gallery = [(Image.fromarray(mask_to_gray(m)), label) for m, label in zip(masks, labels)]
+        return shown, gallery, files
+
+    # delete_cache: Gradio's copies of uploads and answers older than KEEP_FILES_S go, checked hourly.
+    blocks = gr.Blocks(
+        title="clipseg", theme=THEME, analytics_enabled=False, delete_cache=(3600, KEEP_FILES_S)
+    )
+    with blocks:
+        gr.Markdown(
+            f"## clipseg · `{batcher.predictor.name}`\nSegment an image from text prompts or an image prompt."
+        )
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(
+                    label="image", type="numpy", sources=["upload", "clipboard"], elem_id="image"
+                )
+                prompts = gr.Textbox(label="text prompts, one per line", lines=3, elem_id="prompts")
+                with gr.Accordion("image prompt (optional)", open=False):
+                    support = gr.ImageEditor(
+                        label="support image: paint the object (or upload its mask below)",
+                        type="numpy", sources=["upload", "clipboard"], layers=False,
+                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"), elem_id="support",
+                    )  # fmt: skip
+                    support_mask = gr.Image(label="its mask (white = object)", type="numpy", image_mode="L")
+                threshold = gr.Slider(0, 0.95, value=0, step=0.05, label="threshold (0 = soft masks)")
+                with gr.Accordion("post-processing and refinement", open=False):
+                    negative = gr.Textbox(label="negative prompts, one per line (removed from every mask)")
+                    combine = gr.Dropdown(list(COMBINE_MODES), value="none", label="combine the masks")
+                    erode = gr.Number(0, label="erode (px)", precision=0, minimum=0)
+                    min_area = gr.Number(0, label="drop regions under (px)", precision=0, minimum=0)
+                    fill_holes = gr.Checkbox(label="fill holes")
+                    dilate = gr.Number(0, label="dilate (px)", precision=0, minimum=0)
+                    feather = gr.Number(0, label="feather (px)", precision=0, minimum=0)
+                    refine = gr.Radio(
+                        list(REFINE_MODES), value="none", label="refine along the image's edges"
+                    )
+                    tiles = gr.Checkbox(label="tiles: detail from full-resolution windows (large images)")
+                run = gr.Button("Segment", variant="primary", elem_id="run")
+            with gr.Column():
+                shown = gr.Image(
+                    label="overlay", type="pil", format="png", elem_id="overlay", interactive=False
+                )
+                gallery = gr.Gallery(
+                    label="masks", format="png", elem_id="masks", columns=4, height=280, object_fit="contain"
+                )
+                files = gr.File(label="mask files (PNG)", file_count="multiple", elem_id="downloads")
+        gr.Examples(EXAMPLES, inputs=[image, prompts], label="examples (bundled images)")
+        inputs = [image, prompts, support, support_mask, threshold, negative, combine, erode, min_area,
+                  fill_holes, dilate, feather, refine, tiles]  # fmt: skip
+        run.click(segment, inputs, [shown, gallery, files], concurrency_limit=batcher.limits.max_images)
+    return blocks
