@@ -16,7 +16,17 @@ from clipseg.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["zoo", "--help"], ["zoo", "list"], ["serve", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["zoo", "--help"],
+        ["zoo", "list"],
+        ["serve", "--help"],
+        ["export", "--help"],
+        ["export", "onnx", "--help"],
+    ],
+)
 def test_help_and_zoo_list_import_neither_torch_nor_lightning(args):
     code = (
         "import sys\nfrom clipseg.cli import main\n"
@@ -35,7 +45,16 @@ def _help(capsys, *args: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "command", [["predict"], ["prepare"], ["eval-all"], ["zoo", "export"], ["zoo", "verify"], ["serve"]]
+    "command",
+    [
+        ["predict"],
+        ["prepare"],
+        ["eval-all"],
+        ["zoo", "export"],
+        ["zoo", "verify"],
+        ["serve"],
+        ["export", "onnx"],
+    ],
 )
 def test_our_commands_spell_options_in_kebab_case_and_show_no_rest_markup(capsys, command):
     text = _help(capsys, *command)

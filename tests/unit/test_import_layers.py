@@ -33,7 +33,14 @@ RANKS = {
     "clipseg.cli": 4,
 }
 TORCH = ("torch", "lightning", "torchmetrics", "torchvision")
-TORCH_FREE = ("clipseg.core", "clipseg.inference", "clipseg.zoo.cards", "clipseg.zoo.store")
+TORCH_FREE = (
+    "clipseg.core",
+    "clipseg.inference",
+    "clipseg.zoo.cards",
+    "clipseg.zoo.store",
+    "clipseg.zoo.onnx",
+    "clipseg.backends.onnx",
+)
 
 
 def module_name(path: Path) -> str:
@@ -135,7 +142,7 @@ import clipseg.core, clipseg.inference
 for package in (clipseg.core, clipseg.inference):
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
-import clipseg.zoo
+import clipseg.zoo, clipseg.zoo.onnx, clipseg.backends.onnx
 assert "shapes-tiny" in clipseg.zoo.list_models()
 from clipseg import Prompt, PreprocessConfig, ClipSegConfig, Predictor
 assert ClipSegConfig().preprocessing == PreprocessConfig()

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
     "serve": ("clipseg.cli.serve:main", "web app (Gradio) and JSON API for a model, on 127.0.0.1:7860"),
     "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
+    "export": ("clipseg.cli.export:main", "export a model to ONNX (onnxruntime, optional int8)"),
     "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself

@@ -138,8 +138,11 @@ class ClipBackbone(nn.Module):
         """Hidden states after vision blocks ``0 .. last`` (``B x (1 + h * w) x C`` each), computed lazily."""
         vision = self.clip.vision_model
         hidden = vision.embeddings(pixel_values, interpolate_pos_encoding=True)
-        hidden = vision.pre_layrnorm(hidden)
-        for block in vision.encoder.layers[: last + 1]:
+        yield from self._run_vision_blocks(vision.pre_layrnorm(hidden), first=0, last=last)
+
+    def _run_vision_blocks(self, hidden: Tensor, *, first: int, last: int) -> Iterator[Tensor]:
+        """Hidden states after vision blocks ``first .. last`` of ``hidden`` (the input of block ``first``)."""
+        for block in self.clip.vision_model.encoder.layers[first : last + 1]:
             if self._fast.supports(block):
                 hidden = self._fast(block, hidden)
             else:
@@ -183,9 +186,10 @@ class ClipBackbone(nn.Module):
                 for block in text.encoder.layers:
                     hidden = self._fast(block, hidden, causal=True)
                 hidden = text.final_layer_norm(hidden)
-                pooled = hidden[
-                    torch.arange(len(hidden), device=hidden.device), self._end_positions(input_ids)
-                ]
+                # gather, not hidden[arange(N), ends]: its index arithmetic would be traced as constants
+                # of the traced prompt count and length (the ONNX export keeps both dynamic).
+                ends = self._end_positions(input_ids)[:, None, None].expand(-1, 1, hidden.shape[-1])
+                pooled = hidden.gather(1, ends).squeeze(1)
             else:
                 pooled = text(input_ids=input_ids, attention_mask=attention_mask).pooler_output
             return self.clip.text_projection(pooled)
@@ -205,5 +209,20 @@ class ClipBackbone(nn.Module):
         """
         with self._autograd():
             *_, hidden = self._vision_blocks(pixel_values, self.num_layers - 1)
-            pooled = self.clip.vision_model.post_layernorm(hidden[:, 0])
-            return self.clip.visual_projection(pooled)
+            return self._project_image(hidden)
+
+    def encode_image_from(self, hidden: Tensor, *, after: int) -> Tensor:
+        """``encode_image`` continued from ``hidden``, the ``B x (1 + h * w) x C`` output of vision block
+        ``after`` (e.g. the deepest extracted activation): the remaining blocks, then the projection.
+
+        Lets a runtime that already holds the image's activations embed it as a visual prompt without
+        running the first blocks again (the ONNX export's ``visual.onnx``).
+        """
+        with self._autograd():
+            *_, last = (hidden, *self._run_vision_blocks(hidden, first=after + 1, last=self.num_layers - 1))
+            return self._project_image(last)
+
+    def _project_image(self, hidden: Tensor) -> Tensor:
+        """CLIP's image embedding ``B x D`` of the last block's output: CLS token, post-layernorm, projection."""
+        pooled = self.clip.vision_model.post_layernorm(hidden[:, 0])
+        return self.clip.visual_projection(pooled)

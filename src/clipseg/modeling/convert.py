@@ -142,6 +142,26 @@ def from_transformers(
     return model.to(next(hf.parameters()).device)
 
 
+def random_cidas_clipseg(*, seed: int = 0, tokenizer: Any = None) -> ClipSeg:
+    """A randomly initialised CLIPSeg of the CIDAS architecture: transformers' ``CLIPSegConfig`` defaults
+    with ViT-B/16 towers (patch 16), rd64, extract layers (3, 6, 9), 352 x 352 input as CIDAS' processor. No download:
+    for speed and export checks of the real model's size (weights from ``torch.manual_seed(seed)``).
+
+    ``tokenizer`` (e.g. one of ``build_clip_tokenizer``): its start and end token ids replace CLIP's,
+    so that the text tower pools at that tokenizer's end token.
+    """
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
+
+    text: dict[str, Any] = {}
+    if tokenizer is not None:
+        ends = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+        text = {**ends, "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id}
+    torch.manual_seed(seed)
+    hf = CLIPSegForImageSegmentation(CLIPSegConfig(text_config=text, vision_config={"patch_size": 16}))
+    # CIDAS' preprocessor resizes to 352 (CLIP's 224 position grid is interpolated to 22 x 22).
+    return from_transformers(hf.eval(), preprocessing=PreprocessConfig(size=352)).eval()
+
+
 def processor_preprocessing(folder: Path) -> PreprocessConfig | None:
     """The preprocessing of a transformers folder's ``preprocessor_config.json`` (CIDAS: 352, bilinear), if any.
 

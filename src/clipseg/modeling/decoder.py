@@ -233,7 +233,8 @@ class ClipSegDecoder(nn.Module):
             )
         assert state is not None
         tokens = state[:, 1:].transpose(1, 2)  # drop CLS: (B*N) x R x (h*w)
-        maps = run_head(self.trans_conv, tokens.unflatten(2, grid))
+        # reshape, not unflatten: traced for ONNX, unflatten fixes the traced grid as constants.
+        maps = run_head(self.trans_conv, tokens.reshape(*tokens.shape[:2], *grid))
         if tuple(maps.shape[-2:]) != tuple(out_size):
             maps = F.interpolate(maps, size=out_size, mode="bilinear", align_corners=False)
         return maps.view(batch, prompts, *out_size)

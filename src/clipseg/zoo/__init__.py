@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from clipseg.inference import Predictor
     from clipseg.zoo.loaders import Loaded
 
-__all__ = ["ModelCard", "ZooError", "cards", "get_card", "list_models", "load_model", "load_weights"]
+__all__ = [
+    "BACKENDS",
+    "ModelCard",
+    "ZooError",
+    "cards",
+    "get_card",
+    "list_models",
+    "load_model",
+    "load_weights",
+]
 
 
 def cards() -> dict[str, ModelCard]:
@@ -62,22 +71,47 @@ def load_weights(name_or_path: str | Path, revision: str | None = None) -> Loade
     return load_path(Path(name_or_path))
 
 
-def load_model(name_or_path: str | Path, revision: str | None = None, device: str | None = None) -> Predictor:
-    """A ``Predictor`` for a zoo name, a checkpoint path or a Hugging Face Hub repo id.
+BACKENDS = ("torch", "onnx")
+
+
+def load_model(
+    name_or_path: str | Path,
+    revision: str | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+) -> Predictor:
+    """A ``Predictor`` for a zoo name, a checkpoint path, a Hugging Face Hub repo id or an ONNX export folder.
 
     Args:
         name_or_path: a zoo name (``shapes-tiny``), a path (our safetensors file or folder, a
-            transformers CLIPSeg folder, an original ``.pth``) or a hub repo id ``org/name`` (the
-            transformers CLIPSeg layout or this project's safetensors), loaded through the standard
-            HF cache and usable offline from it. An existing path always wins; see
-            ``clipseg.zoo.hub`` for the exact rule.
+            transformers CLIPSeg folder, an original ``.pth``, a ``clipseg export onnx`` folder) or a
+            hub repo id ``org/name`` (the transformers CLIPSeg layout or this project's safetensors),
+            loaded through the standard HF cache and usable offline from it. An existing path always
+            wins; see ``clipseg.zoo.hub`` for the exact rule.
         revision: hub branch, tag or commit (repo ids and hub zoo cards; default: the card's pinned
             revision, else ``main``).
-        device: "cpu", "cuda", "cuda:1", ... (default: cuda if available).
+        device: "cpu", "cuda", "cuda:1", ... (default: cuda if available; torch backend only).
+        backend: "torch" or "onnx" (onnxruntime, no torch imported; see ``clipseg.zoo.onnx``).
+            Default: "onnx" for an ONNX export folder, else "torch". A name or weights path with
+            "onnx" is exported once into the cache (``clipseg export onnx``, which needs torch).
     """
-    from clipseg.backends.torch import TorchBackend
+    from clipseg.backends.onnx import is_export_folder
     from clipseg.inference import Predictor
 
-    model, tokenizer = load_weights(name_or_path, revision)
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
     name = f"{name_or_path}@{revision}" if revision else str(name_or_path)
+    if backend == "onnx" or (backend is None and is_export_folder(name_or_path)):
+        if device not in (None, "cpu"):
+            raise ValueError(
+                f"device {device!r}: the onnx backend runs on onnxruntime's CPU provider; use cpu"
+            )
+        from clipseg.zoo.onnx import onnx_backend
+
+        return Predictor(onnx_backend(name_or_path, revision, cards()), name=name)
+    if is_export_folder(name_or_path):
+        raise ValueError(f"{name_or_path} is an ONNX export: load it with backend='onnx' (or no backend)")
+    from clipseg.backends.torch import TorchBackend
+
+    model, tokenizer = load_weights(name_or_path, revision)
     return Predictor(TorchBackend(model, tokenizer, device=device), name=name)

@@ -1,0 +1,68 @@
+"""``clipseg export onnx --model NAME_OR_PATH --out DIR [--quantize int8]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clipseg export", description="Export a model for other runtimes.")
+    sub = p.add_subparsers(dest="format", required=True)
+    onnx = sub.add_parser(
+        "onnx",
+        help="four ONNX graphs (vision, text, visual prompts, decoder) + tokenizer + config for onnxruntime",
+        description="Write DIR/{vision,text,visual,decoder}.onnx, DIR/tokenizer and DIR/config.json; "
+        "load it with clipseg.load_model(DIR) (onnxruntime, no torch). Each graph is checked in "
+        "onnxruntime against torch before DIR is written.",
+    )
+    onnx.add_argument("--model", required=True, help="zoo name, weights file or folder, or hub repo id")
+    onnx.add_argument("--out", required=True, type=Path, help="folder to write (must not exist or be empty)")
+    onnx.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="dynamic int8 quantization of the MatMul/Gemm layers (onnxruntime.quantization)",
+    )
+    onnx.add_argument("--revision", default=None, help="hub branch, tag or commit (hub models only)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: `clipseg export --help` must not import torch.
+    from clipseg.core.files import sha256_of
+    from clipseg.export.onnx import export_onnx
+    from clipseg.zoo import cards, load_weights
+    from clipseg.zoo.onnx import weights_file
+
+    out: Path = args.out
+    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out} exists and is not empty; pass --overwrite or another folder")
+    weights = weights_file(args.model, args.revision, cards())
+    model, tokenizer = load_weights(args.model, args.revision)
+    diffs = export_onnx(
+        model,
+        tokenizer,
+        out,
+        quantize=args.quantize,
+        source=args.model,
+        source_sha256=sha256_of(weights),
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    checked = ", ".join(f"{name} {diff:.1e}" for name, diff in diffs.items())
+    sizes = sum(f.stat().st_size for f in out.glob("*.onnx")) / 1e6
+    kind = "int8" if args.quantize else "fp32"
+    print(f"wrote {out} ({kind}, {sizes:.1f} MB of graphs); fp32 graphs vs torch, max diff: {checked}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError, RuntimeError) as err:  # ZooError is a RuntimeError; OSError: files
+        print(f"clipseg export: error: {err}", file=sys.stderr)
+        return 1

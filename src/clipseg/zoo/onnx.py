@@ -1,0 +1,71 @@
+"""``load_model(..., backend="onnx")``: an ONNX export folder, or a model exported once into our cache.
+
+A zoo name, hub repo id or weights path is exported on first use by ``clipseg export onnx`` in a
+child process (that needs torch; this process never imports it), into
+``cache_dir()/onnx/<sha256 of the weights file>``, so a changed file gets a new export and an
+unchanged one is reused, offline and without torch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from clipseg.backends.onnx import OnnxBackend, is_export_folder
+from clipseg.core.files import sha256_of
+from clipseg.zoo.cards import ModelCard
+from clipseg.zoo.hub import choose_weights, kind_of, snapshot_file
+from clipseg.zoo.store import ZooError, cache_dir, fetch, verify
+
+
+def weights_file(name_or_path: str | Path, revision: str | None, cards: dict[str, ModelCard]) -> Path:
+    """The (verified, for zoo names) weights file a zoo name, hub repo id or path stands for."""
+    kind = kind_of(name_or_path, cards)
+    if kind == "hub":
+        return snapshot_file(str(name_or_path), revision)
+    if kind == "zoo":
+        if name_or_path not in cards:
+            raise ZooError(f"unknown model {name_or_path!r}; known models: {', '.join(cards)}")
+        card = cards[str(name_or_path)]
+        path = fetch(card, revision)
+        verify(card, path)
+        return path
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder, not a zoo model name and not a hub repo id")
+    return path / choose_weights((p.name for p in path.iterdir()), where=str(path)) if path.is_dir() else path
+
+
+def onnx_cache_folder(weights: Path) -> Path:
+    """Where the ONNX export of ``weights`` is kept (``CLIPSEG_CACHE``/onnx/sha256)."""
+    return cache_dir() / "onnx" / sha256_of(weights)
+
+
+def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -> None:
+    """Run ``clipseg export onnx`` in a child process (torch is imported there, not here); its progress
+    bar and error line go to this process's stderr.
+
+    Raises:
+        ZooError: the export failed.
+    """
+    command = [sys.executable, "-m", "clipseg.cli", "export", "onnx", "--model", str(name_or_path)]
+    command += ["--out", str(out), *(["--revision", revision] if revision is not None else [])]
+    print(f"exporting {name_or_path} to ONNX once (needs torch) into {out}", file=sys.stderr)
+    result = subprocess.run(command, stdout=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise ZooError(f"ONNX export of {name_or_path} failed (its error is printed above)")
+
+
+def onnx_backend(name_or_path: str | Path, revision: str | None, cards: dict[str, ModelCard]) -> OnnxBackend:
+    """An ``OnnxBackend`` for an export folder, or for a model exported into the cache on first use."""
+    if is_export_folder(name_or_path):
+        if revision is not None:
+            raise ZooError(
+                f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to folders"
+            )
+        return OnnxBackend(name_or_path)
+    folder = onnx_cache_folder(weights_file(name_or_path, revision, cards))
+    if not is_export_folder(folder):
+        export_in_child(name_or_path, revision, folder)
+    return OnnxBackend(folder)
