@@ -15,7 +15,7 @@ $(BIN)/activate:
 # Installed once; again only when pyproject.toml (the dependencies) changes. `make -B install` forces it.
 $(STAMP): pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[all,dev,serve]'
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
 	touch $@
 
 install: $(STAMP)
