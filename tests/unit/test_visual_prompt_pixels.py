@@ -39,6 +39,8 @@ STYLES = [
     VisualPromptStyle(blur_sigma=0.0, background_factor=0.5),
     VisualPromptStyle(crop_context=None),
     VisualPromptStyle(crop_context=0.4, blur_sigma=1.5),
+    VisualPromptStyle(background_factor=1.8),  # a brightened background must still clip at 255
+    VisualPromptStyle(blur_sigma=0.0, background_factor=1.0),
 ]
 
 

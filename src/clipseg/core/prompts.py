@@ -198,10 +198,14 @@ def visual_prompt(
         weight = m[..., None] / 255.0
         out = weight * img32 + (1 - weight) * (background * style.background_factor)
         return (out * (0.85 + 0.15 * weight)).clip(0, 255).astype(np.uint8)
-    background = np.multiply(background, style.background_factor, out=np.empty_like(background))
+    # The blur's result is ours to scale in place; without a blur ``background`` is ``img32``, used below.
+    scaled = background if style.blur_sigma > 0 else np.empty_like(background)
+    background = np.multiply(background, style.background_factor, out=scaled)
     # w * img + (1 - w) * background (float64) is exactly img where w = 1 and background where w = 0:
     # mix in float only on the soft edge (flat pixel indices, much faster than 2-d boolean indexing).
-    out = background.clip(0, 255).astype(np.uint8)
+    # A Gaussian blur (positive weights) of 0..255 scaled by a factor in [0, 1] needs no clip.
+    in_range = 0 <= style.background_factor <= 1
+    out = (background if in_range else background.clip(0, 255)).astype(np.uint8)
     cv2.copyTo(img, (m == 255).view(np.uint8), out)
     edge = np.flatnonzero((m > 0) & (m < 255))
     weight = m.reshape(-1)[edge][:, None] / 255.0
