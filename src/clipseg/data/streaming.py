@@ -59,7 +59,8 @@ _UNIT_SCALE = np.arange(256, dtype=np.float32) / 255.0
 _JPEG_AS_RGB = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
 
-def _decode_image(data: bytes, mode: str) -> np.ndarray:
+def decode_image(data: bytes, mode: str) -> np.ndarray:
+    """``data`` (an encoded image) as an ``H x W x 3`` (mode "RGB") or ``H x W`` (mode "L") uint8 array, PIL's pixels."""
     with Image.open(io.BytesIO(data)) as img:  # reads the header only
         # Only where both decoders give the same pixels (tested): YCbCr and gray JPEGs; CMYK ones convert
         # differently. OpenCV refuses truncated or corrupt data (None): PIL then raises its own error.
@@ -72,8 +73,8 @@ def _decode_image(data: bytes, mode: str) -> np.ndarray:
 
 def decode_mask_pair(image: bytes, mask: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Decode an (image, mask) pair: ``H x W x 3`` uint8 and ``H x W`` float32 in [0, 1]."""
-    rgb = _decode_image(image, "RGB")
-    alpha = cv2.LUT(_decode_image(mask, "L"), _UNIT_SCALE)
+    rgb = decode_image(image, "RGB")
+    alpha = cv2.LUT(decode_image(mask, "L"), _UNIT_SCALE)
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(
             f"mask is {alpha.shape[1]}x{alpha.shape[0]} but the image is {rgb.shape[1]}x{rgb.shape[0]}"
@@ -91,7 +92,7 @@ def decode_row(row: dict[str, Any]) -> tuple[Sample, tuple[bytes, bytes] | None]
         image, mask = decode_mask_pair(row["image"], row["mask"])
         label = None
         if row.get("label") is not None:
-            label = _decode_image(row["label"], "L").astype(np.int64)
+            label = decode_image(row["label"], "L").astype(np.int64)
             if label.shape != mask.shape:
                 raise ValueError(f"label map is {label.shape} but the mask is {mask.shape}")
         meta = json.loads(row.get("meta") or "{}")
