@@ -32,23 +32,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: `clipseg export --help` must not import torch.
-    from clipseg.core.files import sha256_of
     from clipseg.export.onnx import export_onnx
-    from clipseg.zoo import cards, load_weights
-    from clipseg.zoo.onnx import weights_file
+    from clipseg.zoo import load_resolved, resolve_weights
 
     out: Path = args.out
     if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"--out {out} exists and is not empty; pass --overwrite or another folder")
-    weights = weights_file(args.model, args.revision, cards())
-    model, tokenizer = load_weights(args.model, args.revision)
+    weights = resolve_weights(args.model, args.revision)  # resolved (and verified) once
+    model, tokenizer = load_resolved(weights)
     diffs = export_onnx(
         model,
         tokenizer,
         out,
         quantize=args.quantize,
         source=args.model,
-        source_sha256=sha256_of(weights),
+        source_sha256=weights.digest(),
         overwrite=args.overwrite,
         progress=True,
     )

@@ -8,11 +8,13 @@ sha256 is verified before it is loaded. Hub repo ids (``org/name``) load through
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clipseg.core.files import sha256_of
 from clipseg.zoo.cards import ModelCard, read_cards
-from clipseg.zoo.hub import kind_of, snapshot_file
+from clipseg.zoo.hub import choose_weights, kind_of, snapshot_file
 from clipseg.zoo.store import ZooError, fetch, repo_zoo_dir, verify
 
 if TYPE_CHECKING:
@@ -22,12 +24,15 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "ModelCard",
+    "WeightsFile",
     "ZooError",
     "cards",
     "get_card",
     "list_models",
     "load_model",
+    "load_resolved",
     "load_weights",
+    "resolve_weights",
 ]
 
 
@@ -50,25 +55,58 @@ def get_card(name: str) -> ModelCard:
     return known[name]
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """The one file a zoo name, hub repo id or path stands for; ``card`` and ``sha256`` for zoo names
+    (verified on resolving, so the digest is known)."""
+
+    path: Path
+    card: ModelCard | None = None
+    sha256: str | None = None
+
+    def digest(self) -> str:
+        """The file's sha256 (hashed now unless resolving already did)."""
+        return self.sha256 or sha256_of(self.path)
+
+
+def resolve_weights(name_or_path: str | Path, revision: str | None = None) -> WeightsFile:
+    """The weights file of a zoo name (fetched and verified), a hub repo id (through the HF cache) or a
+    path (a folder: the weights file in it, as ``clipseg.zoo.hub.choose_weights`` picks). Needs no torch.
+    """
+    kind = kind_of(name_or_path, cards())
+    if kind == "hub":
+        return WeightsFile(snapshot_file(str(name_or_path), revision))
+    if kind == "zoo":
+        card = get_card(str(name_or_path))
+        path = fetch(card, revision)
+        return WeightsFile(path, card=card, sha256=verify(card, path))
+    if revision is not None:
+        raise ZooError(f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to paths")
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such file or folder, not a zoo model name (`clipseg zoo list`) and not a hub "
+            "repo id (org/name)"
+        )
+    if path.is_dir():
+        path = path / choose_weights((p.name for p in path.iterdir()), where=str(path))
+    return WeightsFile(path)
+
+
+def load_resolved(weights: WeightsFile) -> Loaded:
+    """The ``ClipSeg`` model (on the CPU) and tokenizer of a resolved weights file."""
+    # Imported here: reading cards (list, verify, fetch) must work without torch.
+    from clipseg.zoo.loaders import load_card_file, load_path
+
+    return load_card_file(weights.card, weights.path) if weights.card else load_path(weights.path)
+
+
 def load_weights(name_or_path: str | Path, revision: str | None = None) -> Loaded:
     """The ``ClipSeg`` model (on the CPU) and tokenizer of a zoo name, a checkpoint path or a hub repo id.
 
     See ``load_model`` for the arguments. Zoo files are verified (sha256) before they are loaded.
     """
-    # Imported here: reading cards (list, verify, fetch) must work without torch.
-    from clipseg.zoo.loaders import load_card_file, load_path, load_weights_file
-
-    kind = kind_of(name_or_path, cards())
-    if kind == "hub":
-        return load_weights_file(snapshot_file(str(name_or_path), revision))
-    if kind == "zoo":
-        card = get_card(str(name_or_path))
-        path = fetch(card, revision)
-        verify(card, path)
-        return load_card_file(card, path)
-    if revision is not None:
-        raise ZooError(f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to paths")
-    return load_path(Path(name_or_path))
+    return load_resolved(resolve_weights(name_or_path, revision))
 
 
 BACKENDS = ("torch", "onnx")
@@ -108,7 +146,7 @@ def load_model(
             )
         from clipseg.zoo.onnx import onnx_backend
 
-        return Predictor(onnx_backend(name_or_path, revision, cards()), name=name)
+        return Predictor(onnx_backend(name_or_path, revision), name=name)
     if is_export_folder(name_or_path):
         raise ValueError(f"{name_or_path} is an ONNX export: load it with backend='onnx' (or no backend)")
     from clipseg.backends.torch import TorchBackend

@@ -19,7 +19,7 @@ from clipseg.modeling.convert import (
     convert_transformers_checkpoint,
 )
 from clipseg.zoo.cards import ModelCard
-from clipseg.zoo.hub import PICKLE_NAME, SAFETENSORS_NAME, choose_weights
+from clipseg.zoo.hub import PICKLE_NAME, SAFETENSORS_NAME
 from clipseg.zoo.store import ZooError, cache_dir
 
 Loaded = tuple[ClipSeg, PreTrainedTokenizerBase]
@@ -98,14 +98,8 @@ def load_card_file(card: ModelCard, path: Path) -> Loaded:
 
 
 def load_path(path: Path) -> Loaded:
-    """A user-given checkpoint: ``.safetensors`` file, ``save_pretrained`` folder, CIDAS folder or original ``.pth``."""
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no such file or folder, not a zoo model name (`clipseg zoo list`) and not a hub "
-            "repo id (org/name)"
-        )
-    if path.is_dir():
-        return load_weights_file(path / choose_weights((p.name for p in path.iterdir()), where=str(path)))
+    """A user-given checkpoint file (``clipseg.zoo.resolve_weights`` picks it in a folder): our
+    ``.safetensors``, a transformers / CIDAS folder's weights file or an original ``.pth``."""
     if path.suffix == ".pth":
         return load_original(path, backbone=ORIGINAL_BACKBONE)
     if path.suffix == ".ckpt":  # training code rebuilds these; the zoo sits below training

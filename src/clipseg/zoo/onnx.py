@@ -13,33 +13,13 @@ import sys
 from pathlib import Path
 
 from clipseg.backends.onnx import OnnxBackend, is_export_folder
-from clipseg.core.files import sha256_of
-from clipseg.zoo.cards import ModelCard
-from clipseg.zoo.hub import choose_weights, kind_of, snapshot_file
-from clipseg.zoo.store import ZooError, cache_dir, fetch, verify
+from clipseg.zoo import WeightsFile, resolve_weights
+from clipseg.zoo.store import ZooError, cache_dir
 
 
-def weights_file(name_or_path: str | Path, revision: str | None, cards: dict[str, ModelCard]) -> Path:
-    """The (verified, for zoo names) weights file a zoo name, hub repo id or path stands for."""
-    kind = kind_of(name_or_path, cards)
-    if kind == "hub":
-        return snapshot_file(str(name_or_path), revision)
-    if kind == "zoo":
-        if name_or_path not in cards:
-            raise ZooError(f"unknown model {name_or_path!r}; known models: {', '.join(cards)}")
-        card = cards[str(name_or_path)]
-        path = fetch(card, revision)
-        verify(card, path)
-        return path
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder, not a zoo model name and not a hub repo id")
-    return path / choose_weights((p.name for p in path.iterdir()), where=str(path)) if path.is_dir() else path
-
-
-def onnx_cache_folder(weights: Path) -> Path:
+def onnx_cache_folder(weights: WeightsFile) -> Path:
     """Where the ONNX export of ``weights`` is kept (``CLIPSEG_CACHE``/onnx/sha256)."""
-    return cache_dir() / "onnx" / sha256_of(weights)
+    return cache_dir() / "onnx" / weights.digest()
 
 
 def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -> None:
@@ -57,7 +37,7 @@ def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -
         raise ZooError(f"ONNX export of {name_or_path} failed (its error is printed above)")
 
 
-def onnx_backend(name_or_path: str | Path, revision: str | None, cards: dict[str, ModelCard]) -> OnnxBackend:
+def onnx_backend(name_or_path: str | Path, revision: str | None) -> OnnxBackend:
     """An ``OnnxBackend`` for an export folder, or for a model exported into the cache on first use."""
     if is_export_folder(name_or_path):
         if revision is not None:
@@ -65,7 +45,7 @@ def onnx_backend(name_or_path: str | Path, revision: str | None, cards: dict[str
                 f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to folders"
             )
         return OnnxBackend(name_or_path)
-    folder = onnx_cache_folder(weights_file(name_or_path, revision, cards))
+    folder = onnx_cache_folder(resolve_weights(name_or_path, revision))
     if not is_export_folder(folder):
         export_in_child(name_or_path, revision, folder)
     return OnnxBackend(folder)
