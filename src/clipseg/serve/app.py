@@ -117,14 +117,14 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
             raise gr.Error(str(err)) from None
         labels = job.postprocess.labels(labels)
         shown = overlay(image, masks, labels, threshold=job.postprocess.threshold)
+        grays = [Image.fromarray(mask_to_gray(mask)) for mask in masks]  # shown and saved
         folder = fresh_folder(files_dir)
         files = []
-        for i, (label, mask) in enumerate(zip(labels, masks)):
+        for i, (label, gray) in enumerate(zip(labels, grays)):
             path = folder / f"{i}_{slug(label)}.png"
-            Image.fromarray(mask_to_gray(mask)).save(path)
+            gray.save(path)
             files.append(str(path))
-        gallery = [(Image.fromarray(mask_to_gray(m)), label) for m, label in zip(masks, labels)]
-        return shown, gallery, files
+        return shown, list(zip(grays, labels)), files
 
     # delete_cache: Gradio's copies of uploads and answers older than KEEP_FILES_S go, checked hourly.
     blocks = gr.Blocks(
