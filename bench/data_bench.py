@@ -3,8 +3,10 @@
 Builds a synthetic shard set in a temporary folder (shapes scenes cropped to 500 x 375 like typical
 Visual Genome photos, JPEG images, PNG masks, a support image + mask per row), then streams it through
 the PhraseCut+ policy (negatives p = 0.2, visual prompts, text weights) and the training transforms
-(foreground crop, resize, flip, collate; uint8 images, which the data module normalizes on the GPU
-after the transfer) with 0 workers (main process) and 1 worker.
+(foreground crop, flip, prompt crop, collate) with 0 workers (main process) and 1 worker. The workers
+send uint8 crops; the data module resizes, prompts and normalizes them after the transfer, on the GPU
+(``device_finish.finish_batch``): that last part is timed on this CPU too and printed apart, since on a
+GPU it runs beside the workers, not in them (``make bench-gpu`` measures it there, in the step).
 Compare with the model's training steps/s x batch size: one worker delivers the printed rate.
 
 The ceiling on this machine is decoding the same bytes (image, mask, support image, support mask of
@@ -37,6 +39,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from clipseg.core.config import PreprocessConfig
+from clipseg.data.device_finish import finish_batch
 from clipseg.data.rawio import encode_png, make_row
 from clipseg.data.schema import SHARD_FEATURES
 from clipseg.data.shapes import ShapesConfig, draw_sample
@@ -103,21 +106,27 @@ def loader_over_raw(source: Path, workers: int, batch_size: int) -> tuple[float,
     return rate, {name: rate / ((before[name] + after[name]) / 2) for name in DECODERS}
 
 
-def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
-    """One pass over the shards; the rate after the first batch (startup excluded)."""
+def training_loader(source: Path, workers: int, batch_size: int) -> DataLoader:
+    """The data module's PhraseCut+ training loader at ``SIZE``² over the shards in ``source``."""
     stream = ShardStream(
         source=str(source),
         split="train",
-        policy=PromptPolicy(negative_prob=0.2, visual=True, prompt_size=SIZE),
-        # as the data module's training loader: uint8 images, normalized after the transfer to the GPU
-        transform=SampleTransform(preprocessing=PreprocessConfig(size=SIZE), train=True, normalize=False),
+        policy=PromptPolicy(negative_prob=0.2, visual=True),
+        # as the data module's training loader: uint8 crops, finished after the transfer to the GPU
+        transform=SampleTransform(
+            preprocessing=PreprocessConfig(size=SIZE), train=True, finish_on_device=True
+        ),
         shuffle_buffer=64,
         buffer_input_shards=1,  # no 5 s shutdown pause of interleaved HF streams inside the timing
         train=True,
     )
-    loader = DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=collate)
+    return DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=collate)
+
+
+def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
+    """One pass over the shards; the rate after the first batch (startup excluded)."""
     seen, start, last = 0, None, None
-    for batch in loader:
+    for batch in training_loader(source, workers, batch_size):
         now = time.perf_counter()
         if start is None:
             start = now
@@ -125,6 +134,15 @@ def samples_per_second(source: Path, workers: int, batch_size: int) -> float:
             seen += len(batch["sample_id"])
         last = now
     return seen / (last - start)
+
+
+def finish_ms_per_sample(source: Path, batch_size: int) -> float:
+    """Milliseconds a sample of ``finish_batch`` (resize, prompt, normalize) takes on this CPU, one thread."""
+    batches = list(training_loader(source, 0, batch_size))
+    start = time.perf_counter()
+    for batch in batches:
+        finish_batch(batch, PreprocessConfig(size=SIZE))
+    return (time.perf_counter() - start) * 1e3 / sum(len(b["sample_id"]) for b in batches)
 
 
 def training_samples_per_second(batch: int, repeats: int) -> float:
@@ -192,6 +210,11 @@ def main() -> None:
                     f" {args.repeats}: {', '.join(f'{r:.2f}' for r in values)})"
                 )
         rates = {workers: float(np.median(r)) for workers, r in rates.items()}
+        finish = finish_ms_per_sample(Path(tmp), args.batch)
+        print(
+            f"  device finish (resize, prompt, normalize) on this CPU: {finish:.1f} ms a sample, in the"
+            " main process after the transfer; on a GPU it is part of the step (make bench-gpu)"
+        )
     if args.loader_only:
         return
     model_rate = training_samples_per_second(batch=4, repeats=1 if args.quick else 2)

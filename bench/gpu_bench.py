@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 from data_bench import SIZE, write_shards
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from transformers import CLIPConfig
 
 from clipseg.core.config import ClipSegConfig
@@ -45,7 +46,8 @@ def paper_module(corpus: list[str]) -> ClipSegModule:
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    """As Lightning transfers a batch (the training crops are ``Ragged`` named tuples of tensors)."""
+    return move_data_to_device(batch, device)
 
 
 def synchronize(device: torch.device) -> None:
@@ -103,7 +105,7 @@ def training_rates(
 
     batches = endless(data.train_dataloader())
 
-    def from_loader() -> int:  # as Lightning does: transfer, then the data module's hook (normalization)
+    def from_loader() -> int:  # as Lightning does: transfer, then the data module's hook (device finish)
         return step(data.on_after_batch_transfer(to_device(next(batches), device), 0))
 
     fed = rate(from_loader, device, warmup=warmup, steps=steps)

@@ -221,9 +221,9 @@ def test_visual_prompts_come_from_another_image_with_the_same_phrase():
     from clipseg.data.streaming import PromptPolicy
 
     rows = [_prompt_row("2", "a", ["a"]), _prompt_row("3", "b", ["b"]), _prompt_row("1", "a", ["a"])]
-    policy = PromptPolicy(visual=True, same_phrase_support=True, prompt_size=8)
+    policy = PromptPolicy(visual=True, same_phrase_support=True)
     first, second, third = list(policy(rows))
     assert first["support"] is None and second["support"] is None  # no earlier sample of their phrase
     assert third["support"] is not None and third["text_weight"] <= 0.5
-    never = PromptPolicy(visual=True, visual_prob=0.0, same_phrase_support=True, prompt_size=8)
+    never = PromptPolicy(visual=True, visual_prob=0.0, same_phrase_support=True)
     assert list(never(rows))[-1]["support"] is None

@@ -14,7 +14,9 @@ import pytest
 import torch
 from fixture_data.raw_formats import write_pascal5i, write_pascal_zeroshot, write_phrasecut, write_refmatte
 
+from clipseg.core.config import PreprocessConfig
 from clipseg.data import datamodules as dm
+from clipseg.data.device_finish import finish_batch
 from clipseg.data.prepare import prepare
 from clipseg.data.schema import BATCH_KEYS
 from clipseg.data.streaming import ShardStream
@@ -28,7 +30,8 @@ def resized(target: np.ndarray, interpolation=cv2.INTER_NEAREST) -> np.ndarray:
 
 
 def batches(loader) -> list[dict]:
-    out = list(loader)
+    """The loader's batches as the step sees them (training crops finished as on the device)."""
+    out = [finish_batch(batch, PreprocessConfig(size=S)) for batch in loader]
     for batch in out:
         assert set(BATCH_KEYS) <= set(batch)
         n = len(batch["sample_id"])

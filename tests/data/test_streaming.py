@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fixture_data.shards import referring_rows, write_shapes_shards
 
+from clipseg.core.prompts import visual_prompt
 from clipseg.data.shapes import ShapesConfig, make_sample
 from clipseg.data.streaming import CorruptRow, PromptPolicy, ShardStream, shard_files
 
@@ -29,9 +30,7 @@ def shapes_shards(tmp_path_factory):
 
 
 def test_shapes_shards_stream_back_pixel_for_pixel(shapes_shards):
-    stream = ShardStream(
-        source=str(shapes_shards), split="val", policy=PromptPolicy(visual=True, prompt_size=SIZE)
-    )
+    stream = ShardStream(source=str(shapes_shards), split="val", policy=PromptPolicy(visual=True))
     got = list(stream)
     assert [s["sample_id"] for s in got] == [f"shapes-val-0-{i}" for i in range(11)]
     for sample in got:
@@ -41,8 +40,10 @@ def test_shapes_shards_stream_back_pixel_for_pixel(shapes_shards):
         assert sample["text"] == want["text"]
         assert np.array_equal(sample["image"], want["image"]) and np.array_equal(sample["mask"], want["mask"])
         assert (sample["support"] is None) == (want["support"] is None)
-        if want["support"] is not None:
-            assert np.array_equal(sample["support"], want["support"])
+        if want["support"] is not None:  # the policy hands over the support pair; the transform prompts
+            assert np.array_equal(
+                visual_prompt(sample["support"], sample["support_mask"], SIZE), want["support"]
+            )
 
 
 def test_shard_patterns_accept_urls_and_split_placeholders():
@@ -74,7 +75,7 @@ def test_training_shuffle_is_a_permutation_that_changes_per_epoch(shapes_shards)
 
 def test_phrasecut_plus_policy_negatives_visual_prompts_and_text_weights():
     rows = referring_rows(40)
-    policy = PromptPolicy(negative_prob=0.5, visual=True, prompt_size=16, seed=0)
+    policy = PromptPolicy(negative_prob=0.5, visual=True, seed=0)
     out = list(policy(rows))
     assert len(out) == 40
     negatives = [s for s in out if "negative_of" in s["meta"]]
@@ -89,7 +90,9 @@ def test_phrasecut_plus_policy_negatives_visual_prompts_and_text_weights():
         if s["support"] is None:
             assert s["text_weight"] == 1.0
         else:
-            assert s["support"].shape == (16, 16, 3) and 0.0 <= s["text_weight"] <= 0.5
+            support, mask = s["support"], s["support_mask"]
+            assert support.ndim == 3 and mask.shape == support.shape[:2] and mask.any()
+            assert 0.0 <= s["text_weight"] <= 0.5
     assert any(s["support"] is None for s in out)  # rows without support fields stay invalid
     assert [s["text"] for s in policy(rows)] == [s["text"] for s in out]  # same seed and epoch: same draws
 

@@ -9,12 +9,12 @@ import torch
 
 from clipseg.core.config import CLIP_MEAN, CLIP_STD, PreprocessConfig
 from clipseg.core.prompts import TEMPLATES
+from clipseg.data.device_finish import Ragged, finish_batch
 from clipseg.data.transforms import (
     ForegroundCrop,
     SampleTransform,
     collate,
     mentions_left_right,
-    normalize_batch,
 )
 
 
@@ -110,15 +110,18 @@ def test_label_maps_are_resized_with_nearest_and_batched():
         SampleTransform(preprocessing=PreprocessConfig(size=16), mask_interpolation="linear")(s)
 
 
-def test_uint8_batches_normalize_on_their_device_to_the_float_batch():
+def test_crops_finished_on_the_device_give_the_float_batch():
     config = PreprocessConfig(size=16)
     samples = [sample(support=True), sample("left cup", support=False), sample("cup", support=True)]
+    samples[2]["support_mask"] = np.pad(np.ones((8, 8), np.float32), 6)  # a support pair: prompted
     floats = collate([SampleTransform(preprocessing=config)(s) for s in samples])
-    pixels = collate([SampleTransform(preprocessing=config, normalize=False)(s) for s in samples])
-    assert pixels["image"].dtype == pixels["support"].dtype == torch.uint8
-    assert pixels["image"].shape == floats["image"].shape == (3, 3, 16, 16)
-    finished = normalize_batch(pixels, config)
-    for key in ("image", "support"):
+    crops = collate([SampleTransform(preprocessing=config, finish_on_device=True)(s) for s in samples])
+    assert isinstance(crops["image"], Ragged) and crops["image"].shapes.tolist() == [[48, 64, 3]] * 3
+    assert crops["support_mask"].shapes.tolist() == [[0, 0], [0, 0], [10, 10]]  # 8 px object, 10 % context
+    assert crops["mask"].dtype == torch.uint8  # exact levels: a quarter of the bytes
+    finished = finish_batch(crops, config)
+    assert "support_mask" not in finished
+    for key in ("image", "mask", "support"):  # flat colors: no resize rounding to differ by
         assert finished[key].dtype == torch.float32 and torch.equal(finished[key], floats[key]), key
     assert not finished["support"][1].any()  # no support: zeros, as in a float batch
-    assert normalize_batch(floats, config) is floats
+    assert finish_batch(floats, config) is floats

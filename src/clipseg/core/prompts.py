@@ -154,21 +154,26 @@ def _crop_square(array: np.ndarray, box: tuple[int, int, int, int], context: flo
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     top, left = round(cy - side / 2), round(cx - side / 2)
     bottom, right = round(cy + side / 2), round(cx + side / 2)
-    pad = max(0, -top, -left, bottom - array.shape[0], right - array.shape[1])
-    if pad:
-        array = np.pad(array, ((pad, pad), (pad, pad), *([(0, 0)] * (array.ndim - 2))))
-    return array[top + pad : bottom + pad, left + pad : right + pad]
+    height, width = array.shape[:2]
+    if top >= 0 and left >= 0 and bottom <= height and right <= width:
+        return array[top:bottom, left:right]
+    # Zeros where the square leaves the array: only the square is written (padding the array copied all of it).
+    out = np.zeros((bottom - top, right - left, *array.shape[2:]), dtype=array.dtype)
+    inside_y, inside_x = slice(max(top, 0), min(bottom, height)), slice(max(left, 0), min(right, width))
+    out[inside_y.start - top : inside_y.stop - top, inside_x.start - left : inside_x.stop - left] = array[
+        inside_y, inside_x
+    ]
+    return out
 
 
-def visual_prompt(
-    image: np.ndarray, mask: np.ndarray, size: int, style: VisualPromptStyle = VisualPromptStyle()
-) -> np.ndarray:
-    """Turn ``image`` (``H x W x 3`` uint8) and ``mask`` (``H x W``, in [0, 1]) into a ``size x size x 3`` uint8 prompt.
+def prompt_crop(
+    image: np.ndarray, mask: np.ndarray, style: VisualPromptStyle = VisualPromptStyle()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` and ``mask`` a visual prompt shows, before its resize: ``h x w x 3`` and ``h x w`` uint8.
 
-    An empty mask gives the unmodified (resized) image: there is no object to focus on. Training builds
-    one per sample, so the work happens on uint8 and at the prompt size: the crop before any float
-    conversion, the float mixing only on the mask's soft edge (inside it is the image, outside the
-    darkened blur).
+    The square around the object (``style.crop_context``; the whole image without one or without an
+    object), the image clipped to uint8 and the mask scaled to 0..255. The training loader sends these
+    crops and finishes the prompt on the device (``data.device_finish``); ``visual_prompt`` finishes it here.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"visual_prompt expects an H x W x 3 image, got shape {image.shape}")
@@ -182,8 +187,20 @@ def visual_prompt(
             _crop_square(image, box, style.crop_context),
             _crop_square(mask, box, style.crop_context),
         )
-    m = (np.clip(mask.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
-    img = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size, size), Image.BICUBIC))
+    return np.ascontiguousarray(image), (np.clip(mask.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def visual_prompt(
+    image: np.ndarray, mask: np.ndarray, size: int, style: VisualPromptStyle = VisualPromptStyle()
+) -> np.ndarray:
+    """Turn ``image`` (``H x W x 3`` uint8) and ``mask`` (``H x W``, in [0, 1]) into a ``size x size x 3`` uint8 prompt.
+
+    An empty mask gives the unmodified (resized) image: there is no object to focus on. The work
+    happens on uint8 and at the prompt size: the crop (``prompt_crop``) before any float conversion,
+    the float mixing only on the mask's soft edge (inside it is the image, outside the darkened blur).
+    """
+    image, m = prompt_crop(image, mask, style)
+    img = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
     m = np.asarray(Image.fromarray(m).resize((size, size), Image.BILINEAR))  # 0..255: weight m / 255
     if not m.any():
         return img.copy()  # writable, like every other result

@@ -19,11 +19,12 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from clipseg.core.config import PreprocessConfig
-from clipseg.core.prompts import TEMPLATES
+from clipseg.core.prompts import TEMPLATES, VisualPromptStyle
 from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
+from clipseg.data.device_finish import finish_batch
 from clipseg.data.shapes_dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
-from clipseg.data.transforms import SampleTransform, collate, normalize_batch
+from clipseg.data.transforms import SampleTransform, collate
 
 
 class ClipSegDataModule(LightningDataModule):
@@ -70,6 +71,7 @@ class ClipSegDataModule(LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.crop_scale = tuple(crop_scale)
         self.preprocessing = PreprocessConfig(size=image_size)
+        self.prompt_style = VisualPromptStyle()  # the paper's; evaluation and inference use it too
         self.train_first_epoch = 0
 
     def use_model_preprocessing(self, preprocessing: PreprocessConfig) -> None:
@@ -98,7 +100,7 @@ class ClipSegDataModule(LightningDataModule):
         self.train_first_epoch = int(state_dict.get("global_step", 0))
 
     def transform(self, *, train: bool) -> SampleTransform:
-        """Training sends uint8 images (normalized on the device, ``on_after_batch_transfer``); evaluation floats."""
+        """Training sends uint8 crops (finished on the device, ``on_after_batch_transfer``); evaluation floats."""
         return SampleTransform(
             preprocessing=self.preprocessing,
             train=train,
@@ -107,16 +109,18 @@ class ClipSegDataModule(LightningDataModule):
             mask_interpolation=self.mask_interpolation,
             templates=self.templates,
             seed=self.seed,
-            normalize=not train,
+            prompt_style=self.prompt_style,
+            finish_on_device=train,
         )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalize the training batch's uint8 images on the device the step runs on (the GPU).
+        """Finish the training batch's pixels on the device the step runs on (the GPU).
 
-        Workers send a quarter of the bytes and skip the float work; the step receives the same
-        normalized float32 tensors as from an evaluation loader (``transforms.normalize_batch``).
+        Workers send the image and prompt crops and skip the resizes, the prompts' blur and the float
+        work; the step receives normalized ``B x 3 x S x S`` tensors as from an evaluation loader
+        (``device_finish.finish_batch``). Evaluation batches pass unchanged.
         """
-        return normalize_batch(batch, self.preprocessing)
+        return finish_batch(batch, self.preprocessing, self.prompt_style)
 
     def dataset(self, split: str) -> IterableDataset:
         """The transformed samples of ``split`` ("train", "val", "test")."""
@@ -242,7 +246,6 @@ class ShardDataModule(ClipSegDataModule):
                 negative_prob=0.2,
                 visual=True,
                 exclude_classes=tuple(exclude_classes),
-                prompt_size=self.image_size,
                 seed=self.seed,
             ),
         )
@@ -307,9 +310,7 @@ class FewShotDataModule(ShardDataModule):
         if stage == "train" and self.phrasecut_dir is not None:
             return self.phrasecut_plus(self.phrasecut_dir, self.held_out)
         weight = (0.0, 0.5) if stage == "train" else (self.text_weight, self.text_weight)
-        policy = PromptPolicy(
-            visual=True, text_weight_range=weight, prompt_size=self.image_size, seed=self.seed
-        )
+        policy = PromptPolicy(visual=True, text_weight_range=weight, seed=self.seed)
         return self.data_dir, "train" if stage == "train" else "test", policy
 
 

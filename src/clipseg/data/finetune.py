@@ -66,7 +66,6 @@ class FineTuneDataModule(ShardDataModule):
             visual=self.visual_prob > 0,
             visual_prob=self.visual_prob,
             same_phrase_support=True,
-            prompt_size=self.image_size,
             seed=self.seed,
         )
         return self.data_dir, "train", policy

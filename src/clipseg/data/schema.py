@@ -41,16 +41,17 @@ class Sample(TypedDict, total=False):
     mask: np.ndarray  # H x W float32 in [0, 1]
     text: str
     class_id: int
-    support: np.ndarray | None  # h x w x 3 uint8 (already a visual prompt) or None
-    support_mask: np.ndarray | None  # h x w float32 in [0, 1] or None
+    support: np.ndarray | None  # h x w x 3 uint8: a visual prompt, or with support_mask its source image; or None
+    support_mask: np.ndarray | None  # h x w float32 in [0, 1]: the object in support (the transform prompts it) or None
     label: np.ndarray | None  # H x W int64 class ids (255 = ignore) or None
     text_weight: float  # w of w * text + (1 - w) * visual, set by the dataset's prompt policy (1 = text only)
     meta: dict[str, Any]
 
 
 # A batch is a dict with these keys (tensors stacked along B), as the step receives it. Training
-# loaders send image and support as uint8 (a quarter of the bytes); the data module's
-# on_after_batch_transfer normalizes them on the device (transforms.normalize_batch).
+# loaders send image and support as uint8 crops (device_finish.Ragged, with support_mask) and the mask
+# as uint8 levels; the data module's on_after_batch_transfer resizes, prompts and normalizes them on the
+# device (device_finish.finish_batch).
 #   image [B,3,H,W] float normalized with the backbone's mean/std
 #   mask [B,1,H,W] float in [0,1]
 #   text list[str] (template applied), phrase list[str] (the same before templating)

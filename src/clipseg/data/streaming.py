@@ -13,7 +13,7 @@ import json
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -23,7 +23,6 @@ from datasets import load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
-from clipseg.core.prompts import VisualPromptStyle, visual_prompt
 from clipseg.data.classes import phrase_mentions_any
 from clipseg.data.schema import NO_CLASS, SHARD_FEATURES, Sample
 from clipseg.data.sharding import rank_and_world_size
@@ -51,7 +50,7 @@ def shard_files(source: str, split: str) -> str:
 
 
 # uint8 -> float32 in [0, 1], the same numbers as ``alpha.astype(np.float32) / 255.0`` in one pass.
-_UNIT_SCALE = np.arange(256, dtype=np.float32) / 255.0
+MASK_LEVELS = np.arange(256, dtype=np.float32) / 255.0
 
 
 # libjpeg-turbo through OpenCV, as PIL decodes it but straight into an RGB array (no RGBX unpacking):
@@ -74,7 +73,7 @@ def decode_image(data: bytes, mode: str) -> np.ndarray:
 def decode_mask_pair(image: bytes, mask: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Decode an (image, mask) pair: ``H x W x 3`` uint8 and ``H x W`` float32 in [0, 1]."""
     rgb = decode_image(image, "RGB")
-    alpha = cv2.LUT(decode_image(mask, "L"), _UNIT_SCALE)
+    alpha = cv2.LUT(decode_image(mask, "L"), MASK_LEVELS)
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(
             f"mask is {alpha.shape[1]}x{alpha.shape[0]} but the image is {rgb.shape[1]}x{rgb.shape[0]}"
@@ -135,8 +134,9 @@ class PromptPolicy:
       since that object is in the image;
     * ``same_phrase_support``: a row without a support of its own takes a recent sample of the same
       phrase from another image as its support (users' own data has no prepared supports);
-    * with ``visual``, the support pair becomes a ``prompt_size``² visual prompt for a ``visual_prob``
-      share of the samples; without a valid one, ``support`` stays ``None`` (flagged invalid in the batch);
+    * with ``visual``, the decoded support pair becomes the sample's ``support`` + ``support_mask`` for a
+      ``visual_prob`` share of the samples (the transform makes the visual prompt of them); without a
+      valid one (no pair, or an empty mask), ``support`` stays ``None`` (flagged invalid in the batch);
     * ``text_weight`` w ~ U(``text_weight_range``) with a support, w = 1 without.
 
     Randomness is drawn per sample from (seed, epoch, sample_id): independent of worker layout.
@@ -148,8 +148,6 @@ class PromptPolicy:
     same_phrase_support: bool = False
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     exclude_classes: Sequence[str] = ()
-    prompt_size: int = 352
-    prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
     reservoir_size: int = 64
     seed: int = 0
 
@@ -174,7 +172,7 @@ class PromptPolicy:
             # Drawn only below 1, so that streams without the option keep their draws.
             wanted = self.visual_prob >= 1 or rng.random() < self.visual_prob
             if self.visual and support is not None and wanted:
-                sample["support"] = self._visual_prompt(sample["sample_id"], *support)
+                sample["support"], sample["support_mask"] = self._support_pair(sample["sample_id"], *support)
             if sample["support"] is not None:
                 sample["text_weight"] = rng.uniform(*self.text_weight_range)
             yield sample
@@ -198,14 +196,17 @@ class PromptPolicy:
         chosen = rng.choice(candidates)
         return chosen.image, chosen.mask
 
-    def _visual_prompt(self, sample_id: str, image: bytes, mask: bytes) -> np.ndarray | None:
+    @staticmethod
+    def _support_pair(
+        sample_id: str, image: bytes, mask: bytes
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         try:
             rgb, alpha = decode_mask_pair(image, mask)
         except Exception as err:
             raise CorruptRow(sample_id, f"support: {type(err).__name__}: {err}") from err
         if not alpha.any():
-            return None  # nothing to point at: an invalid support rather than the whole image
-        return visual_prompt(rgb, alpha, self.prompt_size, self.prompt_style)
+            return None, None  # nothing to point at: an invalid support rather than the whole image
+        return rgb, alpha
 
 
 class ShardStream(torch.utils.data.IterableDataset):

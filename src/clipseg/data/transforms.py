@@ -6,7 +6,10 @@ prompts), a template drawn from ``prompts.TEMPLATES``.
 Eval: the fixed template ``TEMPLATES[0]``. Then, for both, images (and support images) go through the
 model's own ``clipseg.core.preprocess`` (resize filter, mean and std as at inference), so evaluation
 happens at model size; targets are resized with nearest-neighbour interpolation unless
-``mask_interpolation="linear"`` (alpha mattes), so binary masks stay binary.
+``mask_interpolation="linear"`` (alpha mattes), so binary masks stay binary. A support that comes with
+its ``support_mask`` becomes a visual prompt here (``core.prompts.visual_prompt``). Training sends the
+image and prompt crops instead, for ``device_finish.finish_batch`` to resize, prompt and normalize on
+the device.
 """
 
 from __future__ import annotations
@@ -25,10 +28,19 @@ from albumentations.augmentations.crops.transforms import BaseCrop
 from torch.utils.data import default_collate
 
 from clipseg.core.config import PreprocessConfig
-from clipseg.core.preprocess import normalize_table, preprocess, resize_image
-from clipseg.core.prompts import TEMPLATES, apply_template, sample_template
+from clipseg.core.preprocess import preprocess, resize_image
+from clipseg.core.prompts import (
+    TEMPLATES,
+    VisualPromptStyle,
+    apply_template,
+    prompt_crop,
+    sample_template,
+    visual_prompt,
+)
+from clipseg.data.device_finish import DEVICE_FILTERS, Ragged
 from clipseg.data.schema import NO_CLASS, Sample
 from clipseg.data.sharding import rank_and_world_size, stream_entropy
+from clipseg.data.streaming import MASK_LEVELS
 
 _SIDE_WORDS = re.compile(r"\b(left|right)", re.IGNORECASE)
 _INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
@@ -76,11 +88,12 @@ class ForegroundCrop(BaseCrop):
 class SampleTransform:
     """Turn a ``Sample`` into model tensors.
 
-    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``; uint8 without
-    ``normalize``), ``mask`` ``[1,S,S]`` float32 in [0,1], ``text`` (template applied; "" for an empty
-    phrase), ``support`` ``[3,S,S]`` as ``image`` (zeros when absent), ``support_valid`` bool,
-    ``text_weight`` float32, ``sample_id``, ``class_id`` long, and ``label`` ``[S,S]`` long when the
-    sample has one.
+    Returns a dict: ``image`` ``[3,S,S]`` float32 normalized (``preprocess``), ``mask`` ``[1,S,S]``
+    float32 in [0,1], ``text`` (template applied; "" for an empty phrase), ``support`` ``[3,S,S]`` as
+    ``image`` (zeros when absent; the visual prompt of ``support`` + ``support_mask`` when the sample
+    has both), ``support_valid`` bool, ``text_weight`` float32, ``sample_id``, ``class_id`` long, and
+    ``label`` ``[S,S]`` long when the sample has one. With ``finish_on_device``, ``image``, ``support``
+    and ``support_mask`` are uint8 numpy crops instead (see ``finish_on_device``).
 
     Args:
         preprocessing: the model's input size S, resize filter, mean and std.
@@ -91,9 +104,11 @@ class SampleTransform:
         mask_interpolation: "nearest" (binary masks, class labels) or "linear" (alpha mattes).
         templates: prompt templates; training samples one, evaluation uses the first.
         seed: base seed of the augmentation randomness (combined with rank and worker).
-        normalize: ``image`` and ``support`` as normalized float32; else as resized ``3 x S x S``
-            uint8 (a quarter of the bytes to stack and send from the workers), for ``normalize_batch``
-            to finish on the device.
+        prompt_style: how a support + mask becomes a visual prompt (default: the paper's).
+        finish_on_device: leave the pixel work to ``device_finish.finish_batch`` after the transfer:
+            ``image`` is the cropped, flipped ``h x w x 3`` uint8 image (resized to ``S x S`` here only
+            for a filter torch does not have), ``support`` / ``support_mask`` the prompt's crops
+            (``prompt_crop``; a finished prompt with a ``0 x 0`` mask; ``0 x 0`` both when absent).
     """
 
     def __init__(
@@ -107,7 +122,8 @@ class SampleTransform:
         mask_interpolation: str = "nearest",
         templates: Sequence[str] = TEMPLATES,
         seed: int = 0,
-        normalize: bool = True,
+        prompt_style: VisualPromptStyle | None = None,
+        finish_on_device: bool = False,
     ) -> None:
         if mask_interpolation not in _INTERPOLATION:
             raise ValueError(
@@ -115,7 +131,8 @@ class SampleTransform:
             )
         self.preprocessing, self.image_size = preprocessing, preprocessing.size
         self.train, self.templates, self.seed = train, tuple(templates), seed
-        self.mask_interpolation, self.normalize = mask_interpolation, normalize
+        self.mask_interpolation, self.prompt_style = mask_interpolation, prompt_style or VisualPromptStyle()
+        self.finish_on_device = finish_on_device
         if train:
             head = [ForegroundCrop(scale=crop_scale, min_foreground=min_foreground)]
             tail = (
@@ -164,13 +181,42 @@ class SampleTransform:
         )
 
     def _model_input(self, image: np.ndarray) -> torch.Tensor:
-        """``3 x S x S``: the model's own resize and normalization (float32), or the resized uint8."""
-        if not self.normalize:
-            resized = resize_image(image, self.image_size, self.preprocessing.resample)
-            return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+        """``3 x S x S`` float32: the model's own resize and normalization, written straight into the tensor."""
         tensor = torch.empty(1, 3, self.image_size, self.image_size)
-        preprocess(image, self.preprocessing, out=tensor.numpy())  # written straight into the tensor
+        preprocess(image, self.preprocessing, out=tensor.numpy())
         return tensor[0]
+
+    def _target(self, mask: np.ndarray) -> torch.Tensor:
+        """``1 x S x S`` float32 in [0, 1]; for ``finish_on_device`` uint8 levels (a quarter of the bytes to
+        send) when they hold the mask exactly, as they do for decoded masks resized with "nearest"."""
+        side = (self.image_size, self.image_size)
+        if self.finish_on_device and self.mask_interpolation == "nearest":
+            levels = cv2.convertScaleAbs(mask, alpha=255.0)
+            if np.array_equal(cv2.LUT(levels, MASK_LEVELS), mask):
+                return torch.from_numpy(cv2.resize(levels, side, interpolation=cv2.INTER_NEAREST))[None]
+        mask = cv2.resize(mask, side, interpolation=_INTERPOLATION[self.mask_interpolation])
+        return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+
+    def _crop_to_send(self, image: np.ndarray) -> np.ndarray:
+        """``image`` as sent for ``finish_batch``: as it is (a view; ``collate`` copies it), or resized here when torch lacks the filter."""
+        if self.preprocessing.resample in DEVICE_FILTERS:
+            return image
+        return resize_image(np.ascontiguousarray(image), self.image_size, self.preprocessing.resample)
+
+    def _support(self, sample: Sample) -> dict[str, Any]:
+        support, mask = sample.get("support"), sample.get("support_mask")
+        if self.finish_on_device:
+            if support is None:
+                return {"support": np.zeros((0, 0, 3), np.uint8), "support_mask": np.zeros((0, 0), np.uint8)}
+            if mask is None:  # already a prompt
+                return {"support": self._crop_to_send(support), "support_mask": np.zeros((0, 0), np.uint8)}
+            crop, crop_mask = prompt_crop(support, mask, self.prompt_style)
+            return {"support": crop, "support_mask": crop_mask}
+        if support is None:
+            return {"support": torch.zeros(3, self.image_size, self.image_size)}
+        if mask is not None:
+            support = visual_prompt(support, mask, self.image_size, self.prompt_style)
+        return {"support": self._model_input(support)}
 
     def __call__(self, sample: Sample) -> dict[str, Any]:
         self._reseed()
@@ -182,27 +228,23 @@ class SampleTransform:
                 raise ValueError(f"{sample['sample_id']}: class labels need mask_interpolation='nearest'")
             targets["label"] = label.astype(np.int32)  # cv2 cannot resize int64
         out = self._pipelines[not mentions_left_right(text)](**targets)
-        side = (self.image_size, self.image_size)
-        mask = cv2.resize(out["mask"], side, interpolation=_INTERPOLATION[self.mask_interpolation])
-        support = sample.get("support")
         item: dict[str, Any] = {
-            "image": self._model_input(out["image"]),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
+            "image": self._crop_to_send(out["image"])
+            if self.finish_on_device
+            else self._model_input(out["image"]),
+            "mask": self._target(out["mask"]),
             "text": self._template(text),
             "phrase": text,  # before templating: equal phrases name the same thing
-            "support_valid": torch.tensor(support is not None),
+            "support_valid": torch.tensor(sample.get("support") is not None),
             "text_weight": torch.tensor(
-                float(sample.get("text_weight", 1.0)) if support is not None else 1.0
+                float(sample.get("text_weight", 1.0)) if sample.get("support") is not None else 1.0
             ),
             "sample_id": sample["sample_id"],
             "class_id": torch.tensor(int(sample.get("class_id", NO_CLASS)), dtype=torch.long),
+            **self._support(sample),
         }
-        if support is None:
-            dtype = torch.float32 if self.normalize else torch.uint8
-            item["support"] = torch.zeros(3, self.image_size, self.image_size, dtype=dtype)
-        else:
-            item["support"] = self._model_input(support)
         if label is not None:
+            side = (self.image_size, self.image_size)
             label = cv2.resize(out["label"], side, interpolation=cv2.INTER_NEAREST)
             item["label"] = torch.from_numpy(label.astype(np.int64))
         return item
@@ -211,8 +253,9 @@ class SampleTransform:
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack per-sample dicts (``SampleTransform`` outputs) into the batch dict of ``schema.BATCH_KEYS``.
 
-    Tensors are stacked along a new leading ``B`` axis; strings become lists. ``label`` ``[B,S,S]`` is
-    included when every item has one. In a DataLoader worker the stacks are written straight into
+    Tensors are stacked along a new leading ``B`` axis, numpy arrays (the crops of
+    ``finish_on_device``) packed into one ``Ragged`` each; strings become lists. ``label`` ``[B,S,S]``
+    is included when every item has one. In a DataLoader worker the stacks are written straight into
     shared memory (``default_collate``), which saves copying every batch once more to send it.
     """
     if not items:
@@ -224,26 +267,10 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     for key, value in items[0].items():
         column = [item[key] for item in items]
-        batch[key] = default_collate(column) if isinstance(value, torch.Tensor) else column
+        if isinstance(value, torch.Tensor):
+            batch[key] = default_collate(column)
+        elif isinstance(value, np.ndarray):
+            batch[key] = Ragged.pack(column)
+        else:
+            batch[key] = column
     return batch
-
-
-def normalize_batch(batch: dict[str, Any], preprocessing: PreprocessConfig) -> dict[str, Any]:
-    """The batch with uint8 ``image`` / ``support`` (``B x 3 x S x S``) normalized where they are (e.g. the GPU).
-
-    The numbers are ``preprocess``'s, looked up in the same ``normalize_table``; supports flagged
-    invalid become zeros, as in a normalized batch. Float batches come back unchanged.
-    """
-    if batch["image"].dtype != torch.uint8:
-        return batch
-    table = torch.from_numpy(normalize_table(preprocessing)).to(batch["image"].device)  # 256 x 3
-
-    def lookup(pixels: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device)
-        for channel in range(3):
-            out[:, channel] = table[:, channel][pixels[:, channel].long()]
-        return out
-
-    support = lookup(batch["support"])
-    support[~batch["support_valid"].to(support.device).bool()] = 0
-    return {**batch, "image": lookup(batch["image"]), "support": support}

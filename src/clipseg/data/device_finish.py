@@ -1,0 +1,155 @@
+"""The training batch's pixel work, done where the step runs (the GPU) instead of in the loader workers.
+
+Training workers decode, draw the prompt, crop and flip, and send the crops as they are: the image crop
+and the visual prompt's support crop + mask (``core.prompts.prompt_crop``), variable in size and packed
+per batch into one flat uint8 tensor each (``Ragged``). After the transfer, ``finish_batch`` resizes
+them to ``S x S``, finishes the visual prompts (blur, darken, mix) and normalizes, all batched on the
+device. The resizes and the blur were most of a worker's time; on a GPU they cost a few milliseconds a
+batch, and a worker delivers ~2x the samples.
+
+The numbers are those of the CPU path (``core.preprocess.preprocess``, ``core.prompts.visual_prompt``,
+used by evaluation and inference) up to rounding: torch's antialiased bilinear / bicubic resizes follow
+PIL's filters (a pixel level or two on a few % of the pixels, ``tests/unit/test_device_finish.py``), the
+blur uses OpenCV's Gaussian kernel and border, the mixing and truncation are the same formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipseg.core.config import PreprocessConfig
+from clipseg.core.preprocess import normalize_table
+from clipseg.core.prompts import VisualPromptStyle
+
+# PIL filters torch resizes the same way (antialiased when shrinking); others are resized by PIL in the worker.
+DEVICE_FILTERS = ("bilinear", "bicubic")
+_PROMPT_FILTER, _PROMPT_MASK_FILTER = "bicubic", "bilinear"  # as ``visual_prompt``
+
+
+class Ragged(NamedTuple):
+    """``B`` uint8 arrays of different shapes in one flat tensor: ``flat`` (``sum of sizes``), ``shapes`` (``B x D``)."""
+
+    flat: torch.Tensor
+    shapes: torch.Tensor
+
+    @classmethod
+    def pack(cls, arrays: Sequence[np.ndarray]) -> Ragged:
+        """Pack uint8 ``arrays``; in a DataLoader worker straight into shared memory, as ``default_collate`` stacks."""
+        if any(a.dtype != np.uint8 for a in arrays):
+            raise TypeError(f"Ragged packs uint8 arrays, got {sorted({str(a.dtype) for a in arrays})}")
+        shapes = torch.tensor([a.shape for a in arrays], dtype=torch.long)
+        flat = torch.empty(sum(a.size for a in arrays), dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            flat.share_memory_()
+        start, out = 0, flat.numpy()
+        for a in arrays:  # straight from crop views: no contiguous copy first
+            out[start : start + a.size].reshape(a.shape)[...] = a
+            start += a.size
+        return cls(flat, shapes)
+
+    def unpack(self) -> list[torch.Tensor]:
+        shapes = self.shapes.tolist()
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        return [part.view(shape) for part, shape in zip(torch.split(self.flat, sizes), shapes)]
+
+
+def resize(pixels: torch.Tensor, size: int, resample: str) -> torch.Tensor:
+    """``C x S x S`` float of ``pixels`` (``H x W x C`` or ``H x W`` uint8) resized as PIL's ``resample``: 0..255 integers.
+
+    As PIL: the width first, then the height, each pass rounded half up and clipped to 0..255 (without
+    the clip in between, bicubic overshoots would differ by up to ~20 levels).
+    """
+    planes = (pixels[..., None] if pixels.ndim == 2 else pixels).permute(2, 0, 1).float()[None]
+    for shape in ((planes.shape[2], size), (size, size)):
+        if planes.shape[2:] != shape:
+            planes = F.interpolate(planes, size=shape, mode=resample, antialias=True, align_corners=False)
+            planes = planes.add_(0.5).floor_().clamp_(0, 255)
+    return planes[0]
+
+
+def _reflect_index(length: int, pad: int, device: torch.device) -> torch.Tensor:
+    """Indices of a line of ``length`` padded by ``pad`` on both sides as OpenCV's ``BORDER_REFLECT`` (``cba|abc|cba``)."""
+    index = np.arange(-pad, length + pad)
+    while ((index < 0) | (index >= length)).any():
+        index = np.where(index < 0, -index - 1, index)
+        index = np.where(index >= length, 2 * length - 1 - index, index)
+    return torch.as_tensor(index, device=device)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``B x C x H x W`` float images blurred as ``cv2.GaussianBlur(sigmaX=sigma, borderType=BORDER_REFLECT)`` on float32."""
+    kernel = cv2.getGaussianKernel(round(sigma * 8 + 1) | 1, sigma, cv2.CV_32F)  # OpenCV's size for floats
+    taps = torch.as_tensor(kernel[:, 0], device=images.device)
+    pad, channels = len(taps) // 2, images.shape[1]
+    rows = images.index_select(2, _reflect_index(images.shape[2], pad, images.device))
+    rows = F.conv2d(rows, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    cols = rows.index_select(3, _reflect_index(images.shape[3], pad, images.device))
+    return F.conv2d(cols, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+
+
+def compose_prompts(images: torch.Tensor, masks: torch.Tensor, style: VisualPromptStyle) -> torch.Tensor:
+    """``visual_prompt``'s last step on a batch: ``B x 3 x S x S`` prompts (0..255 integers) from resized crops.
+
+    ``images`` ``B x 3 x S x S`` and ``masks`` ``B x 1 x S x S`` hold 0..255 integers (float). A sample
+    whose mask is empty keeps its image, as in ``visual_prompt``.
+    """
+    weight = masks / 255.0
+    background = gaussian_blur(images, style.blur_sigma) if style.blur_sigma > 0 else images
+    background = background * style.background_factor
+    if style.highlight:
+        out = (weight * images + (1 - weight) * background) * (0.85 + 0.15 * weight)
+    else:
+        # exactly the image where w = 1 and the background where w = 0, as visual_prompt's shortcuts
+        mixed = weight * images + (1 - weight) * background
+        out = torch.where(masks == 255, images, torch.where(masks == 0, background, mixed))
+    out = out.clamp(0, 255).floor_()  # numpy's astype(uint8) truncates
+    has_object = masks.flatten(1).any(1)[:, None, None, None]
+    return torch.where(has_object, out, images)
+
+
+def _normalize(pixels: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``B x 3 x S x S`` 0..255 integers (any dtype) normalized through ``preprocess``'s lookup ``table`` (``256 x 3``)."""
+    index = pixels.long()
+    return torch.stack([table[:, c][index[:, c]] for c in range(3)], dim=1)
+
+
+def finish_batch(
+    batch: dict[str, Any], preprocessing: PreprocessConfig, style: VisualPromptStyle | None = None
+) -> dict[str, Any]:
+    """The batch with its ``Ragged`` crops turned into the step's normalized ``B x 3 x S x S`` ``image`` and ``support``.
+
+    ``style``: the prompts' (the paper's by default). ``support_mask`` (``Ragged``; ``0 x 0`` where the
+    support is already a prompt) is consumed; supports flagged invalid become zeros, as in an evaluation
+    batch; a uint8 ``mask`` becomes float32 in [0, 1]. Batches without crops come back unchanged.
+    """
+    if not isinstance(batch["image"], Ragged):
+        return batch
+    size, device = preprocessing.size, batch["image"].flat.device
+    table = torch.from_numpy(normalize_table(preprocessing)).to(device)
+    images = torch.stack([resize(crop, size, preprocessing.resample) for crop in batch["image"].unpack()])
+    valid = batch["support_valid"].to(device).bool()
+    supports = torch.zeros(len(valid), 3, size, size, device=device)
+    prompt = [i for i, shape in enumerate(batch["support_mask"].shapes.tolist()) if shape[0] > 0]
+    crops, masks = batch["support"].unpack(), batch["support_mask"].unpack()
+    for i in set(valid.nonzero()[:, 0].tolist()) - set(prompt):  # finished prompts: resize only
+        supports[i] = resize(crops[i], size, preprocessing.resample)
+    if prompt:
+        composed = compose_prompts(
+            torch.stack([resize(crops[i], size, _PROMPT_FILTER) for i in prompt]),
+            torch.stack([resize(masks[i], size, _PROMPT_MASK_FILTER) for i in prompt]),
+            style or VisualPromptStyle(),
+        )
+        supports[prompt] = composed
+    support = _normalize(supports, table)
+    support[~valid] = 0
+    mask = batch["mask"]
+    if mask.dtype == torch.uint8:  # levels v of the masks v / 255, as decoded (``streaming.MASK_LEVELS``)
+        mask = mask.float() / 255.0
+    finished = {key: value for key, value in batch.items() if key != "support_mask"}
+    return {**finished, "image": _normalize(images, table), "mask": mask, "support": support}
