@@ -41,8 +41,9 @@ class Sample(TypedDict, total=False):
     mask: np.ndarray  # H x W float32 in [0, 1]
     text: str
     class_id: int
-    support: np.ndarray | None  # h x w x 3 uint8: a visual prompt, or with support_mask its source image; or None
-    support_mask: np.ndarray | None  # h x w float32 in [0, 1]: the object in support (the transform prompts it) or None
+    # h x w x 3 uint8: a visual prompt, or with support_mask the image it is made of (by the transform)
+    support: np.ndarray | None
+    support_mask: np.ndarray | None  # h x w float32 in [0, 1]: the object in support, or None
     label: np.ndarray | None  # H x W int64 class ids (255 = ignore) or None
     text_weight: float  # w of w * text + (1 - w) * visual, set by the dataset's prompt policy (1 = text only)
     meta: dict[str, Any]
