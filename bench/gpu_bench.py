@@ -162,7 +162,13 @@ def main() -> None:
         corpus = sorted({word for text in [*TEMPLATES, *texts] for word in text.replace(".", " ").split()})
         module = paper_module([" ".join(corpus)])
         data = PhraseCutDataModule(
-            data_dir=tmp, plus=True, image_size=SIZE, batch_size=batch, num_workers=workers, shuffle_buffer=64
+            data_dir=tmp,
+            plus=True,
+            image_size=SIZE,
+            batch_size=batch,
+            num_workers=workers,
+            shuffle_buffer=64,
+            finish_on_device=device.type != "cpu",  # as in a fit on that device
         )
         data.use_model_preprocessing(module.model.config.preprocessing)
         peak_memory(device)

@@ -16,7 +16,7 @@ from fixture_data.raw_formats import write_pascal5i, write_pascal_zeroshot, writ
 
 from clipseg.core.config import PreprocessConfig
 from clipseg.data import datamodules as dm
-from clipseg.data.device_finish import finish_batch
+from clipseg.data.device_finish import Ragged, finish_batch
 from clipseg.data.prepare import prepare
 from clipseg.data.schema import BATCH_KEYS
 from clipseg.data.streaming import ShardStream
@@ -156,3 +156,23 @@ def test_refmatte_datamodule_alpha_mattes(tmp_path):
         want = resized(alpha.astype(np.float32) / 255, cv2.INTER_LINEAR)
         assert torch.allclose(samples[name]["mask"][0], torch.from_numpy(want), atol=1e-5)
         assert samples[name]["text"] == f"a photo of a {truth.entries[name]['keyword']}."
+
+
+def test_training_batches_are_finished_on_the_device_the_trainer_runs_on():
+    """GPU fits send crops (finished after the transfer); CPU fits finish in the workers; the flag overrides."""
+    module = dm.ShapesDataModule(scene_size=40, **COMMON)
+    assert not module.transform(train=True).finish_on_device  # no trainer: the CPU path
+
+    class Trainer:  # what finishes_on_device reads of a Lightning Trainer
+        def __init__(self, device: str) -> None:
+            self.strategy = type("Strategy", (), {"root_device": torch.device(device)})()
+
+    for device, expected in (("cuda", True), ("cpu", False)):
+        module.trainer = Trainer(device)
+        assert module.transform(train=True).finish_on_device is expected
+        assert not module.transform(train=False).finish_on_device  # evaluation: always per sample
+    module.finish_on_device = True
+    crops = next(iter(module.train_dataloader()))
+    assert isinstance(crops["image"], Ragged)
+    finished = module.on_after_batch_transfer(crops, 0)
+    assert finished["image"].shape == (4, 3, S, S) and finished["image"].dtype == torch.float32

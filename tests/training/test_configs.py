@@ -72,6 +72,13 @@ def test_fast_dev_run(config, small_run):
     assert_protocol_metrics(logged, "val")
 
 
+def test_fit_with_batches_finished_on_the_device(small_run):
+    """A GPU fit's data path on the CPU: PhraseCut+ crops through Lightning's transfer and the data module's hook."""
+    logged = small_run("fit", "vitb16.yaml", "--data.init_args.finish_on_device", "true")
+    assert math.isfinite(logged["train/loss"]) and logged["train/lr"] > 0, logged
+    assert_protocol_metrics(logged, "val")
+
+
 @pytest.mark.parametrize("config", ["pascal5i-fold1.yaml", "pascal-zeroshot.yaml", "shapes-tiny.yaml"])
 def test_test_subcommand_runs_the_protocol(config, small_run):
     assert_protocol_metrics(small_run("test", config), "test")

@@ -36,7 +36,7 @@ def normalize_table(config: PreprocessConfig) -> np.ndarray:
     """``256 x 3`` float32: ``(value / 255 - mean) / std`` of every uint8 value in each channel.
 
     ``normalize`` of a uint8 image looks its pixels up here, and so does the training batch normalized
-    on the GPU (``data.transforms.normalize_batch``): the same numbers wherever it happens.
+    on the GPU (``data.device_finish.finish_batch``): the same numbers wherever it happens.
     """
     mean = np.asarray(config.mean, dtype=np.float32)
     std = np.asarray(config.std, dtype=np.float32)

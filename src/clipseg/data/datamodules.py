@@ -44,6 +44,9 @@ class ClipSegDataModule(LightningDataModule):
         mask_interpolation: "nearest" (binary masks) or "linear" (alpha mattes).
         templates: prompt templates (default: the paper's ``prompts.TEMPLATES``); training samples
             one per sample, evaluation uses the first.
+        finish_on_device: training workers send uint8 crops, resized, prompted and normalized on the
+            device after the transfer (``device_finish``); ``None``: when the trainer runs on a GPU
+            (on a CPU the main process would do the workers' work, so workers finish each sample).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class ClipSegDataModule(LightningDataModule):
         crop_scale: tuple[float, float] = (0.3, 1.0),
         mask_interpolation: str = "nearest",
         templates: list[str] | None = None,
+        finish_on_device: bool | None = None,
     ) -> None:
         super().__init__()
         self.templates = tuple(templates) if templates else TEMPLATES
@@ -72,6 +76,7 @@ class ClipSegDataModule(LightningDataModule):
         self.crop_scale = tuple(crop_scale)
         self.preprocessing = PreprocessConfig(size=image_size)
         self.prompt_style = VisualPromptStyle()  # the paper's; evaluation and inference use it too
+        self.finish_on_device = finish_on_device
         self.train_first_epoch = 0
 
     def use_model_preprocessing(self, preprocessing: PreprocessConfig) -> None:
@@ -99,8 +104,14 @@ class ClipSegDataModule(LightningDataModule):
         """
         self.train_first_epoch = int(state_dict.get("global_step", 0))
 
+    def finishes_on_device(self) -> bool:
+        """Whether training batches travel as crops and are finished on the device (see ``finish_on_device``)."""
+        if self.finish_on_device is not None:
+            return self.finish_on_device
+        return self.trainer is not None and self.trainer.strategy.root_device.type != "cpu"
+
     def transform(self, *, train: bool) -> SampleTransform:
-        """Training sends uint8 crops (finished on the device, ``on_after_batch_transfer``); evaluation floats."""
+        """Evaluation sends floats; training too, or uint8 crops finished on the device (``finishes_on_device``)."""
         return SampleTransform(
             preprocessing=self.preprocessing,
             train=train,
@@ -110,7 +121,7 @@ class ClipSegDataModule(LightningDataModule):
             templates=self.templates,
             seed=self.seed,
             prompt_style=self.prompt_style,
-            finish_on_device=train,
+            finish_on_device=train and self.finishes_on_device(),
         )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
@@ -118,7 +129,7 @@ class ClipSegDataModule(LightningDataModule):
 
         Workers send the image and prompt crops and skip the resizes, the prompts' blur and the float
         work; the step receives normalized ``B x 3 x S x S`` tensors as from an evaluation loader
-        (``device_finish.finish_batch``). Evaluation batches pass unchanged.
+        (``device_finish.finish_batch``). Batches finished in the workers pass unchanged.
         """
         return finish_batch(batch, self.preprocessing, self.prompt_style)
 
