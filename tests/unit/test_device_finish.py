@@ -15,7 +15,8 @@ from PIL import Image
 
 from clipseg.core.config import PreprocessConfig
 from clipseg.core.prompts import VisualPromptStyle, visual_prompt
-from clipseg.data.device_finish import Ragged, compose_prompts, finish_batch, gaussian_blur, resize
+from clipseg.data.batch_resize import resize_batch
+from clipseg.data.device_finish import Ragged, compose_prompts, finish_batch, gaussian_blur
 from clipseg.data.transforms import SampleTransform, collate
 
 PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
@@ -27,25 +28,35 @@ def photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip((noise.astype(np.int32) - 128) * 4 + 128, 0, 255).astype(np.uint8)
 
 
+SIZES = [(375, 500), (120, 90), (200, 420), (61, 80), (352, 352), (352, 500), (30, 30)]
+
+
 @pytest.mark.parametrize("resample", sorted(PIL_FILTERS))
-@pytest.mark.parametrize(("h", "w", "size"), [(375, 500, 352), (120, 90, 352), (200, 420, 352), (61, 80, 32)])
-def test_resize_matches_pil_to_a_level(resample, h, w, size):
-    rng = np.random.default_rng([h, w])
-    for image in (photo(rng, h, w), rng.integers(0, 256, (h, w, 3), dtype=np.uint8)):
-        want = np.asarray(Image.fromarray(image).resize((size, size), PIL_FILTERS[resample])).astype(int)
-        got = resize(torch.from_numpy(image), size, resample).permute(1, 2, 0).numpy()
-        assert np.array_equal(got, np.round(got)) and got.min() >= 0 and got.max() <= 255
-        diff = np.abs(got.astype(int) - want)
-        assert diff.max() <= 2 and (diff > 0).mean() < 0.03, (diff.max(), (diff > 0).mean())
+@pytest.mark.parametrize("kind", ["photo", "noise"])
+def test_batched_resize_matches_pil_to_a_level(resample, kind):
+    """One batch of mixed sizes (up, down, one side only, none), each image against PIL's own resize."""
+    rng = np.random.default_rng([len(resample), len(kind)])
+    draw = photo if kind == "photo" else lambda r, h, w: r.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    images = [draw(rng, h, w) for h, w in SIZES]
+    for size in (352, 40):
+        batch = resize_batch([torch.from_numpy(image) for image in images], size, resample)
+        assert batch.shape == (len(SIZES), 3, size, size)
+        for image, got in zip(images, batch.permute(0, 2, 3, 1).numpy()):
+            want = np.asarray(Image.fromarray(image).resize((size, size), PIL_FILTERS[resample]))
+            assert np.array_equal(got, np.round(got)) and got.min() >= 0 and got.max() <= 255
+            diff = np.abs(got.astype(int) - want)
+            assert diff.max() <= 2 and (diff > 0).mean() < 0.03, (image.shape, diff.max(), (diff > 0).mean())
 
 
-def test_resize_takes_masks_and_leaves_the_right_size_alone():
+def test_batched_resize_takes_masks_keeps_the_right_size_and_refuses_other_filters():
     mask = (np.random.default_rng(0).random((30, 50)) > 0.5).astype(np.uint8) * 255
     want = np.asarray(Image.fromarray(mask).resize((20, 20), Image.Resampling.BILINEAR))
-    got = resize(torch.from_numpy(mask), 20, "bilinear")
-    assert got.shape == (1, 20, 20) and np.abs(got[0].numpy() - want).max() <= 1
+    got = resize_batch([torch.from_numpy(mask)], 20, "bilinear")
+    assert got.shape == (1, 1, 20, 20) and np.abs(got[0, 0].numpy() - want).max() <= 1
     square = torch.from_numpy(mask[:20, :20])
-    assert torch.equal(resize(square, 20, "bicubic")[0], square.float())
+    assert torch.equal(resize_batch([square], 20, "bicubic")[0, 0], square.float())
+    with pytest.raises(ValueError, match="lanczos"):
+        resize_batch([square], 20, "lanczos")
 
 
 @pytest.mark.parametrize("side", [5, 30, 64])  # 5: the 25-tap kernel reflects more than once

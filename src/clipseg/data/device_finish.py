@@ -8,9 +8,10 @@ device. The resizes and the blur were most of a worker's time; on a GPU they cos
 batch, and a worker delivers ~2x the samples.
 
 The numbers are those of the CPU path (``core.preprocess.preprocess``, ``core.prompts.visual_prompt``,
-used by evaluation and inference) up to rounding: torch's antialiased bilinear / bicubic resizes follow
-PIL's filters (a pixel level or two on a few % of the pixels, ``tests/unit/test_device_finish.py``), the
-blur uses OpenCV's Gaussian kernel and border, the mixing and truncation are the same formulas.
+used by evaluation and inference) up to rounding: the resizes are PIL's filters (``batch_resize``; a
+level on under 1 % of the pixels, ``tests/unit/test_device_finish.py``), the blur uses OpenCV's
+Gaussian kernel and border, the mixing and truncation are the same formulas. The whole batch takes a
+few hundred ops, most of them one copy per crop.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import torch.nn.functional as F
 from clipseg.core.config import PreprocessConfig
 from clipseg.core.preprocess import normalize_table
 from clipseg.core.prompts import VisualPromptStyle
+from clipseg.data.batch_resize import SUPPORTS, resize_batch
 
-# PIL filters torch resizes the same way (antialiased when shrinking); others are resized by PIL in the worker.
-DEVICE_FILTERS = ("bilinear", "bicubic")
+# PIL filters resized here (``batch_resize``); others are resized by PIL in the worker.
+DEVICE_FILTERS = tuple(SUPPORTS)
 _PROMPT_FILTER, _PROMPT_MASK_FILTER = "bicubic", "bilinear"  # as ``visual_prompt``
 
 
@@ -57,20 +59,6 @@ class Ragged(NamedTuple):
         shapes = self.shapes.tolist()
         sizes = [int(np.prod(shape)) for shape in shapes]
         return [part.view(shape) for part, shape in zip(torch.split(self.flat, sizes), shapes)]
-
-
-def resize(pixels: torch.Tensor, size: int, resample: str) -> torch.Tensor:
-    """``C x S x S`` float of ``pixels`` (``H x W x C`` or ``H x W`` uint8) resized as PIL's ``resample``: 0..255 integers.
-
-    As PIL: the width first, then the height, each pass rounded half up and clipped to 0..255 (without
-    the clip in between, bicubic overshoots would differ by up to ~20 levels).
-    """
-    planes = (pixels[..., None] if pixels.ndim == 2 else pixels).permute(2, 0, 1).float()[None]
-    for shape in ((planes.shape[2], size), (size, size)):
-        if planes.shape[2:] != shape:
-            planes = F.interpolate(planes, size=shape, mode=resample, antialias=True, align_corners=False)
-            planes = planes.add_(0.5).floor_().clamp_(0, 255)
-    return planes[0]
 
 
 def _reflect_index(length: int, pad: int, device: torch.device) -> torch.Tensor:
@@ -132,24 +120,24 @@ def finish_batch(
         return batch
     size, device = preprocessing.size, batch["image"].flat.device
     table = torch.from_numpy(normalize_table(preprocessing)).to(device)
-    images = torch.stack([resize(crop, size, preprocessing.resample) for crop in batch["image"].unpack()])
+    images = resize_batch(batch["image"].unpack(), size, preprocessing.resample)
     valid = batch["support_valid"].to(device).bool()
     supports = torch.zeros(len(valid), 3, size, size, device=device)
-    prompt = [i for i, shape in enumerate(batch["support_mask"].shapes.tolist()) if shape[0] > 0]
     crops, masks = batch["support"].unpack(), batch["support_mask"].unpack()
-    for i in set(valid.nonzero()[:, 0].tolist()) - set(prompt):  # finished prompts: resize only
-        supports[i] = resize(crops[i], size, preprocessing.resample)
+    prompt = [i for i, mask in enumerate(masks) if mask.numel() > 0]
+    finished = sorted(set(valid.nonzero()[:, 0].tolist()) - set(prompt))
+    if finished:  # already prompts: resized only
+        supports[finished] = resize_batch([crops[i] for i in finished], size, preprocessing.resample)
     if prompt:
-        composed = compose_prompts(
-            torch.stack([resize(crops[i], size, _PROMPT_FILTER) for i in prompt]),
-            torch.stack([resize(masks[i], size, _PROMPT_MASK_FILTER) for i in prompt]),
+        supports[prompt] = compose_prompts(
+            resize_batch([crops[i] for i in prompt], size, _PROMPT_FILTER),
+            resize_batch([masks[i] for i in prompt], size, _PROMPT_MASK_FILTER),
             style or VisualPromptStyle(),
         )
-        supports[prompt] = composed
     support = _normalize(supports, table)
     support[~valid] = 0
     mask = batch["mask"]
     if mask.dtype == torch.uint8:  # levels v of the masks v / 255, as decoded (``streaming.MASK_LEVELS``)
         mask = mask.float() / 255.0
-    finished = {key: value for key, value in batch.items() if key != "support_mask"}
-    return {**finished, "image": _normalize(images, table), "mask": mask, "support": support}
+    rest = {key: value for key, value in batch.items() if key != "support_mask"}
+    return {**rest, "image": _normalize(images, table), "mask": mask, "support": support}

@@ -1,0 +1,82 @@
+"""PIL's bilinear / bicubic resize for a batch of differently sized images, on any device, in a few ops.
+
+``device_finish`` resizes every crop of a training batch on the GPU. One ``F.interpolate`` per crop
+would cost ~10 launches each (~2000 a batch of 64) from the training process; here a whole batch takes
+one copy per image into a padded canvas and, per pass, one gather + multiply-add per filter tap.
+
+The numbers are PIL's (``Image.resize``, ``reducing_gap=None``): the same filters and supports,
+stretched when shrinking (antialiasing), the same tap windows, the width first and then the height,
+each pass rounded half up and clipped to 0..255 as PIL's 8-bit passes are. PIL's weights are 22-bit
+fixed point, these float32: a pixel may differ by a level where a sum lands on a half.
+Elementwise float32 only, so TF32 matmul settings cannot change the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+SUPPORTS = {"bilinear": 1.0, "bicubic": 2.0}  # PIL's filter supports
+_BICUBIC_A = -0.5  # PIL's bicubic
+
+
+def _pil_filter(x: torch.Tensor, resample: str) -> torch.Tensor:
+    x = x.abs()
+    if resample == "bilinear":
+        return (1 - x).clamp_(min=0)
+    a = _BICUBIC_A
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def _taps(lengths: torch.Tensor, size: int, resample: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's taps to resize lines of ``lengths`` (``B``) to ``size``: ``index`` and ``weight``, both ``B x S x K``."""
+    lengths = lengths.double()
+    scale = lengths / size
+    stretch = scale.clamp(min=1.0)  # shrinking widens the filter: PIL's antialiasing
+    support = (SUPPORTS[resample] * stretch)[:, None]
+    center = (torch.arange(size, dtype=torch.float64, device=lengths.device) + 0.5) * scale[:, None]
+    first = torch.floor(center - support + 0.5).clamp(min=0)
+    last = torch.minimum(torch.floor(center + support + 0.5), lengths[:, None])  # exclusive
+    count = math.ceil(2 * SUPPORTS[resample] * float(stretch.max())) + 2
+    index = first[..., None] + torch.arange(count, dtype=torch.float64, device=lengths.device)
+    weight = _pil_filter((index + 0.5 - center[..., None]) / stretch[:, None, None], resample)
+    weight = weight * (index < last[..., None])
+    weight = weight / weight.sum(-1, keepdim=True)
+    return index.clamp(max=float(lengths.max()) - 1).long(), weight.float()
+
+
+def _resample_lines(planes: torch.Tensor, lengths: torch.Tensor, size: int, resample: str) -> torch.Tensor:
+    """``B x A x S x C``: dim 2 of ``planes`` (``B x A x L x C``, line ``b`` valid up to ``lengths[b]``) resized."""
+    index, weight = _taps(lengths, size, resample)
+    batch, across, _, channels = planes.shape
+    out = torch.zeros(batch, across, size, channels, device=planes.device)
+    for k in range(index.shape[-1]):
+        taken = planes.gather(2, index[:, None, :, k, None].expand(batch, across, size, channels))
+        out.addcmul_(taken, weight[:, None, :, k, None])
+    return out.add_(0.5).floor_().clamp_(0, 255)  # an 8-bit pass: rounded half up, clipped
+
+
+def resize_batch(images: Sequence[torch.Tensor], size: int, resample: str) -> torch.Tensor:
+    """``B x C x S x S`` float (0..255 integers) of ``images`` (``H_i x W_i x C`` or ``H_i x W_i`` uint8) resized as PIL.
+
+    Raises:
+        ValueError: a filter PIL resizes differently (only bilinear and bicubic are here) or no image.
+    """
+    if resample not in SUPPORTS:
+        raise ValueError(f"resize_batch does PIL's {sorted(SUPPORTS)}, not {resample!r}")
+    if not images:
+        raise ValueError("resize_batch needs at least one image")
+    images = [image[..., None] if image.ndim == 2 else image for image in images]
+    device, channels = images[0].device, images[0].shape[2]
+    heights = torch.tensor([image.shape[0] for image in images], device=device)
+    widths = torch.tensor([image.shape[1] for image in images], device=device)
+    canvas = torch.zeros(len(images), int(heights.max()), int(widths.max()), channels, device=device)
+    for slot, image in zip(canvas, images):
+        slot[: image.shape[0], : image.shape[1]] = image
+    rows = _resample_lines(canvas, widths, size, resample)  # B x H x S x C: the width first, as PIL
+    out = _resample_lines(rows.transpose(1, 2), heights, size, resample)  # B x S(w) x S(h) x C
+    return out.permute(0, 3, 2, 1)
