@@ -112,16 +112,34 @@ def test_label_maps_are_resized_with_nearest_and_batched():
 
 def test_crops_finished_on_the_device_give_the_float_batch():
     config = PreprocessConfig(size=16)
-    samples = [sample(support=True), sample("left cup", support=False), sample("cup", support=True)]
+    samples = [
+        sample(support=True, size=(24, 32)),
+        sample("left cup", size=(24, 32)),
+        sample("cup", size=(24, 32)),
+    ]
+    samples[2]["support"] = np.full((20, 20, 3), 128, np.uint8)
     samples[2]["support_mask"] = np.pad(np.ones((8, 8), np.float32), 6)  # a support pair: prompted
     floats = collate([SampleTransform(preprocessing=config)(s) for s in samples])
     crops = collate([SampleTransform(preprocessing=config, finish_on_device=True)(s) for s in samples])
-    assert isinstance(crops["image"], Ragged) and crops["image"].shapes.tolist() == [[48, 64, 3]] * 3
+    assert isinstance(crops["image"], Ragged) and crops["image"].shapes.tolist() == [[24, 32, 3]] * 3
     assert crops["support_mask"].shapes.tolist() == [[0, 0], [0, 0], [10, 10]]  # 8 px object, 10 % context
     assert crops["mask"].dtype == torch.uint8  # exact levels: a quarter of the bytes
     finished = finish_batch(crops, config)
     assert "support_mask" not in finished
-    for key in ("image", "mask", "support"):  # flat colors: no resize rounding to differ by
+    for key in ("image", "mask", "support"):  # flat colors halved: no resize rounding to differ by
         assert finished[key].dtype == torch.float32 and torch.equal(finished[key], floats[key]), key
     assert not finished["support"][1].any()  # no support: zeros, as in a float batch
     assert finish_batch(floats, config) is floats
+
+
+def test_crops_over_four_model_inputs_are_finished_in_the_worker():
+    """A big photo would fill shared memory and the device's canvas: the worker resizes and prompts it (PIL)."""
+    config = PreprocessConfig(size=16)
+    big = sample("cup", size=(48, 64))  # 3072 pixels > 4 x 16²
+    big["support"], big["support_mask"] = big["image"], np.pad(np.ones((36, 52), np.float32), 6)
+    item = SampleTransform(preprocessing=config, finish_on_device=True)(big)
+    assert item["image"].shape == item["support"].shape == (16, 16, 3) and item["support_mask"].size == 0
+    finished = finish_batch(collate([item]), config)
+    floats = collate([SampleTransform(preprocessing=config)(big)])
+    for key in ("image", "support"):  # the same PIL pixels as evaluation's
+        assert torch.equal(finished[key], floats[key]), key

@@ -48,6 +48,14 @@ def test_batched_resize_matches_pil_to_a_level(resample, kind):
             assert diff.max() <= 2 and (diff > 0).mean() < 0.03, (image.shape, diff.max(), (diff > 0).mean())
 
 
+def test_batched_resize_in_small_canvases_equals_one_canvas():
+    rng = np.random.default_rng(7)
+    images = [torch.from_numpy(photo(rng, h, w)) for h, w in SIZES]
+    whole = resize_batch(images, 64, "bicubic")
+    pieces = resize_batch(images, 64, "bicubic", canvas_elements=400 * 400 * 3)  # about one image each
+    assert torch.equal(pieces, whole)
+
+
 def test_batched_resize_takes_masks_keeps_the_right_size_and_refuses_other_filters():
     mask = (np.random.default_rng(0).random((30, 50)) > 0.5).astype(np.uint8) * 255
     want = np.asarray(Image.fromarray(mask).resize((20, 20), Image.Resampling.BILINEAR))

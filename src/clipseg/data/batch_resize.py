@@ -60,8 +60,14 @@ def _resample_lines(planes: torch.Tensor, lengths: torch.Tensor, size: int, resa
     return out.add_(0.5).floor_().clamp_(0, 255)  # an 8-bit pass: rounded half up, clipped
 
 
-def resize_batch(images: Sequence[torch.Tensor], size: int, resample: str) -> torch.Tensor:
+def resize_batch(
+    images: Sequence[torch.Tensor], size: int, resample: str, *, canvas_elements: int = 2**26
+) -> torch.Tensor:
     """``B x C x S x S`` float (0..255 integers) of ``images`` (``H_i x W_i x C`` or ``H_i x W_i`` uint8) resized as PIL.
+
+    Images are padded into canvases of similar sizes (sorted by area) of at most ``canvas_elements``
+    values each (256 MB of float32 by default; a larger image gets one of its own), which bounds the
+    memory whatever the mix of sizes.
 
     Raises:
         ValueError: a filter PIL resizes differently (only bilinear and bicubic are here) or no image.
@@ -71,6 +77,21 @@ def resize_batch(images: Sequence[torch.Tensor], size: int, resample: str) -> to
     if not images:
         raise ValueError("resize_batch needs at least one image")
     images = [image[..., None] if image.ndim == 2 else image for image in images]
+    channels = images[0].shape[2]
+    out = torch.empty(len(images), channels, size, size, device=images[0].device)
+    group: list[int] = []
+    for i in sorted(range(len(images)), key=lambda i: images[i].shape[0] * images[i].shape[1]):
+        height, width = (max(images[j].shape[d] for j in (*group, i)) for d in (0, 1))
+        if group and (len(group) + 1) * height * width * channels > canvas_elements:
+            out[group] = _resize_canvas([images[j] for j in group], size, resample)
+            group = []
+        group.append(i)
+    out[group] = _resize_canvas([images[j] for j in group], size, resample)
+    return out
+
+
+def _resize_canvas(images: Sequence[torch.Tensor], size: int, resample: str) -> torch.Tensor:
+    """``resize_batch`` of ``H_i x W_i x C`` images padded into one canvas."""
     device, channels = images[0].device, images[0].shape[2]
     heights = torch.tensor([image.shape[0] for image in images], device=device)
     widths = torch.tensor([image.shape[1] for image in images], device=device)

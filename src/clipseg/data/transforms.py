@@ -44,6 +44,9 @@ from clipseg.data.streaming import MASK_LEVELS
 
 _SIDE_WORDS = re.compile(r"\b(left|right)", re.IGNORECASE)
 _INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
+# Crops above this many model inputs' pixels are resized in the worker even when finishing on the
+# device: a photo of 12 MP would send 36 MB a sample through shared memory and pad the GPU's canvas.
+_SEND_LIMIT = 4
 
 
 def mentions_left_right(phrase: str) -> bool:
@@ -106,9 +109,10 @@ class SampleTransform:
         seed: base seed of the augmentation randomness (combined with rank and worker).
         prompt_style: how a support + mask becomes a visual prompt (default: the paper's).
         finish_on_device: leave the pixel work to ``device_finish.finish_batch`` after the transfer:
-            ``image`` is the cropped, flipped ``h x w x 3`` uint8 image (resized to ``S x S`` here only
-            for a filter torch does not have), ``support`` / ``support_mask`` the prompt's crops
-            (``prompt_crop``; a finished prompt with a ``0 x 0`` mask; ``0 x 0`` both when absent).
+            ``image`` is the cropped, flipped ``h x w x 3`` uint8 image (resized to ``S x S`` here for a
+            filter the device lacks or a crop over 4 S² pixels), ``support`` / ``support_mask`` the
+            prompt's crops (``prompt_crop``; a finished prompt, made here for a crop over 4 S², with a
+            ``0 x 0`` mask; ``0 x 0`` both when absent).
     """
 
     def __init__(
@@ -198,20 +202,27 @@ class SampleTransform:
         return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
 
     def _crop_to_send(self, image: np.ndarray) -> np.ndarray:
-        """``image`` as sent for ``finish_batch``: as it is (a view; ``collate`` copies it), or resized here when torch lacks the filter."""
-        if self.preprocessing.resample in DEVICE_FILTERS:
+        """``image`` as sent for ``finish_batch``: as it is (a view; ``collate`` copies it), or resized here
+        (PIL, as evaluation) for a filter ``batch_resize`` lacks or a crop over ``_SEND_LIMIT`` x S² pixels."""
+        if self.preprocessing.resample in DEVICE_FILTERS and not self._too_big(image):
             return image
         return resize_image(np.ascontiguousarray(image), self.image_size, self.preprocessing.resample)
+
+    def _too_big(self, image: np.ndarray) -> bool:
+        return image.shape[0] * image.shape[1] > _SEND_LIMIT * self.image_size**2
 
     def _support(self, sample: Sample) -> dict[str, Any]:
         support, mask = sample.get("support"), sample.get("support_mask")
         if self.finish_on_device:
+            empty = np.zeros((0, 0), np.uint8)
             if support is None:
-                return {"support": np.zeros((0, 0, 3), np.uint8), "support_mask": np.zeros((0, 0), np.uint8)}
-            if mask is None:  # already a prompt
-                return {"support": self._crop_to_send(support), "support_mask": np.zeros((0, 0), np.uint8)}
-            crop, crop_mask = prompt_crop(support, mask, self.prompt_style)
-            return {"support": crop, "support_mask": crop_mask}
+                return {"support": np.zeros((0, 0, 3), np.uint8), "support_mask": empty}
+            if mask is not None:
+                crop, crop_mask = prompt_crop(support, mask, self.prompt_style)
+                if not self._too_big(crop):
+                    return {"support": crop, "support_mask": crop_mask}
+                support = visual_prompt(support, mask, self.image_size, self.prompt_style)  # prompted here
+            return {"support": self._crop_to_send(support), "support_mask": empty}
         if support is None:
             return {"support": torch.zeros(3, self.image_size, self.image_size)}
         if mask is not None:
