@@ -394,8 +394,9 @@ def iter_rows(
     """Shard rows (``SHARD_FEATURES``) of a fixed shapes split, for ``prepare`` (``src`` is unused).
 
     Row ``i`` is ``draw_sample(seed, i, split=split)`` with PNG image/mask and the raw support scene in
-    ``support_image`` / ``support_mask``, so streaming it through ``PromptPolicy(visual=True)`` with
-    ``prompt_size=size`` gives back ``make_sample`` pixel for pixel. ``options`` go to ``ShapesConfig``.
+    ``support_image`` / ``support_mask``, so streaming it through ``PromptPolicy(visual=True)`` and
+    prompting the pair at ``size`` (as ``SampleTransform`` does) gives back ``make_sample`` pixel for
+    pixel. ``options`` go to ``ShapesConfig``.
     """
     config = ShapesConfig(size=size, **options)
     for index in range(length):
