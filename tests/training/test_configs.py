@@ -73,8 +73,10 @@ def test_fast_dev_run(config, small_run):
 
 
 def test_fit_with_batches_finished_on_the_device(small_run):
-    """A GPU fit's data path on the CPU: PhraseCut+ crops through Lightning's transfer and the data module's hook."""
-    logged = small_run("fit", "vitb16.yaml", "--data.init_args.finish_on_device", "true")
+    """A GPU fit's data path on the CPU: PhraseCut+ crops from 2 worker processes (shared memory) through
+    Lightning's transfer and the data module's hook."""
+    flags = ["--data.init_args.finish_on_device", "true", "--data.init_args.num_workers", "2"]
+    logged = small_run("fit", "vitb16.yaml", *flags)
     assert math.isfinite(logged["train/loss"]) and logged["train/lr"] > 0, logged
     assert_protocol_metrics(logged, "val")
 
