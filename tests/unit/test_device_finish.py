@@ -63,8 +63,9 @@ def test_batched_resize_takes_masks_keeps_the_right_size_and_refuses_other_filte
     assert got.shape == (1, 1, 20, 20) and np.abs(got[0, 0].numpy() - want).max() <= 1
     square = torch.from_numpy(mask[:20, :20])
     assert torch.equal(resize_batch([square], 20, "bicubic")[0, 0], square.float())
+    assert torch.equal(resize_batch([square], 20, "lanczos")[0, 0], square.float())  # nothing to resize
     with pytest.raises(ValueError, match="lanczos"):
-        resize_batch([square], 20, "lanczos")
+        resize_batch([square, torch.from_numpy(mask)], 20, "lanczos")
 
 
 @pytest.mark.parametrize("side", [5, 30, 64])  # 5: the 25-tap kernel reflects more than once
@@ -115,10 +116,11 @@ def test_ragged_round_trip_from_views():
         Ragged.pack([np.zeros((2, 2), np.float32)])
 
 
-def test_finished_training_batch_is_the_evaluation_batch_to_a_level():
+@pytest.mark.parametrize("resample", ["bilinear", "lanczos"])  # lanczos: images resized in the worker
+def test_finished_training_batch_is_the_evaluation_batch_to_a_level(resample):
     """Photos with a prompt pair, a finished prompt and none: the batch the step sees, both ways."""
     rng = np.random.default_rng(1)
-    config = PreprocessConfig(size=64)
+    config = PreprocessConfig(size=64, resample=resample)
     samples = []
     for i, support in enumerate(("pair", "prompt", None, "pair")):
         h, w = 90 + 7 * i, 120 - 5 * i

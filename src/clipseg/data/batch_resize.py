@@ -69,14 +69,18 @@ def resize_batch(
     values each (256 MB of float32 by default; a larger image gets one of its own), which bounds the
     memory whatever the mix of sizes.
 
+    Images already ``S x S`` pass unchanged, whatever ``resample`` is.
+
     Raises:
-        ValueError: a filter PIL resizes differently (only bilinear and bicubic are here) or no image.
+        ValueError: no image, or one to resize with a filter other than PIL's bilinear and bicubic.
     """
-    if resample not in SUPPORTS:
-        raise ValueError(f"resize_batch does PIL's {sorted(SUPPORTS)}, not {resample!r}")
     if not images:
         raise ValueError("resize_batch needs at least one image")
     images = [image[..., None] if image.ndim == 2 else image for image in images]
+    if all(image.shape[:2] == (size, size) for image in images):
+        return torch.stack(images).permute(0, 3, 1, 2).float()
+    if resample not in SUPPORTS:
+        raise ValueError(f"resize_batch does PIL's {sorted(SUPPORTS)}, not {resample!r}")
     channels = images[0].shape[2]
     out = torch.empty(len(images), channels, size, size, device=images[0].device)
     group: list[int] = []
