@@ -121,8 +121,8 @@ def test_crops_finished_on_the_device_give_the_float_batch():
     samples[2]["support_mask"] = np.pad(np.ones((8, 8), np.float32), 6)  # a support pair: prompted
     floats = collate([SampleTransform(preprocessing=config)(s) for s in samples])
     crops = collate([SampleTransform(preprocessing=config, finish_on_device=True)(s) for s in samples])
-    assert isinstance(crops["image"], Ragged) and crops["image"].shapes.tolist() == [[24, 32, 3]] * 3
-    assert crops["support_mask"].shapes.tolist() == [[0, 0], [0, 0], [10, 10]]  # 8 px object, 10 % context
+    assert isinstance(crops["image"], Ragged) and crops["image"].shapes == ((24, 32, 3),) * 3
+    assert crops["support_mask"].shapes == ((0, 0), (0, 0), (10, 10))  # 8 px object, 10 % context
     assert crops["mask"].dtype == torch.uint8  # exact levels: a quarter of the bytes
     finished = finish_batch(crops, config)
     assert "support_mask" not in finished

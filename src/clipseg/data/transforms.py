@@ -239,6 +239,7 @@ class SampleTransform:
                 raise ValueError(f"{sample['sample_id']}: class labels need mask_interpolation='nearest'")
             targets["label"] = label.astype(np.int32)  # cv2 cannot resize int64
         out = self._pipelines[not mentions_left_right(text)](**targets)
+        has_support = sample.get("support") is not None
         item: dict[str, Any] = {
             "image": self._crop_to_send(out["image"])
             if self.finish_on_device
@@ -246,10 +247,8 @@ class SampleTransform:
             "mask": self._target(out["mask"]),
             "text": self._template(text),
             "phrase": text,  # before templating: equal phrases name the same thing
-            "support_valid": torch.tensor(sample.get("support") is not None),
-            "text_weight": torch.tensor(
-                float(sample.get("text_weight", 1.0)) if sample.get("support") is not None else 1.0
-            ),
+            "support_valid": torch.tensor(has_support),
+            "text_weight": torch.tensor(float(sample.get("text_weight", 1.0)) if has_support else 1.0),
             "sample_id": sample["sample_id"],
             "class_id": torch.tensor(int(sample.get("class_id", NO_CLASS)), dtype=torch.long),
             **self._support(sample),
