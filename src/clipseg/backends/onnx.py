@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from clipseg.core.config import PreprocessConfig
+from clipseg.core.json_tokenizer import load_saved_tokenizer
 from clipseg.core.prompts import tokenize_prompts
 from clipseg.inference.upsample import resize_bilinear
 
@@ -155,9 +155,8 @@ class OnnxBackend:
             name: ort.InferenceSession(str(self.folder / f"{name}.onnx"), options, providers=list(providers))
             for name in GRAPHS
         }
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-            str(self.folder / TOKENIZER_DIR)
-        )
+        # Not transformers' AutoTokenizer: `import transformers` imports torch where it is installed.
+        self.tokenizer = load_saved_tokenizer(self.folder / TOKENIZER_DIR)
         self.fixed_vocabulary = self.layout.fixed_vocabulary
 
     @property
