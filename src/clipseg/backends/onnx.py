@@ -109,13 +109,14 @@ def import_onnxruntime() -> Any:
     """The ``onnxruntime`` module (imported on use: ``is_export_folder`` and the layout work without it).
 
     Raises:
-        ImportError: it is not installed; the message says how to install it.
+        ModuleNotFoundError: it is not installed; the message says how to install it.
     """
     try:
         import onnxruntime
     except ImportError:
-        raise ImportError(
-            "the onnx backend needs onnxruntime: pip install 'clipseg[onnx]' (or onnxruntime)"
+        raise ModuleNotFoundError(
+            "the onnx backend needs onnxruntime: pip install 'clipseg[onnx]' (or onnxruntime)",
+            name="onnxruntime",  # the `clipseg` command names the extra from it
         ) from None
     return onnxruntime
 
