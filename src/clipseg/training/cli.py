@@ -40,6 +40,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.training.callbacks import LastCheckpoint, SampleOverlays, StepProgressBar
 from clipseg.training.module import ClipSegModule
+from clipseg.zoo.errors import ZooError
 
 SIGTERM_EXIT = 143  # what a shell reports for a process ended by SIGTERM
 
@@ -249,6 +250,8 @@ class ClipSegCLI(LightningCLI):
             super().instantiate_classes()
         except (TypeError, ValueError) as err:
             raise ConfigurationError(f"{type(err).__name__}: {union_reason(str(err))}") from err
+        except ZooError as err:  # the only model a run loads by name: a typo, an image file, ...
+            raise ConfigurationError(f"model.init_from: {err}") from err
         # Only now that everything is built: a run that cannot start leaves no folder behind.
         for folder in self._folders_to_create:
             folder.mkdir(parents=True, exist_ok=True)
