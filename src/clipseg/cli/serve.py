@@ -6,6 +6,8 @@ Imports nothing heavy until the options are parsed, so ``--help`` is fast.
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 import warnings
 
@@ -18,7 +20,8 @@ The page is at http://HOST:PORT/ ; the JSON API on the same server:
        http://127.0.0.1:7860/api/segment
   -> {"width", "height", "model", "masks": [{"prompt", "area", "png_base64"}]}
   GET /healthz -> {"status": "ok", "model": ...}
-Uploads over --max-upload-mb or --max-pixels get HTTP 413; a file that is not an image gets 400.
+Errors answer {"detail": MESSAGE}: 413 for uploads over --max-upload-mb or --max-pixels, 400 for
+a bad or unknown field (the API takes image, prompt, threshold) or a file that is not an image.
 Requests that arrive together run through one forward of the model (request batching).
 """
 
@@ -52,6 +55,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def bind_error(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served (in use, no such address), else ``None``: checked before the
+    model loads and before the URL is printed. uvicorn binds with ``SO_REUSEADDR`` too, so a port left
+    in TIME_WAIT by an earlier run counts as free, as it is for uvicorn."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as err:
+        why = err.strerror or str(err)
+        if err.errno == errno.EADDRINUSE:
+            return f"--port {port}: {host}:{port} is already in use ({why}); stop what runs there or pass another --port"
+        return f"--host {host}: cannot serve on {host}:{port} ({why}); pass an address of this machine"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not 0 < args.port < 65536:
@@ -60,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         print("clipseg serve: error: --max-upload-mb and --max-pixels must be > 0", file=sys.stderr)
         return 2
+    problem = bind_error(args.host, args.port)
+    if problem is not None:
+        print(f"clipseg serve: error: {problem}", file=sys.stderr)
+        return 1
     try:
         from clipseg.cli.predict import load_predictor
 
