@@ -1,4 +1,4 @@
-"""``clipseg serve [--model NAME_OR_PATH] [--host 127.0.0.1] [--port 7860]``: the web app and HTTP API.
+"""``clipseg serve [--model MODEL] [--host 127.0.0.1] [--port 7860]``: the web app and HTTP API.
 
 Imports nothing heavy until the options are parsed, so ``--help`` is fast.
 """
@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from clipseg.cli import DEFAULT_MODEL
+from clipseg.core.help import DEVICE_HELP, MODEL_HELP, HelpFormatter
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EPILOG = """\
@@ -31,26 +32,26 @@ def _parser() -> argparse.ArgumentParser:
         prog="clipseg serve",
         description="Serve a web app (Gradio) and a JSON API (FastAPI) for a model, with uvicorn.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        metavar="NAME_OR_PATH",
-        help=f"zoo name, model file or Lightning checkpoint (.ckpt) (default: {DEFAULT_MODEL})",
-    )
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help=MODEL_HELP)
     p.add_argument(
         "--host",
         default="127.0.0.1",
+        metavar="ADDRESS",
         help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)",
     )
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--port", type=int, default=7860, metavar="N", help="TCP port")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument(
-        "--max-upload-mb", type=float, default=20.0, help="largest request body in MB (default: 20)"
+        "--max-upload-mb", type=float, default=20.0, metavar="MB", help="largest request body in MB"
     )
     p.add_argument(
-        "--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default: 25,000,000)"
+        "--max-pixels",
+        type=int,
+        default=25_000_000,
+        metavar="N",
+        help="largest image in pixels (default: 25,000,000)",
     )
     return p
 
