@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,17 +43,6 @@ def test_json_tokenizer_encodes_as_transformers(tokenizers):
         assert plain.tokenize(text) == fast.tokenize(text)
         assert unknown_words(plain, text) == unknown_words(fast, text)
     assert vocabulary_words(plain) == vocabulary_words(fast)
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory) -> Path:
-    from clipseg.export.onnx import export_onnx
-    from clipseg.zoo import load_weights
-
-    model, tokenizer = load_weights("shapes-tiny")
-    out = tmp_path_factory.mktemp("onnx") / "shapes-tiny"
-    export_onnx(model, tokenizer, out, source="shapes-tiny")
-    return out
 
 
 def test_onnx_predict_in_a_full_install_imports_no_torch(tiny_export, tmp_path):
