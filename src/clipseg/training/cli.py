@@ -206,7 +206,8 @@ class ClipSegCLI(LightningCLI):
             nargs="?",
             const=True,  # a flag, as in the other commands; `--overwrite true|false` still works
             default=False,
-            help="fit: start over in a run folder that already holds checkpoints (they are deleted).",
+            help="fit: start over in a run folder that already holds checkpoints (they are deleted); "
+            "`--overwrite` alone means true.",
         )
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
