@@ -62,6 +62,11 @@ def test_predict_without_torch_names_the_torch_extra(image, tmp_path):
     assert_one_error_line(result, "predict", "torch", "pip install 'clipseg[torch]'")
 
 
+def test_serve_without_torch_names_both_extras(tmp_path):
+    result = run_without("torch,gradio", "serve", "--port", "1", cwd=tmp_path)
+    assert_one_error_line(result, "serve", "pip install 'clipseg[torch,serve]'")
+
+
 def test_predict_of_an_onnx_folder_without_onnxruntime_names_the_onnx_extra(image, tmp_path):
     folder = tmp_path / "export"  # graphs are not read before onnxruntime is imported
     folder.mkdir()
@@ -81,7 +86,8 @@ def test_predict_of_an_onnx_folder_without_onnxruntime_names_the_onnx_extra(imag
     ("blocked", "args", "extra"),
     [
         ("gradio,fastapi,uvicorn", ["serve", "--port", "1"], "serve"),
-        ("torch,lightning", ["fit", "--help"], "train"),
+        ("torch,lightning", ["fit", "--help"], "torch,train"),
+        ("lightning", ["fit", "--help"], "train"),
         ("torch,onnx,onnxruntime", ["export", "onnx", "--model", "shapes-tiny", "--out", "x"], "torch,onnx"),
         ("pyarrow,datasets", ["prepare", "shapes", "--out", "x"], "train"),
     ],

@@ -32,10 +32,12 @@ MODULE_EXTRAS = {
     **dict.fromkeys(("gradio", "fastapi", "uvicorn", "multipart", "python_multipart"), "serve"),
     **dict.fromkeys(("onnxruntime", "onnx"), "onnx"),
 }
-# Commands that need whole extras: one install command brings all they need (`train` brings torch).
+# The extras a command needs whatever the model: named with the missing module's, so that one install
+# brings all (`clipseg serve` without torch: `[torch,serve]`, not `[torch]` and then `[serve]`).
 COMMAND_EXTRAS = {
-    **dict.fromkeys(("fit", "validate", "test", "eval-all", "prepare"), "train"),
-    "export": "torch,onnx",
+    **dict.fromkeys(("fit", "validate", "test", "eval-all", "prepare"), ("train",)),
+    "export": ("torch", "onnx"),
+    "serve": ("serve",),
 }
 # What a user interrupting a command (Ctrl-C) should know beyond "interrupted".
 INTERRUPTED = {"predict": "the outputs written so far are kept; run the same command again to resume"}
@@ -70,8 +72,8 @@ def install_hint(command: str, err: ModuleNotFoundError) -> str | None:
     module = (err.name or "").partition(".")[0]
     if module not in MODULE_EXTRAS:
         return None  # not an optional dependency: a broken install or a bug, keep the traceback
-    extra = COMMAND_EXTRAS.get(command, MODULE_EXTRAS[module])
-    return f"{command} needs {module}, which is not installed: pip install 'clipseg[{extra}]'"
+    extras = ",".join(dict.fromkeys((MODULE_EXTRAS[module], *COMMAND_EXTRAS.get(command, ()))))
+    return f"{command} needs {module}, which is not installed: pip install 'clipseg[{extras}]'"
 
 
 def main(argv: list[str] | None = None) -> int:
