@@ -97,6 +97,6 @@ def test_cli_refine_sam(sam_dir, scene, tmp_path, capsys):
     assert summary["refine"] == "sam"
     assert np.asarray(Image.open(summary["images"][0]["masks"][0]["file"])).shape == (256, 256)
     assert main([*args, "--refine", "sam"]) == 1
-    assert "error: --refine sam and --sam NAME_OR_PATH go together" in capsys.readouterr().err
+    assert "error: --refine sam and --sam MODEL go together" in capsys.readouterr().err
     assert main([*args, "--refine", "sam", "--sam", str(tmp_path / "no-sam")]) == 1
     assert "error: cannot load the SAM model" in capsys.readouterr().err

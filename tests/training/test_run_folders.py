@@ -21,13 +21,13 @@ def test_a_second_fresh_run_under_the_same_name_is_refused(tmp_path, capsys):
     before = sorted(p.name for p in folder.iterdir())
     short_fit(tmp_path, expect=2)
     err = capsys.readouterr().err
-    assert "already holds a run" in err and "--ckpt_path last" in err and "--overwrite true" in err
+    assert "already holds a run" in err and "--ckpt_path last" in err and "with `--overwrite`" in err
     assert sorted(p.name for p in folder.iterdir()) == before  # no last-v1.ckpt beside last.ckpt
 
 
 def test_overwrite_starts_over_and_ckpt_path_resumes_in_place(tmp_path):
     short_fit(tmp_path)
-    folder = short_fit(tmp_path, "--overwrite", "true")
+    folder = short_fit(tmp_path, "--overwrite")  # a flag, as in predict
     assert "last.ckpt" in {p.name for p in folder.iterdir()}
     assert not list(folder.glob("*-v1.ckpt"))
     short_fit(tmp_path, "--trainer.max_steps", "4", "--ckpt_path", "last")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,3 +67,15 @@ def _hf_logits(hf, pixel_values: torch.Tensor, **prompt_inputs: torch.Tensor) ->
 def hf_logits() -> Callable[..., torch.Tensor]:
     """``hf_logits(hf, pixel_values, input_ids=..., attention_mask=...)`` or ``conditional_pixel_values=...``."""
     return _hf_logits
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """The shipped shapes-tiny exported to ONNX (``clipseg export onnx``), once per session."""
+    from clipseg.export.onnx import export_onnx
+    from clipseg.zoo import load_weights
+
+    model, tokenizer = load_weights("shapes-tiny")
+    out = tmp_path_factory.mktemp("onnx") / "shapes-tiny"
+    export_onnx(model, tokenizer, out, source="shapes-tiny")
+    return out

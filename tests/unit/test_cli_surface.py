@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
     "args",
     [
         ["--help"],
+        ["predict", "--help"],
+        ["prepare", "--help"],
         ["zoo", "--help"],
         ["zoo", "list"],
         ["serve", "--help"],

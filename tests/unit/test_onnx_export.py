@@ -26,14 +26,6 @@ PHRASES = [f"{color} {shape}" for color, shape in itertools.product(COLORS, SHAP
 
 
 @pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory) -> Path:
-    model, tokenizer = load_weights("shapes-tiny")
-    out = tmp_path_factory.mktemp("onnx") / "shapes-tiny"
-    export_onnx(model, tokenizer, out, source="shapes-tiny")
-    return out
-
-
-@pytest.fixture(scope="module")
 def torch_predictor():
     return clipseg.load_model("shapes-tiny", device="cpu")
 

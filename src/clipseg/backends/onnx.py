@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from clipseg.core.config import PreprocessConfig
+from clipseg.core.json_tokenizer import load_saved_tokenizer
 from clipseg.core.prompts import tokenize_prompts
 from clipseg.inference.upsample import resize_bilinear
 
@@ -109,13 +109,14 @@ def import_onnxruntime() -> Any:
     """The ``onnxruntime`` module (imported on use: ``is_export_folder`` and the layout work without it).
 
     Raises:
-        ImportError: it is not installed; the message says how to install it.
+        ModuleNotFoundError: it is not installed; the message says how to install it.
     """
     try:
         import onnxruntime
     except ImportError:
-        raise ImportError(
-            "the onnx backend needs onnxruntime: pip install 'clipseg[onnx]' (or onnxruntime)"
+        raise ModuleNotFoundError(
+            "the onnx backend needs onnxruntime: pip install 'clipseg[onnx]' (or onnxruntime)",
+            name="onnxruntime",  # the `clipseg` command names the extra from it
         ) from None
     return onnxruntime
 
@@ -155,9 +156,8 @@ class OnnxBackend:
             name: ort.InferenceSession(str(self.folder / f"{name}.onnx"), options, providers=list(providers))
             for name in GRAPHS
         }
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-            str(self.folder / TOKENIZER_DIR)
-        )
+        # Not transformers' AutoTokenizer: `import transformers` imports torch where it is installed.
+        self.tokenizer = load_saved_tokenizer(self.folder / TOKENIZER_DIR)
         self.fixed_vocabulary = self.layout.fixed_vocabulary
 
     @property

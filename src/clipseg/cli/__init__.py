@@ -22,6 +22,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself
 
+# The extra of pyproject.toml that installs each optional top-level module.
+MODULE_EXTRAS = {
+    **dict.fromkeys(("torch", "torchvision"), "torch"),
+    **dict.fromkeys(
+        ("lightning", "torchmetrics", "jsonargparse", "datasets", "pyarrow", "albumentations", "wandb"),
+        "train",
+    ),
+    **dict.fromkeys(("gradio", "fastapi", "uvicorn", "multipart", "python_multipart"), "serve"),
+    **dict.fromkeys(("onnxruntime", "onnx"), "onnx"),
+}
+# The extras a command needs whatever the model: named with the missing module's, so that one install
+# brings all (`clipseg serve` without torch: `[torch,serve]`, not `[torch]` and then `[serve]`).
+COMMAND_EXTRAS = {
+    **dict.fromkeys(("fit", "validate", "test", "eval-all", "prepare"), ("train",)),
+    "export": ("torch", "onnx"),
+    "serve": ("serve",),
+}
+# What a user interrupting a command (Ctrl-C) should know beyond "interrupted".
+INTERRUPTED = {"predict": "the outputs written so far are kept; run the same command again to resume"}
+EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by SIGINT
+
 
 def _usage() -> str:
     lines = ["usage: clipseg COMMAND [ARGS...]", "", "commands:"]
@@ -46,6 +67,15 @@ def _resolve(target: str) -> Callable[[list[str]], int]:
     return getattr(import_module(module), func)
 
 
+def install_hint(command: str, err: ModuleNotFoundError) -> str | None:
+    """One line saying which extra to install for ``err`` (an optional dependency missing), else ``None``."""
+    module = (err.name or "").partition(".")[0]
+    if module not in MODULE_EXTRAS:
+        return None  # not an optional dependency: a broken install or a bug, keep the traceback
+    extras = ",".join(dict.fromkeys((MODULE_EXTRAS[module], *COMMAND_EXTRAS.get(command, ()))))
+    return f"{command} needs {module}, which is not installed: pip install 'clipseg[{extras}]'"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
@@ -60,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"clipseg: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    run = _resolve(COMMANDS[command][0])
-    # LightningCLI commands keep Lightning's own spelling (`--trainer.max_steps`, `--ckpt_path`).
-    return int(run([command, *rest] if command in _PASS_COMMAND else kebab_options(rest)) or 0)
+    try:
+        run = _resolve(COMMANDS[command][0])
+        # LightningCLI commands keep Lightning's own spelling (`--trainer.max_steps`, `--ckpt_path`).
+        return int(run([command, *rest] if command in _PASS_COMMAND else kebab_options(rest)) or 0)
+    except ModuleNotFoundError as err:
+        hint = install_hint(command, err)
+        if hint is None:
+            raise
+        print(f"clipseg {command}: error: {hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        note = INTERRUPTED.get(command)
+        print(f"\nclipseg {command}: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED

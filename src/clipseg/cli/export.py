@@ -1,4 +1,4 @@
-"""``clipseg export onnx --model NAME_OR_PATH --out DIR [--quantize int8]``."""
+"""``clipseg export onnx --model MODEL --out DIR [--quantize int8]``."""
 
 from __future__ import annotations
 
@@ -6,26 +6,35 @@ import argparse
 import sys
 from pathlib import Path
 
+from clipseg.core.help import REVISION_HELP, HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="clipseg export", description="Export a model for other runtimes.")
+    p = argparse.ArgumentParser(
+        prog="clipseg export", description="Export a model for other runtimes.", formatter_class=HelpFormatter
+    )
     sub = p.add_subparsers(dest="format", required=True)
     onnx = sub.add_parser(
         "onnx",
+        formatter_class=HelpFormatter,
         help="four ONNX graphs (vision, text, visual prompts, decoder) + tokenizer + config for onnxruntime",
         description="Write DIR/{vision,text,visual,decoder}.onnx, DIR/tokenizer and DIR/config.json; "
         "load it with clipseg.load_model(DIR) (onnxruntime, no torch). Each graph is checked in "
         "onnxruntime against torch before DIR is written.",
     )
-    onnx.add_argument("--model", required=True, help="zoo name, weights file or folder, or hub repo id")
-    onnx.add_argument("--out", required=True, type=Path, help="folder to write (must not exist or be empty)")
+    onnx.add_argument(
+        "--model", required=True, metavar="MODEL", help="zoo name, model file or folder, or hub repo id"
+    )
+    onnx.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="folder to write (must not exist or be empty)"
+    )
     onnx.add_argument(
         "--quantize",
         choices=["int8"],
         default=None,
         help="dynamic int8 quantization of the MatMul/Gemm layers (onnxruntime.quantization)",
     )
-    onnx.add_argument("--revision", default=None, help="hub branch, tag or commit (hub models only)")
+    onnx.add_argument("--revision", default=None, help=REVISION_HELP)
     onnx.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     return p
 

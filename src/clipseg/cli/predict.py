@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from clipseg.cli import DEFAULT_MODEL
+from clipseg.core.help import DEVICE_HELP, MODEL_HELP, HelpFormatter
 from clipseg.core.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
 from clipseg.inference.refine import REFINE_MODES
@@ -44,12 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="clipseg predict",
         description="Segment images, folders and videos from text or image prompts.",
         epilog=LAYOUT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "images", nargs="+", metavar="PATH", help="image or video files, folders (recursive), globs"
     )
-    p.add_argument("--prompt", action="append", default=[], help="text prompt (repeatable)")
+    p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="text prompt (repeatable)")
     p.add_argument(
         "--prompt-image",
         action="append",
@@ -58,12 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         help="support image as a visual prompt, optionally with the object's mask (repeatable); "
         "a PATH that contains ':' is read whole when that file exists",
     )
-    p.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="zoo name, model file (.safetensors, .pth, folder) or Lightning checkpoint (.ckpt) of "
-        f"`clipseg fit` (default: {DEFAULT_MODEL})",
-    )
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help=MODEL_HELP)
     p.add_argument(
         "--out",
         type=Path,
@@ -87,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         help="refinement of the masks at full resolution: 'guided' = guided filter with the image as "
         "guide, 'sam' = SAM inside each mask's box (needs --sam) (default: none, plain bilinear upsampling)",
     )
-    p.add_argument("--sam", metavar="NAME_OR_PATH", help="SAM model for --refine sam (transformers format)")
+    p.add_argument(
+        "--sam", metavar="MODEL", help="SAM model for --refine sam: hub name or folder (transformers format)"
+    )
     p.add_argument(
         "--tiles",
         action="store_true",
@@ -113,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     post.add_argument(
         "--combine", choices=COMBINE_MODES, default="none", help="merge the prompts' masks into one"
     )
-    post.add_argument("--threshold", type=float, default=None, help="binarise masks at this probability")
+    post.add_argument(
+        "--threshold", type=float, default=None, metavar="P", help="binarise masks at this probability (0..1)"
+    )
     post.add_argument("--erode", type=int, default=0, metavar="PX", help="shrink masks by PX pixels")
     post.add_argument(
         "--min-area", type=int, default=0, metavar="PX", help="drop regions smaller than PX pixels"
@@ -129,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         default="frames",
         help="videos: PNG frames, mask videos, or both",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="images per model call (default: 8)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per model call")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     return p
 
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> dict:
     check_out_folder(args.out)
     collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
     if (args.refine == "sam") != (args.sam is not None):
-        raise ValueError("--refine sam and --sam NAME_OR_PATH go together (e.g. --sam facebook/sam-vit-base)")
+        raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     predictor = load_predictor(args.model, args.device)
     if args.sam is not None:
         from clipseg.sam_refine import SamRefiner

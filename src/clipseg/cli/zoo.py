@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clipseg.core.files import sha256_of
+from clipseg.core.help import REVISION_HELP, HelpFormatter
 from clipseg.zoo import cards, get_card
 from clipseg.zoo.cards import ModelCard, write_cards
 from clipseg.zoo.hub import hub_cache_dir
@@ -152,27 +153,42 @@ def _shapes_quality(path: Path, scenes: int) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="clipseg zoo", description="Named pretrained models.")
+    p = argparse.ArgumentParser(
+        prog="clipseg zoo", description="Named pretrained models.", formatter_class=HelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every card, whether its file is here and where").set_defaults(run=cmd_list)
-    v = sub.add_parser("verify", help="check the sha256 of local files")
-    v.add_argument("names", nargs="*", help="models to check (default: all)")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
+
+    command("list", "every card, whether its file is here and where").set_defaults(run=cmd_list)
+    v = command("verify", "check the sha256 of local files")
+    v.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: all)")
     v.set_defaults(run=cmd_verify)
-    f = sub.add_parser(
-        "fetch", help="download hub models into the HF cache, verify them, print where they are"
-    )
-    f.add_argument("names", nargs="+")
-    f.add_argument("--revision", help="hub branch, tag or commit (default: the card's, else main)")
+    f = command("fetch", "download hub models into the HF cache, verify them, print where they are")
+    f.add_argument("names", nargs="+", metavar="NAME", help="zoo names of hub models")
+    f.add_argument("--revision", help=REVISION_HELP)
     f.set_defaults(run=cmd_fetch)
-    e = sub.add_parser(
-        "export", help="Lightning checkpoint -> zoo safetensors (updates the card when in zoo/)"
-    )
-    e.add_argument("--ckpt", type=Path, required=True, help="e.g. outputs/shapes-tiny/checkpoints/last.ckpt")
+    e = command("export", "Lightning checkpoint -> zoo safetensors (updates the card when in zoo/)")
     e.add_argument(
-        "--name", default=None, help="zoo name stored in the file (default: the --out file's name)"
+        "--ckpt",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="checkpoint of `clipseg fit`, e.g. outputs/shapes-tiny/checkpoints/last.ckpt",
     )
     e.add_argument(
-        "--out", type=Path, default=repo_zoo_dir(), help="folder or .safetensors path (default: zoo/)"
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="zoo name stored in the file (default: the --out file's name)",
+    )
+    e.add_argument(
+        "--out",
+        type=Path,
+        default=repo_zoo_dir(),
+        metavar="PATH",
+        help="folder or .safetensors file (default: zoo/)",
     )
     e.add_argument(
         "--quality-scenes",
@@ -183,10 +199,14 @@ def _parser() -> argparse.ArgumentParser:
         "recorded on the card when in zoo/",
     )
     e.set_defaults(run=cmd_export)
-    u = sub.add_parser("push", help="upload a model file to the Hugging Face Hub with a generated model card")
-    u.add_argument("file", type=Path, help="model file of `clipseg fit` or `clipseg zoo export`")
-    u.add_argument("--repo", required=True, help="hub repository org/name (created if missing)")
-    u.add_argument("--license", help="license id (default: the base zoo model's, e.g. mit, apache-2.0)")
+    u = command("push", "upload a model file to the Hugging Face Hub with a generated model card")
+    u.add_argument(
+        "file", type=Path, metavar="FILE", help="model file of `clipseg fit` or `clipseg zoo export`"
+    )
+    u.add_argument("--repo", required=True, metavar="ORG/NAME", help="hub repository (created if missing)")
+    u.add_argument(
+        "--license", metavar="ID", help="license id (default: the base zoo model's, e.g. mit, apache-2.0)"
+    )
     u.add_argument("--private", action="store_true", help="create the repository as private")
     u.add_argument(
         "--dry-run",

@@ -110,7 +110,7 @@ def tokenize_prompts(
             raise ValueError(f"prompt {i} is empty ({prompt!r}); every prompt needs some text")
     limit = min(n for n in (max_length, tokenizer.model_max_length) if n)
     # Counting with truncation one past the limit keeps the tokenizer from warning about its own limit.
-    counted = tokenizer(list(prompts), truncation=True, max_length=limit + 1).input_ids
+    counted = tokenizer(list(prompts), truncation=True, max_length=limit + 1)["input_ids"]
     too_long = [p for p, ids in zip(prompts, counted) if len(ids) > limit]
     if too_long:
         warnings.warn(

@@ -15,13 +15,15 @@ import tempfile
 from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors import safe_open
-from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast, PreTrainedTokenizerBase
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.core.network import hub_reachable
+
+if TYPE_CHECKING:  # transformers imports torch where it is installed: only the loaders below import it
+    from transformers import CLIPTokenizerFast, PreTrainedTokenizerBase
 
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -74,6 +76,9 @@ def build_clip_tokenizer(
     Words outside the corpus still tokenize (into byte symbols), as with any BPE vocabulary.
     Returns the fast tokenizer, saved with ``save_pretrained`` into ``out_dir``.
     """
+    from transformers import CLIPTokenizer, CLIPTokenizerFast
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     symbols = list(bytes_to_unicode().values())
@@ -119,6 +124,8 @@ def tokenizer_to_metadata(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def tokenizer_from_metadata(text: str) -> PreTrainedTokenizerBase:
     """Inverse of ``tokenizer_to_metadata``."""
+    from transformers import AutoTokenizer
+
     with tempfile.TemporaryDirectory() as folder:
         for name, content in json.loads(text).items():
             (Path(folder) / Path(name).name).write_text(content)
@@ -138,6 +145,8 @@ def load_named_tokenizer(source: str) -> PreTrainedTokenizerBase:
     Raises:
         BackboneUnavailableError: it is neither a tokenizer folder nor in the Hugging Face cache.
     """
+    from transformers import AutoTokenizer
+
     try:
         return AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
     except OSError as err:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from clipseg.core.files import atomic_write, atomic_write_text
+from clipseg.core.help import HelpFormatter
 from clipseg.data.paths import PREPARED_DIRS, prepared_dir
 from clipseg.data.schema import SHARD_FEATURES, BadSample
 
@@ -271,19 +272,34 @@ def prepare_main(argv: list[str] | None = None) -> int:
             f"{name}: $CLIPSEG_DATA/{folder}" for name, folder in PREPARED_DIRS.items() if name != "shapes"
         )
         + " ($CLIPSEG_DATA defaults to ./data).",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("dataset", choices=sorted(READERS))
-    parser.add_argument("--src", type=Path, help="folder of the raw dataset (not needed for shapes)")
+    parser.add_argument("dataset", choices=sorted(READERS), help="the raw dataset's format")
     parser.add_argument(
-        "--out", type=Path, help="output folder (default: the dataset's folder below $CLIPSEG_DATA)"
-    )
-    parser.add_argument("--splits", nargs="+", help="splits to convert (default: the dataset's usual splits)")
-    parser.add_argument("--shard-size", type=int, default=1000, help="rows per shard file")
-    parser.add_argument(
-        "--images", type=Path, help="coco: the folder of the images (file_name is relative to it)"
+        "--src", type=Path, metavar="DIR", help="folder of the raw dataset (not needed for shapes)"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes reading images and masks (folder, coco)"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output folder (default: the dataset's folder below $CLIPSEG_DATA)",
+    )
+    parser.add_argument(
+        "--splits", nargs="+", metavar="SPLIT", help="splits to convert (default: the dataset's usual splits)"
+    )
+    parser.add_argument("--shard-size", type=int, default=1000, metavar="N", help="rows per shard file")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="coco: the folder of the images (file_name is relative to it)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes reading images and masks (folder, coco)",
     )
     parser.add_argument(
         "--option",

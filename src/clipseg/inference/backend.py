@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
 
 from clipseg.core.config import PreprocessConfig
+
+if TYPE_CHECKING:  # transformers imports torch where it is installed; inference never does
+    from transformers import PreTrainedTokenizerBase
 
 
 class Backend(Protocol):

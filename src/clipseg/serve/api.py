@@ -4,8 +4,9 @@
 mask) and an optional ``threshold`` in (0, 1); it answers
 ``{"width", "height", "model", "masks": [{"prompt", "area", "png_base64"}]}`` where each mask is an
 8-bit grayscale PNG (soft, or 0/255 with a threshold) and ``area`` the share of its pixels at or above
-the threshold (0.5 without one). Errors answer ``{"detail": message}``: 400 for a bad input,
-413 for an upload over the byte or pixel limit.
+the threshold (0.5 without one). Every error answers ``{"detail": message}`` with one message string:
+400 for a bad input (a missing or malformed field, and a field the API does not take, e.g.
+``negative``: refused rather than ignored), 413 for an upload over the byte or pixel limit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,6 +89,25 @@ def mask_area(mask: np.ndarray, threshold: float | None) -> float:
     return float((mask >= (0.5 if threshold is None else threshold)).mean())
 
 
+FIELDS = ("image", "prompt", "threshold")  # the form fields of /api/segment
+
+
+def validation_message(err: RequestValidationError) -> str:
+    """FastAPI's list of field errors as one message: ``field: what is wrong; ...``."""
+    parts = []
+    for error in err.errors():
+        field = ".".join(str(part) for part in error["loc"] if part not in ("body", "query"))
+        message = error["msg"][:1].lower() + error["msg"][1:]
+        parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(parts) + f" (fields: {', '.join(FIELDS)})"
+
+
+async def validation_error(request: Request, err: Exception) -> JSONResponse:
+    """A missing or malformed field: 400 with one message, as every other bad input (not FastAPI's 422 list)."""
+    assert isinstance(err, RequestValidationError)
+    return JSONResponse({"detail": validation_message(err)}, status_code=400)
+
+
 def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
     """The ``/api/segment`` and ``/healthz`` routes over ``batcher``'s model."""
     router = APIRouter()
@@ -97,10 +119,16 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
 
     @router.post("/api/segment")
     async def segment(
+        request: Request,
         image: Annotated[UploadFile, File(description="the image to segment")],
         prompt: Annotated[list[str] | None, Form(description="a text prompt; repeat for more masks")] = None,
         threshold: Annotated[float | None, Form(description="binarise masks at this probability")] = None,
     ) -> dict:
+        unknown = sorted(set((await request.form()).keys()) - set(FIELDS))  # parsed once, cached
+        if unknown:
+            raise HTTPException(
+                400, f"unknown field(s) {', '.join(unknown)}: this API takes {', '.join(FIELDS)}"
+            )
         prompts = [p.strip() for p in prompt or []]
         if not prompts or not all(prompts):
             raise HTTPException(
@@ -186,4 +214,5 @@ class BodyLimit:
 def add_api(app: FastAPI, batcher: Batcher, limits: UploadLimits) -> None:
     """Mount the API routes and the body limit on ``app``."""
     app.include_router(router=api_router(batcher, limits))
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)

@@ -6,12 +6,13 @@ its own files (no ``allowed_paths``), the FastAPI docs pages (which load scripts
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, redirect_stdout
 from pathlib import Path
 
 import gradio as gr
@@ -46,9 +47,10 @@ def create_app(
     add_api(app, batcher, limits)
     blocks = build_blocks(batcher, limits, files_dir)
     blocks.queue(default_concurrency_limit=batcher.limits.max_images)
-    return gr.mount_gradio_app(
-        app, blocks, path="/", max_file_size=limits.max_bytes, ssr_mode=False, pwa=False
-    )
+    with redirect_stdout(io.StringIO()):  # Gradio 5.50 prints a stray "new /" at every mount
+        return gr.mount_gradio_app(
+            app, blocks, path="/", max_file_size=limits.max_bytes, ssr_mode=False, pwa=False
+        )
 
 
 def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 7860) -> None:

@@ -15,7 +15,7 @@ On top of LightningCLI:
 - a backbone that cannot be loaded (offline hub name, missing folder) or a value rejected while building
   the classes ends with one message and exit code 2, leaving no run folder;
 - a fresh ``fit`` into a run folder that holds checkpoints is refused unless ``--ckpt_path`` resumes it
-  or ``--overwrite true`` starts it over;
+  or ``--overwrite`` starts it over;
 - the training bar counts steps of ``max_steps``; known dependency warnings and tips are silenced.
 """
 
@@ -40,6 +40,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.training.callbacks import LastCheckpoint, SampleOverlays, StepProgressBar
 from clipseg.training.module import ClipSegModule
+from clipseg.zoo.errors import ZooError
 
 SIGTERM_EXIT = 143  # what a shell reports for a process ended by SIGTERM
 
@@ -87,11 +88,34 @@ def config_chain(value: Any, seen: tuple[Path, ...] = ()) -> list[Any]:
     return [*parents, str(path)]
 
 
+# The experiment configs, shipped in the package (the repository's `configs/` links here).
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def find_config(value: str) -> str:
+    """``value``, or the shipped config it names when no such file exists here: ``finetune``,
+    ``finetune.yaml`` or the README's ``configs/finetune.yaml`` (for installs without the repository).
+
+    Raises:
+        ConfigurationError: ``value`` looks like a config file's name but is neither a file nor shipped.
+    """
+    path = Path(str(value))
+    if path.is_file() or any(c in str(value) for c in "\n:{"):  # a file, or inline YAML
+        return value
+    if path.suffix in ("", ".yaml") and str(path.parent) in (".", "configs"):
+        shipped = SHIPPED_CONFIGS / f"{path.stem}.yaml"
+        if shipped.is_file():
+            return str(shipped)
+    names = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml")))
+    raise ConfigurationError(f"--config {value}: no such file, and no shipped config of that name ({names})")
+
+
 class ConfigWithBase(ActionConfigFile):
-    """``--config FILE`` where FILE may build on another with a top-level ``base: OTHER.yaml``."""
+    """``--config FILE`` where FILE may build on another with a top-level ``base: OTHER.yaml``; FILE may
+    also name a shipped config (``find_config``)."""
 
     def __call__(self, parser, cfg, values, option_string=None) -> None:
-        for value in config_chain(values):
+        for value in config_chain(find_config(values)):
             self.apply_config(parser, cfg, self.dest, value)
         if "base" in cfg:  # applied: a saved config must not point at a file relative to where it was written
             cfg["base"] = None
@@ -179,8 +203,11 @@ class ClipSegCLI(LightningCLI):
         parser.add_argument(
             "--overwrite",
             type=bool,
+            nargs="?",
+            const=True,  # a flag, as in the other commands; `--overwrite true|false` still works
             default=False,
-            help="fit: start over in a run folder that already holds checkpoints (they are deleted).",
+            help="fit: start over in a run folder that already holds checkpoints (they are deleted); "
+            "`--overwrite` alone means true.",
         )
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
@@ -238,7 +265,7 @@ class ClipSegCLI(LightningCLI):
         if not cfg.overwrite:
             raise ConfigurationError(
                 f"{run_dir} already holds a run ({found[0]}). Resume it with `--ckpt_path last`, start it "
-                "over with `--overwrite true` (deletes its checkpoints), or name this run with `--name`."
+                "over with `--overwrite` (deletes its checkpoints), or name this run with `--name`."
             )
         return found
 
@@ -249,12 +276,14 @@ class ClipSegCLI(LightningCLI):
             super().instantiate_classes()
         except (TypeError, ValueError) as err:
             raise ConfigurationError(f"{type(err).__name__}: {union_reason(str(err))}") from err
+        except ZooError as err:  # the only model a run loads by name: a typo, an image file, ...
+            raise ConfigurationError(f"model.init_from: {err}") from err
         # Only now that everything is built: a run that cannot start leaves no folder behind.
         for folder in self._folders_to_create:
             folder.mkdir(parents=True, exist_ok=True)
 
     def before_fit(self) -> None:
-        for path in getattr(self, "_stale_checkpoints", []):  # `--overwrite true`: the old run goes
+        for path in getattr(self, "_stale_checkpoints", []):  # `--overwrite`: the old run goes
             path.unlink(missing_ok=True)
 
     def _configure_wandb(self, cfg: Namespace, run_dir: Path) -> None:

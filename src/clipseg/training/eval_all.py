@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from clipseg.core.help import DEVICE_HELP, HelpFormatter, hidden_alias
 from clipseg.modeling.clipseg import ClipSeg
 from clipseg.training.benchmarks import BENCHMARKS, Benchmark
 from clipseg.training.evaluation import make_evaluator
@@ -203,23 +204,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="clipseg eval-all",
         description="Evaluate every local zoo model (or --models) on every benchmark with prepared data; "
-        "writes OUT/eval-all.md and OUT/eval-all.json.",
+        "writes DIR/eval-all.md and DIR/eval-all.json.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=Path("results"), help="folder of eval-all.md / .json")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results"), metavar="DIR", help="folder of eval-all.md / .json"
+    )
     parser.add_argument(
         "--data-root",
         type=Path,
         default=Path(os.environ.get("CLIPSEG_DATA", "data")),
+        metavar="DIR",
         help="prepared benchmarks (default $CLIPSEG_DATA or ./data)",
     )
     parser.add_argument(
-        "--models", nargs="*", help="only these: zoo names, model files or `clipseg fit` .ckpt files"
+        "--models",
+        nargs="*",
+        metavar="MODEL",
+        help="only these: zoo names, model files or `clipseg fit` .ckpt files",
     )
     parser.add_argument("--benchmarks", nargs="*", choices=[b.name for b in BENCHMARKS], help="only these")
-    parser.add_argument("--limit", type=int, help="at most this many batches per benchmark (quick checks)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="at most this many batches per benchmark (quick checks)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per batch")
+    parser.add_argument("--workers", type=int, default=2, metavar="N", help="data loader processes")
+    hidden_alias(parser, "--num-workers", "--workers", type=int)  # the spelling of earlier versions
+    parser.add_argument("--device", help=DEVICE_HELP)
     args = parser.parse_args(argv)
 
     models, paper = zoo_models()
@@ -234,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root=args.data_root,
         benchmarks=benchmarks,
         batch_size=args.batch_size,
-        num_workers=args.num_workers,
+        num_workers=args.workers,
         limit=args.limit,
         device=args.device,
     )
