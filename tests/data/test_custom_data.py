@@ -233,3 +233,12 @@ def test_visual_prompts_come_from_another_image_with_the_same_phrase():
     assert third["support"] is not None and third["text_weight"] <= 0.5
     never = PromptPolicy(visual=True, visual_prob=0.0, same_phrase_support=True)
     assert list(never(rows))[-1]["support"] is None
+
+
+def test_an_annotation_file_without_rows_is_one_error_line(tmp_path, capsys):
+    src = write_small_folder(tmp_path / "raw", n=2)
+    write_csv_rows(src, [])  # the header alone
+    assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0] and "has no annotation rows" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -147,3 +147,11 @@ def test_the_data_takes_input_size_and_normalization_from_the_model(tmp_path):
     other = FineTuneDataModule(data_dir=str(tmp_path), image_size=64)
     with pytest.raises(ValueError, match="image_size 64 differs from the model's image_size 40"):
         other.use_model_preprocessing(config.preprocessing)
+
+
+@pytest.mark.timeout(120)  # it waited at step 0 forever (issue 36, defect 4)
+def test_fit_on_a_data_folder_that_does_not_exist_is_one_error_line(tmp_path, capsys):
+    args = ["fit", "--config", FINETUNE, "--data.init_args.data_dir", str(tmp_path / "nope")]
+    assert clipseg_main([*args, *FEW_STEPS, "--output_root", str(tmp_path / "runs")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: no shards match") and "nope" in err[0]
