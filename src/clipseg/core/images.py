@@ -76,7 +76,7 @@ def load_image(image: ImageLike, name: str | None = None) -> np.ndarray:
         limit = max_pixels()
         # PIL's own limit (about 89 M pixels to warn, twice that to refuse) would refuse images below
         # ours with a message that names neither; ours decides, checked on the header before decoding.
-        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
             Image.MAX_IMAGE_PIXELS = limit
         try:
             with warnings.catch_warnings():
