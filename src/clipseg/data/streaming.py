@@ -242,7 +242,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``).
         shuffle_buffer: rows in the shuffle buffer (0 = stream order); shard order is shuffled too.
         buffer_input_shards: shards read at once into the shuffle buffer (more mixes better; HF reads
-            them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends,).
+            them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends, so a
+            split of one shard is read without them).
         seed: shuffle seed; identical on every rank, as ``split_dataset_by_node`` requires.
         train: vary shuffling and prompt randomness by epoch (evaluation streams stay fixed).
         first_epoch: epoch number of the first train pass (see ``ShapesDataset``); ignored unless ``train``.
@@ -285,7 +286,10 @@ class ShardStream(torch.utils.data.IterableDataset):
             rows = rows.shuffle(
                 seed=self.seed,
                 buffer_size=self.shuffle_buffer,
-                max_buffer_input_shards=self.buffer_input_shards,
+                # Interleaving shards reads them in threads, and parquet's reader then sleeps 5 s at
+                # the end of every pass (datasets' SLEEP_TIME_ON_THREADS_SHUTDOWN): on a one-shard
+                # split (a small folder, whose epoch is a few batches) that was most of each step.
+                max_buffer_input_shards=min(self.buffer_input_shards, self.num_shards),
             )
             rows.set_epoch(epoch)
         rank, world = rank_and_world_size(self._launch_rank)
