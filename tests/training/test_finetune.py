@@ -35,9 +35,10 @@ FEW_STEPS = [
 ]  # fmt: skip
 
 
-def _fit(entry, data_dir: Path, out: Path, init_from: str = "shapes-tiny") -> Path:
+def _fit(entry, data_dir: Path, out: Path, init_from: str = "shapes-tiny", *extra: str) -> Path:
     args = ["fit", "--config", FINETUNE, "--model.init_from", init_from, "--data.init_args.data_dir"]
-    assert entry([*args, str(data_dir), *FEW_STEPS, "--output_root", str(out), "--name", "mine"]) == 0
+    argv = [*args, str(data_dir), *FEW_STEPS, *extra, "--output_root", str(out), "--name", "mine"]
+    assert entry(argv) == 0
     return out / "mine" / "model.safetensors"
 
 
@@ -50,10 +51,11 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
         instances = write_small_coco(tmp_path / "raw", n=12)
         prepare("coco", instances, tmp_path / "data", options={"images": str(tmp_path / "raw" / "images")})
         entry = run_cli  # what `lightning fit` runs
-    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs")
+    # 5 steps, validation every 2: the file records both the steps trained and the last validation's step
+    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs", "shapes-tiny", "--trainer.max_steps", "5")
     record = finetune_metadata(model_file)
     assert record["base_model"] == "shapes-tiny" and record["data_dir"] == str(tmp_path / "data")
-    assert record["steps"] == 4 and record["val_step"] == 4
+    assert record["steps"] == 5 and record["val_step"] == 4
     assert {"val/miou_0.5", "val/fgiou_0.5", "val/ap"} <= set(record["val_metrics"])
     tuned = clipseg.load_model(model_file)
     base = clipseg.load_model("shapes-tiny")
