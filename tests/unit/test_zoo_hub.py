@@ -118,7 +118,9 @@ def test_online_downloads_pass_the_revision_through(hub_cache, monkeypatch):
     listing = sorted(p.name for p in hub_cache.snapshot.iterdir())
     monkeypatch.setattr(hub, "hub_offline", lambda: False)
     monkeypatch.setattr(
-        huggingface_hub.HfApi, "list_repo_files", lambda self, repo, revision: listed.append(revision) or listing
+        huggingface_hub.HfApi,
+        "list_repo_files",
+        lambda self, repo, revision: listed.append(revision) or listing,
     )
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     assert hub.snapshot_file(CIDAS, "v1.2") == hub_cache.snapshot / "model.safetensors"
