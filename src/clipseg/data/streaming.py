@@ -50,8 +50,8 @@ def check_local_shards(files: str) -> None:
     folder = Path(files).parent
     hint = "" if folder.is_dir() else f" ({folder} does not exist)"
     raise NoShards(
-        f"no shards match {files}{hint}; write them with `clipseg prepare folder --src DIR --out FOLDER` "
-        "and pass FOLDER as --data.init_args.data_dir"
+        f"no shards match {files}{hint}; write them with `clipseg prepare` (your own images: "
+        "`clipseg prepare folder --src DIR --out FOLDER`) and pass FOLDER as --data.init_args.data_dir"
     )
 
 
