@@ -59,19 +59,24 @@ def test_validation_images_are_seeded_and_by_image():
     assert validation_images(["a.png"], 0.1, seed=0) == set()  # a single image trains
 
 
-def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys):
+@pytest.mark.timeout(60)  # a worker's BadSample that cannot be unpickled hung the pool (issue 36)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys, workers):
     src = write_small_folder(tmp_path / "raw", n=6)
     rows = read_csv_rows(src)
     Image.new("L", (17, 9)).save(src / "masks" / "small.png")
     (src / "images" / "broken.png").write_bytes(b"not a png")
+    (src / "masks" / "broken.png").write_bytes(b"not a png either")
     bad = [
         {"image": "images/nope.png", "mask": rows[0]["mask"], "prompt": "red circle"},
         {"image": rows[0]["image"], "mask": "masks/small.png", "prompt": "blue circle"},
         {"image": rows[0]["image"], "mask": rows[0]["mask"], "prompt": "  "},
         {"image": "images/broken.png", "mask": rows[0]["mask"], "prompt": "red circle"},
+        {"image": rows[1]["image"], "mask": "masks/broken.png", "prompt": "odd thing"},
     ]
     write_csv_rows(src, [*rows, *bad])
-    assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 0
+    argv = ["folder", "--src", str(src), "--out", str(tmp_path / "out"), "--workers", workers]
+    assert prep.prepare_main(argv) == 0
     out = capsys.readouterr().out
     assert "images/nope.png is missing" in out and "skipped annotations.csv:" in out  # reasons shown
     skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
@@ -81,7 +86,8 @@ def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys
     assert "is 17x9 but the image is 48x48" in reasons[f"annotations.csv:{first_bad + 1}"]
     assert "empty prompt" in reasons[f"annotations.csv:{first_bad + 2}"]
     assert "not in a known image format" in reasons[f"annotations.csv:{first_bad + 3}"]
-    assert len(reasons) == 4
+    assert "masks/broken.png is not readable" in reasons[f"annotations.csv:{first_bad + 4}"]
+    assert len(reasons) == 5
     written = len(_rows(tmp_path / "out", "train")) + len(_rows(tmp_path / "out", "val"))
     assert written == len(rows)
 
@@ -227,3 +233,12 @@ def test_visual_prompts_come_from_another_image_with_the_same_phrase():
     assert third["support"] is not None and third["text_weight"] <= 0.5
     never = PromptPolicy(visual=True, visual_prob=0.0, same_phrase_support=True)
     assert list(never(rows))[-1]["support"] is None
+
+
+def test_an_annotation_file_without_rows_is_one_error_line(tmp_path, capsys):
+    src = write_small_folder(tmp_path / "raw", n=2)
+    write_csv_rows(src, [])  # the header alone
+    assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0] and "has no annotation rows" in err[0]
+    assert not (tmp_path / "out").exists()

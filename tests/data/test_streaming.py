@@ -73,6 +73,21 @@ def test_training_shuffle_is_a_permutation_that_changes_per_epoch(shapes_shards)
     assert epoch0 != epoch1 and epoch0 != sorted(epoch0, key=lambda i: int(i.rsplit("-", 1)[1]))
 
 
+def test_a_one_shard_split_is_shuffled_without_the_end_of_pass_sleep(tmp_path, monkeypatch):
+    """Issue 36 defect 5: datasets' shard interleaving sleeps 5 s at the end of every pass of parquet
+    shards; a small folder (one shard, an epoch of a few batches) waited that long each epoch."""
+    import datasets.iterable_dataset
+
+    write_shapes_shards(tmp_path, splits=("val",), length=7, size=SIZE, shard_size=10)
+    sleeps: list[float] = []
+    monkeypatch.setattr(datasets.iterable_dataset.time, "sleep", sleeps.append)
+    stream = ShardStream(source=str(tmp_path), split="val", shuffle_buffer=100, train=True)
+    epochs = [[s["sample_id"] for s in stream] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == [f"shapes-val-0-{i}" for i in range(7)]
+    assert epochs[0] != epochs[1]  # still shuffled, per epoch
+    assert sleeps == []
+
+
 def test_phrasecut_plus_policy_negatives_visual_prompts_and_text_weights():
     rows = referring_rows(40)
     policy = PromptPolicy(negative_prob=0.5, visual=True, seed=0)

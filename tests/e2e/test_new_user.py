@@ -177,7 +177,8 @@ def test_a_prompt_image_path_containing_a_colon_is_read_whole(tmp_path, capsys):
             capsys, str(EXAMPLE), "--prompt-image", spec, "--out", str(tmp_path / f"o{i}")
         )
         assert code == 0, err
-        assert summary["images"][0]["masks"][0]["prompt"] == support.name
+        want = support.name if i == 0 else f"{support.name}:{mask.name}"  # the mask is named too (issue 36)
+        assert summary["images"][0]["masks"][0]["prompt"] == want
 
 
 def test_zoo_list_shows_the_vocabulary_of_a_fixed_vocabulary_model(predictor, capsys):

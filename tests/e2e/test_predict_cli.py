@@ -111,11 +111,25 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, capsys, make_i
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_huge_image_is_refused(tmp_path, capsys, monkeypatch):
-    import clipseg.core.images
-
-    monkeypatch.setattr(clipseg.core.images, "MAX_PIXELS", 100 * 100)
+def test_huge_image_is_refused_naming_the_limit_and_how_to_raise_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(100 * 100))
     big = tmp_path / "big.png"
     Image.new("RGB", (200, 200)).save(big)
     code = main(["predict", str(big), "--prompt", "red circle", "--out", str(tmp_path / "o")])
-    assert code != 0 and "larger than the limit" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code != 0 and "200x200 is larger than the limit of 10,000 pixels" in err
+    assert "CLIPSEG_MAX_PIXELS=" in err  # the setting that raises it
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(200 * 200))
+    assert main(["predict", str(big), "--prompt", "red circle", "--out", str(tmp_path / "o")]) == 0
+
+
+def test_pil_s_own_lower_limit_does_not_refuse_an_image_within_ours(tmp_path, monkeypatch):
+    """A 10000 x 10000 PNG (100 M pixels, below our 120 M) was refused by PIL's 89 M without a word of why."""
+    from PIL import Image as PILImage
+
+    from clipseg.core.images import load_image
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 50 * 50)  # PIL refuses above twice this
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (200, 100), (9, 8, 7)).save(path)
+    assert load_image(path).shape == (100, 200, 3)

@@ -78,6 +78,25 @@ def test_tiles_on_a_large_image_change_the_masks(predictor, big_scene):
     assert not np.array_equal(out, predictor.predict(big_scene["image"], big_scene["text"]))
 
 
+def test_tiles_on_a_known_scene_keep_a_large_object_and_find_a_small_one(predictor):
+    """A 1024² scene: a triangle 5 windows wide and a square of half a window. The whole-image view
+    sees the triangle, the tiles must not lose it (issue 36: they erased objects larger than a window,
+    IoU 0.02 here), and they must outline the square better than the whole-image view at 96² input."""
+    from fixture_data.known_scenes import Thing, draw_scene
+
+    from clipseg.quality import iou
+
+    things = (Thing("yellow", "triangle", 420, 520, 300), Thing("purple", "square", 880, 150, 30))
+    image, masks = draw_scene(things, size=1024)
+    for thing, mask in zip(things, masks):
+        plain = predictor.predict(image, thing.phrase)[0] > 0.5
+        tiled = predictor.predict(image, thing.phrase, tiles=True)[0] > 0.5
+        if thing.shape == "triangle":
+            assert iou(tiled, mask) >= max(0.9, iou(plain, mask) - 0.01), (iou(tiled, mask), iou(plain, mask))
+        else:
+            assert iou(tiled, mask) > iou(plain, mask) + 0.1, (iou(tiled, mask), iou(plain, mask))
+
+
 def test_unknown_refine_mode_is_refused(predictor, big_scene):
     with pytest.raises(ValueError, match="unknown refine mode 'sharp'"):
         predictor.predict(big_scene["image"], "red circle", refine="sharp")

@@ -89,6 +89,33 @@ def test_segment_answers_the_predictors_masks(server, predictor, threshold):
         assert set(np.unique(got[0])) <= {0, 255}
 
 
+def test_each_mask_s_area_is_its_own_share_of_the_pixels(server):
+    """A scene with both prompted objects, of different sizes: every area differs and is its mask's."""
+    from fixture_data.known_scenes import Thing, draw_scene
+
+    image, objects = draw_scene((Thing("red", "circle", 40, 40, 30), Thing("blue", "square", 96, 96, 16)))
+    response = segment(server[0], png_bytes(image), ["red circle", "blue square"], 0.5)
+    areas = [m["area"] for m in response.json()["masks"]]
+    for area, mask, target in zip(areas, masks_of(response), objects):
+        assert area == pytest.approx(float((mask == 255).mean()))
+        assert area == pytest.approx(target.mean(), rel=0.3)  # the object's own size, roughly
+    assert areas[0] > 2 * areas[1] > 0
+
+
+def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent(server):
+    host, port = urllib.parse.urlsplit(server[0]).netloc.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=20)
+    try:  # the headers alone: a server that waited for the body would time out here
+        connection.putrequest("POST", "/api/segment")
+        connection.putheader("Content-Type", "multipart/form-data; boundary=b")
+        connection.putheader("Content-Length", str(10 * LIMITS.max_bytes))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413 and b"300,000 bytes" in response.read()
+    finally:
+        connection.close()
+
+
 def test_16_concurrent_requests_equal_one_at_a_time_and_are_batched(server):
     url, app = server
     requests = [(png_bytes(scene(10 + i)), PROMPTS[i % 3]) for i in range(16)]

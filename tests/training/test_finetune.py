@@ -35,9 +35,10 @@ FEW_STEPS = [
 ]  # fmt: skip
 
 
-def _fit(entry, data_dir: Path, out: Path, init_from: str = "shapes-tiny") -> Path:
+def _fit(entry, data_dir: Path, out: Path, init_from: str = "shapes-tiny", *extra: str) -> Path:
     args = ["fit", "--config", FINETUNE, "--model.init_from", init_from, "--data.init_args.data_dir"]
-    assert entry([*args, str(data_dir), *FEW_STEPS, "--output_root", str(out), "--name", "mine"]) == 0
+    argv = [*args, str(data_dir), *FEW_STEPS, *extra, "--output_root", str(out), "--name", "mine"]
+    assert entry(argv) == 0
     return out / "mine" / "model.safetensors"
 
 
@@ -50,10 +51,11 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
         instances = write_small_coco(tmp_path / "raw", n=12)
         prepare("coco", instances, tmp_path / "data", options={"images": str(tmp_path / "raw" / "images")})
         entry = run_cli  # what `lightning fit` runs
-    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs")
+    # 5 steps, validation every 2: the file records both the steps trained and the last validation's step
+    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs", "shapes-tiny", "--trainer.max_steps", "5")
     record = finetune_metadata(model_file)
     assert record["base_model"] == "shapes-tiny" and record["data_dir"] == str(tmp_path / "data")
-    assert record["steps"] == 4 and record["val_step"] == 4
+    assert record["steps"] == 5 and record["val_step"] == 4
     assert {"val/miou_0.5", "val/fgiou_0.5", "val/ap"} <= set(record["val_metrics"])
     tuned = clipseg.load_model(model_file)
     base = clipseg.load_model("shapes-tiny")
@@ -147,3 +149,11 @@ def test_the_data_takes_input_size_and_normalization_from_the_model(tmp_path):
     other = FineTuneDataModule(data_dir=str(tmp_path), image_size=64)
     with pytest.raises(ValueError, match="image_size 64 differs from the model's image_size 40"):
         other.use_model_preprocessing(config.preprocessing)
+
+
+@pytest.mark.timeout(120)  # it waited at step 0 forever (issue 36, defect 4)
+def test_fit_on_a_data_folder_that_does_not_exist_is_one_error_line(tmp_path, capsys):
+    args = ["fit", "--config", FINETUNE, "--data.init_args.data_dir", str(tmp_path / "nope")]
+    assert clipseg_main([*args, *FEW_STEPS, "--output_root", str(tmp_path / "runs")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: no shards match") and "nope" in err[0]

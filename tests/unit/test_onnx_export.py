@@ -153,10 +153,49 @@ def test_cli_exports_and_refuses_a_non_empty_folder(tmp_path, capsys):
     assert main(["export", "onnx", "--model", "shapes-tiny", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("clipseg export: error: --out") and "--overwrite" in err[0]
+    (out / "vision.onnx").write_bytes(b"stale")  # an earlier export is replaced whole
+    assert main(["export", "onnx", "--model", "shapes-tiny", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "vision.onnx").stat().st_size > 100 and "fp32 graphs" in capsys.readouterr().out
     assert main(["export", "onnx", "--model", "no-such-model", "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model 'no-such-model'" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("clipseg export: error: --out"), err
+    return err[0]
+
+
+def test_overwrite_never_deletes_what_an_export_did_not_write(tmp_path, capsys):
+    """Issue 36 defects 1 and 11: ``--overwrite`` wiped any folder; a file gave ``[Errno 20]``."""
+    from clipseg.cli import main
+
+    def export(out: Path) -> int:
+        return main(["export", "onnx", "--model", "shapes-tiny", "--out", str(out), "--overwrite"])
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(b"jpeg")
+    (photos / "notes.txt").write_text("keep me")
+    assert export(photos) == 1 and "not an earlier ONNX export" in _one_error(capsys)
+    assert sorted(p.name for p in photos.iterdir()) == ["cat.jpg", "notes.txt"]
+    # A foreign config.json (another tool's) does not make the folder ours.
+    (photos / "config.json").write_text('{"model_type": "bert"}')
+    assert export(photos) == 1 and "not an earlier ONNX export" in _one_error(capsys)
+    # An earlier export with the user's own file added: the file is named and kept.
+    export_like = tmp_path / "export"
+    export_like.mkdir()
+    (export_like / "config.json").write_text(json.dumps({"format": "clipseg-onnx", "version": 1}))
+    (export_like / "vision.onnx").write_bytes(b"graph")
+    (export_like / "README.md").write_text("mine")
+    assert export(export_like) == 1 and "did not write (README.md)" in _one_error(capsys)
+    assert (export_like / "README.md").read_text() == "mine" and (export_like / "vision.onnx").exists()
+    single = tmp_path / "model.onnx"
+    single.write_bytes(b"a file")
+    assert export(single) == 1 and "is a file" in _one_error(capsys)
+    assert single.read_bytes() == b"a file"
 
 
 def test_load_model_by_name_exports_once_into_the_cache(tmp_path, monkeypatch, torch_predictor):

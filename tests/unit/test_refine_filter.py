@@ -108,3 +108,13 @@ def test_mismatched_shapes_are_refused():
     image, _, coarse = _step_scene()
     with pytest.raises(ValueError, match="N x H x W"):
         guided_filter(image, coarse[None, :32], radius=4)
+
+
+def test_the_documented_defaults_radius_4_model_pixels_and_eps_1e_3():
+    """``refine(..., "guided")`` with no settings: radius 4 x (image side / model side), eps 1e-3 (module doc)."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    probs = rng.random((1, 24, 20)).astype(np.float32)
+    want = _reference(image, probs[0].astype(np.float64), r=4 * 24 // 12, eps=1e-3)  # 24 / 12: upsampling x2
+    np.testing.assert_allclose(refine(image, probs, "guided", model_side=12)[0], want, atol=1e-5)
+    np.testing.assert_allclose(guided_filter(image, probs, radius=8)[0], want, atol=1e-5)  # eps's default

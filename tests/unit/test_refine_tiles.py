@@ -42,7 +42,23 @@ def test_combine_keeps_tile_detail_only_near_the_global_mask():
     tile_probs = np.zeros((2, 50, 50), np.float32)
     tile_probs[:, 18:32, 18:32] = 0.8  # the same object, with sharper and wider edges
     tile_probs[:, 0:5, 40:50] = 1.0  # a lookalike far away that the whole-image view rules out
-    out = combine(global_probs, tile_probs, gate_radius=3)
+    out = combine(global_probs, tile_probs, gate_radius=3, window=40)
     assert out[0, 19, 19] == np.float32(0.8)  # within the widened global mask: the tile's value
     assert out[0, 2, 45] == 0.0 and out[0, 10, 10] == 0.0  # far from it: removed
     np.testing.assert_array_equal(out[1], tile_probs[1])  # no context for prompt 2: the tiles alone
+
+
+def test_a_region_larger_than_a_window_is_never_lost_and_a_small_one_stays_the_tiles_to_trim():
+    """Issue 36 defect 3: windows inside a large object see no shape and erased it."""
+    global_probs = np.zeros((1, 100, 100), np.float32)
+    global_probs[0, 10:60, 10:60] = 0.9  # 50 px: larger than the 20 px windows
+    global_probs[0, 80:90, 80:90] = 0.9  # 10 px: a window sees it whole
+    tile_probs = np.zeros((1, 100, 100), np.float32)
+    tile_probs[0, 10:60, 10:14] = 0.95  # the windows mark only the large region's left edge
+    out = combine(global_probs, tile_probs, gate_radius=2, window=20)
+    np.testing.assert_array_equal(
+        out[0, 10:60, 14:60], np.float32(0.9)
+    )  # the whole-image view, where tiles saw nothing
+    np.testing.assert_array_equal(out[0, 10:60, 10:14], np.float32(0.95))  # and tiles add where they see more
+    assert out[0, 80:90, 80:90].max() == 0.0  # the small region the windows rejected is dropped
+    assert out[0, 70:78, 20:40].max() == 0.0  # nothing appears where neither view marks anything

@@ -13,7 +13,8 @@ from clipseg.serve.batcher import Batcher, BatchLimits
 
 
 class SlowFake:
-    """A predictor whose first call waits for ``release``; records the jobs of each call."""
+    """A predictor whose first call waits for ``release``; records the jobs of each call; a job's
+    result is ``len(prompts) x 1 x 1``, filled with the value of its image's first pixel."""
 
     name = "fake"
 
@@ -27,7 +28,8 @@ class SlowFake:
             self.release.wait(10)
         if any("boom" in job.prompts for job in jobs):
             raise ValueError("boom: a bad prompt")
-        return [np.full((len(job.prompts), 1, 1), i, np.float32) for i, job in enumerate(jobs)]
+        # Made from each job's own image and prompts, so a result handed to another request shows.
+        return [np.full((len(job.prompts), 1, 1), job.image[0, 0, 0], np.float32) for job in jobs]
 
 
 def job(*prompts: str) -> Job:
@@ -81,3 +83,27 @@ def test_close_finishes_every_queued_job_even_one_carried_over():
     fake.release.set()
     batcher.close()  # "c" does not fit into b's batch: it is carried over, then run before the stop
     assert [f.result(0).shape for f in futures] == [(1, 1, 1)] * 3
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["one batch", "rerun job by job"])
+def test_every_request_gets_its_own_result_back(bad):
+    """Distinct images (pixel value = request number) and prompt counts: each future holds its own."""
+    jobs = [Job(image=np.full((2, 2, 3), i, np.uint8), prompts=["p"] * (1 + i % 3)) for i in range(7)]
+    if bad:
+        jobs[4] = Job(image=jobs[4].image, prompts=["boom"])
+    fake = SlowFake()
+    batcher = Batcher(fake, limits=BatchLimits(max_images=8))
+    futures = [batcher.submit(jobs[0])]
+    while not fake.calls:
+        threading.Event().wait(0.01)
+    futures += [batcher.submit(j) for j in jobs[1:]]
+    fake.release.set()
+    batcher.close()
+    assert len(fake.calls[1]) == 6  # the six queued requests shared one forward
+    for i, (request, future) in enumerate(zip(jobs, futures)):
+        if bad and i == 4:
+            with pytest.raises(ValueError, match="boom"):
+                future.result(0)
+            continue
+        result = future.result(0)
+        assert result.shape == (len(request.prompts), 1, 1) and (result == i).all(), (i, result.ravel())

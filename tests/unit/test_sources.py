@@ -58,10 +58,46 @@ def test_glob_is_relative_to_its_folder_and_duplicates_count_once(tmp_path):
     assert video.is_video and str(video.key) == "clip.mp4"  # a video's outputs fill a folder of its name
 
 
-def test_output_folder_inside_the_input_is_skipped(tmp_path):
+def stamped(path: Path) -> Path:
+    """A PNG as a run writes it (its options in a text chunk)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from clipseg.inference.stamps import STAMP_KEY
+
+    info = PngInfo()
+    info.add_text(STAMP_KEY, "{}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (4, 4)).save(path, pnginfo=info)
+    return path
+
+
+def test_only_our_own_outputs_under_out_are_skipped(tmp_path):
+    """Issue 36 defect 9: every input under --out was skipped, so `--out .` found nothing."""
     touch(tmp_path / "a.png")
-    touch(tmp_path / "out" / "a_0_x.png")
-    assert keys(collect_inputs([tmp_path], exclude=tmp_path / "out")) == ["a"]
+    stamped(tmp_path / "out" / "a_0_x.png")
+    stamped(tmp_path / "out" / "clip.mp4" / "000000_0_x.png")
+    touch(tmp_path / "out" / "clip.mp4" / "0_x.mp4")  # a mask video, beside the folder's stamp file
+    touch(tmp_path / "out" / "clip.mp4" / ".clipseg-stamp")
+    touch(tmp_path / "out" / "mine.jpg")  # the user's own photo that happens to live there
+    assert keys(collect_inputs([tmp_path], exclude=tmp_path / "out")) == ["a", "out/mine"]
+    # --out is the inputs' own folder (`clipseg predict s1.png --out .`), or its parent
+    assert keys(collect_inputs([tmp_path / "a.png"], exclude=tmp_path)) == ["a"]
+    assert keys(collect_inputs([tmp_path / "a.png"], exclude=tmp_path.parent)) == ["a"]
+    assert keys(collect_inputs([tmp_path / "out"], exclude=tmp_path / "out")) == ["mine"]
+    # One of our outputs named on its own is meant: it is taken.
+    assert keys(collect_inputs([tmp_path / "out" / "a_0_x.png"], exclude=tmp_path / "out")) == ["a_0_x"]
+
+
+def test_inputs_below_a_hidden_parent_folder_are_found(tmp_path):
+    """``~/.cache/photos/``: the hidden part is above the named folder; hidden entries inside stay skipped."""
+    photos = tmp_path / ".cache" / "photos"
+    touch(photos / "one.png")
+    touch(photos / ".thumbs" / "one.png")
+    touch(photos / ".two.png")
+    assert keys(collect_inputs([photos])) == ["one"]
+    assert keys(collect_inputs([str(photos / "*.png")])) == ["one"]
+    assert keys(collect_inputs([photos / "one.png"])) == ["one"]
 
 
 @pytest.mark.parametrize("spec", ["missing.png", "empty_dir", "*.nothing"])

@@ -105,6 +105,30 @@ def test_online_listing_downloads_only_safetensors_configs_and_tokenizer(hub_cac
     assert calls[0]["cache_dir"] == hub_cache.cache and "local_files_only" not in calls[0]
 
 
+def test_online_downloads_pass_the_revision_through(hub_cache, monkeypatch):
+    """``--revision`` / ``revision=`` must reach the listing and the download, not only the offline cache."""
+    import huggingface_hub
+
+    listed, downloaded = [], []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        downloaded.append(kwargs.get("revision"))
+        return str(hub_cache.snapshot)
+
+    listing = sorted(p.name for p in hub_cache.snapshot.iterdir())
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "list_repo_files",
+        lambda self, repo, revision: listed.append(revision) or listing,
+    )
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert hub.snapshot_file(CIDAS, "v1.2") == hub_cache.snapshot / "model.safetensors"
+    assert listed == downloaded == ["v1.2"]
+    clipseg.load_model(CIDAS, revision="3f2a9c1", device="cpu")  # the public entry point too
+    assert listed[-1] == downloaded[-1] == "3f2a9c1"
+
+
 def test_our_file_loads_as_ours_even_next_to_a_config_json(hub_cache):
     shipped = (repo_zoo_dir() / "shapes-tiny.safetensors").read_bytes()
     config = json.dumps({"model_type": "clipseg", "note": "someone's own notes"}).encode()

@@ -35,18 +35,17 @@ def _parser() -> argparse.ArgumentParser:
         help="dynamic int8 quantization of the MatMul/Gemm layers (onnxruntime.quantization)",
     )
     onnx.add_argument("--revision", default=None, help=REVISION_HELP)
-    onnx.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    onnx.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: `clipseg export --help` must not import torch.
-    from clipseg.export.onnx import export_onnx
+    from clipseg.export.onnx import check_out_folder, export_onnx
     from clipseg.zoo import load_resolved, resolve_weights
 
     out: Path = args.out
-    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out {out} exists and is not empty; pass --overwrite or another folder")
+    check_out_folder(out, overwrite=args.overwrite)  # before the model is loaded: fail fast
     weights = resolve_weights(args.model, args.revision)  # resolved (and verified) once
     model, tokenizer = load_resolved(weights)
     diffs = export_onnx(

@@ -18,6 +18,7 @@ from clipseg.inference.sources import collect_inputs
 from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
 DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, only the summary
+SHOWN_PROMPT_CHARS = 60  # a prompt longer than this is cut in the printed lines
 
 
 LAYOUT_HELP = """\
@@ -35,8 +36,10 @@ A video VIDEO gets a folder VIDEO/ (e.g. clips/walk.mp4/) with frame n's files n
 (6-digit n) and/or the mask videos i_P.mp4 (--video-output).
 Post-processing order: negatives, combine, threshold, erode, min-area, fill-holes, dilate,
 feather (--smooth averages video frames before all of them).
-A rerun skips inputs whose outputs are complete (use --overwrite after changing options);
-a bad input is reported by name, the run goes on and the exit code is 1.
+A rerun skips inputs whose outputs are complete and were made with the same options (each
+file records them; other options redo the input; --overwrite redoes all); files a run wrote are
+never taken as inputs, so --out may be the inputs' folder. A bad input is reported by name, the
+run goes on and the exit code is 1.
 """
 
 
@@ -158,10 +161,10 @@ def _prompts(args: argparse.Namespace) -> list:
         prompts.append(Prompt(text=text))
     for spec in args.prompt_image:
         path, mask = split_prompt_image(spec)
+        # The mask says which object of the support image is meant: one image with two masks is two prompts.
+        name = f"{Path(path).name}:{Path(mask).name}" if mask else Path(path).name
         # Read once, here: a bad file fails before any work, with its name.
-        prompts.append(
-            Prompt(image=load_image(path), mask=load_mask(mask) if mask else None, name=Path(path).name)
-        )
+        prompts.append(Prompt(image=load_image(path), mask=load_mask(mask) if mask else None, name=name))
     if not prompts:
         raise ValueError("no prompt given: use --prompt TEXT and/or --prompt-image PATH")
     return prompts
@@ -242,6 +245,13 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def shorten(text: str, limit: int = SHOWN_PROMPT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with a count of what was left out (the --json summary has it whole)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}... (+{len(text) - limit} chars)"
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"clipseg predict: warning: {message}", file=sys.stderr)
 
@@ -262,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             for entry in summary["images"]:
                 for m in entry["masks"]:
                     written = f" -> {m['file']}" if "file" in m else ""
-                    print(f"{entry['image']}: {m['prompt']!r}: {100 * m['area']:.1f}% of pixels{written}")
+                    label = shorten(m["prompt"])
+                    print(f"{entry['image']}: {label!r}: {100 * m['area']:.1f}% of pixels{written}")
                 if "overlay" in entry:
                     print(f"overlay: {entry['overlay']}")
         for entry in summary["videos"]:

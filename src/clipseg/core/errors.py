@@ -9,6 +9,10 @@ class BackboneUnavailableError(OSError):
     """The CLIP backbone named in a config cannot be loaded (offline, not cached, or no such folder)."""
 
 
+class NoShards(FileNotFoundError):
+    """A local shard pattern matches no file (a stream of it would be empty every epoch)."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint file is not what the model expects (wrong keys, shapes or metadata)."""
 

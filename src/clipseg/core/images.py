@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,28 @@ ImageLike = str | Path | Image.Image | np.ndarray
 
 # Larger inputs are refused rather than decoded: a 1 GB bitmap would only exhaust memory.
 MAX_PIXELS = 120_000_000
+MAX_PIXELS_ENV = "CLIPSEG_MAX_PIXELS"  # raises (or lowers) the limit, e.g. CLIPSEG_MAX_PIXELS=400000000
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) that is decoded: ``$CLIPSEG_MAX_PIXELS``, else ``MAX_PIXELS``.
+
+    Raises:
+        ImageError: the variable is set to something other than a positive whole number.
+    """
+    value = os.environ.get(MAX_PIXELS_ENV, "").replace("_", "").replace(",", "")
+    if not value:
+        return MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ImageError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a number of pixels")
+    return int(value)
+
+
+def _too_large(name: str, size: str, limit: int) -> ImageError:
+    return ImageError(
+        f"{name}: {size} is larger than the limit of {limit:,} pixels; "
+        f"raise it with the environment variable {MAX_PIXELS_ENV} (e.g. {MAX_PIXELS_ENV}={2 * limit})"
+    )
 
 
 class ImageError(ValueError):
@@ -19,10 +42,9 @@ class ImageError(ValueError):
 
 
 def _to_rgb_array(img: Image.Image, name: str) -> np.ndarray:
-    if img.width * img.height > MAX_PIXELS:
-        raise ImageError(
-            f"{name}: {img.width}x{img.height} pixels is larger than the limit of {MAX_PIXELS:,}"
-        )
+    limit = max_pixels()
+    if img.width * img.height > limit:
+        raise _too_large(name, f"{img.width}x{img.height}", limit)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit / 32-bit grayscale: rescale the value range to 8 bits instead of clipping.
         arr = np.asarray(img, dtype=np.float64)
@@ -51,16 +73,23 @@ def load_image(image: ImageLike, name: str | None = None) -> np.ndarray:
             raise ImageError(f"{name}: no such file")
         if path.stat().st_size == 0:
             raise ImageError(f"{name}: the file is empty (0 bytes)")
+        limit = max_pixels()
+        # PIL's own limit (about 89 M pixels to warn, twice that to refuse) would refuse images below
+        # ours with a message that names neither; ours decides, checked on the header before decoding.
+        if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+            Image.MAX_IMAGE_PIXELS = limit
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(path) as img:
+                    if img.width * img.height > limit:
+                        raise _too_large(name, f"{img.width}x{img.height}", limit)
                     img.load()
                     return _to_rgb_array(img, name)
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ImageError(f"{name}: not a readable image ({err})") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{name}: image is too large to decode safely") from None
+        except Image.DecompressionBombError:  # frames or tiles PIL counts larger than the header says
+            raise _too_large(name, "the image", limit) from None
     name = name or "image"
     if isinstance(image, Image.Image):
         return _to_rgb_array(image, name)

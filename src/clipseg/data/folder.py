@@ -123,6 +123,8 @@ def folder_tasks(
     check_split(split)
     path = annotation_file(src)
     lines = read_lines(path)
+    if not lines:  # a header alone: "0 rows" and exit 0 looked like success
+        raise ValueError(f"{path} has no annotation rows; add one row per (image, mask, prompt)")
     bad: list[BadSample] = []
     good: list[_Line] = []
     for line in lines:

@@ -85,3 +85,8 @@ class BadSample(Exception):
         super().__init__(f"{sample_id}: {reason}")
         self.sample_id = sample_id
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[BadSample], tuple[str, str]]:
+        # Workers of ``prepare --workers N`` send it back pickled; the default rebuilds it from
+        # ``args`` (the one formatted message), which fails and leaves the pool waiting forever.
+        return type(self), (self.sample_id, self.reason)

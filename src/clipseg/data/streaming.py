@@ -8,12 +8,14 @@ Shards may live in a local folder or behind any fsspec URL (``s3://``, ``gs://``
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -23,6 +25,7 @@ from datasets import load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
+from clipseg.core.errors import NoShards
 from clipseg.data.classes import phrase_mentions_any
 from clipseg.data.schema import NO_CLASS, SHARD_FEATURES, Sample
 from clipseg.data.sharding import rank_and_world_size
@@ -34,6 +37,22 @@ class CorruptRow(ValueError):
     def __init__(self, sample_id: str, reason: str) -> None:
         super().__init__(f"corrupt shard row {sample_id!r}: {reason}")
         self.sample_id = sample_id
+
+
+def check_local_shards(files: str) -> None:
+    """Raise ``NoShards`` when ``files`` (from ``shard_files``) is a local pattern matching nothing.
+
+    An empty stream never raises: training would wait at step 0 forever, ending one empty epoch
+    after the other. URLs are left to the stream (listing a bucket here would cost a round trip).
+    """
+    if "://" in files or glob.glob(files, recursive=True):
+        return
+    folder = Path(files).parent
+    hint = "" if folder.is_dir() else f" ({folder} does not exist)"
+    raise NoShards(
+        f"no shards match {files}{hint}; write them with `clipseg prepare` (your own images: "
+        "`clipseg prepare folder --src DIR --out FOLDER`) and pass FOLDER as --data.init_args.data_dir"
+    )
 
 
 def shard_files(source: str, split: str) -> str:
@@ -223,7 +242,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``).
         shuffle_buffer: rows in the shuffle buffer (0 = stream order); shard order is shuffled too.
         buffer_input_shards: shards read at once into the shuffle buffer (more mixes better; HF reads
-            them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends).
+            them with prefetch threads and, for parquet, sleeps 5 s when such a stream ends, so a
+            split of one shard is read without them).
         seed: shuffle seed; identical on every rank, as ``split_dataset_by_node`` requires.
         train: vary shuffling and prompt randomness by epoch (evaluation streams stay fixed).
         first_epoch: epoch number of the first train pass (see ``ShapesDataset``); ignored unless ``train``.
@@ -244,6 +264,7 @@ class ShardStream(torch.utils.data.IterableDataset):
     ) -> None:
         super().__init__()
         self.files = shard_files(source, split)
+        check_local_shards(self.files)
         self.rows = load_dataset(
             "parquet", data_files=self.files, split="train", streaming=True, features=SHARD_FEATURES
         )
@@ -265,7 +286,10 @@ class ShardStream(torch.utils.data.IterableDataset):
             rows = rows.shuffle(
                 seed=self.seed,
                 buffer_size=self.shuffle_buffer,
-                max_buffer_input_shards=self.buffer_input_shards,
+                # Interleaving shards reads them in threads, and parquet's reader then sleeps 5 s at
+                # the end of every pass (datasets' SLEEP_TIME_ON_THREADS_SHUTDOWN): on a one-shard
+                # split (a small folder, whose epoch is a few batches) that was most of each step.
+                max_buffer_input_shards=min(self.buffer_input_shards, self.num_shards),
             )
             rows.set_epoch(epoch)
         rank, world = rank_and_world_size(self._launch_rank)

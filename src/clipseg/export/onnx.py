@@ -8,6 +8,7 @@ other sizes than the traced ones (another batch, prompt count, token count and a
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import warnings
@@ -21,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 
 from clipseg.backends.onnx import (
     CONFIG_NAME,
+    FORMAT,
     GRAPHS,
     TOKENIZER_DIR,
     ExportLayout,
@@ -274,6 +276,46 @@ def check_graphs(
     return diffs
 
 
+def _written_by_export(name: str) -> bool:
+    return name in (CONFIG_NAME, TOKENIZER_DIR) or name in {f"{graph}.onnx" for graph in GRAPHS}
+
+
+def check_out_folder(out: Path, *, overwrite: bool) -> None:
+    """Refuse an ``out`` that an export would lose data in: a file, or a folder with other things in it.
+
+    An empty or missing folder is written; with ``overwrite``, so is an earlier export (its
+    ``config.json`` names this format) holding nothing but what an export writes. A folder of anything
+    else is never deleted, whatever ``overwrite`` says.
+
+    Raises:
+        ValueError: ``out`` is a file, or a non-empty folder that may not be replaced (the message says why).
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder (the export writes several files)")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise ValueError(f"--out {out} exists and is not empty; pass --overwrite or another folder")
+    try:
+        earlier = json.loads((out / CONFIG_NAME).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):  # no config.json, not JSON, not an object
+        earlier = False
+    if not earlier:
+        raise ValueError(
+            f"--out {out} is not an earlier ONNX export (no {CONFIG_NAME} of format {FORMAT!r}); "
+            "--overwrite replaces only an export: name an empty or new folder"
+        )
+    foreign = [name for name in entries if not _written_by_export(name)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ValueError(
+            f"--out {out} holds files an export did not write ({shown}); move them away or name another folder"
+        )
+
+
 def export_onnx(
     model: ClipSeg,
     tokenizer: PreTrainedTokenizerBase,
@@ -291,14 +333,13 @@ def export_onnx(
     appears complete or not at all. ``progress`` shows a bar over the steps. Returns the checked max differences per graph.
 
     Raises:
-        ValueError: an unknown ``quantize`` mode, or ``out`` exists and ``overwrite`` is off.
+        ValueError: an unknown ``quantize`` mode, or ``out`` may not be written (``check_out_folder``).
         RuntimeError: the exported graphs disagree with torch.
     """
     if quantize is not None and quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize {quantize!r}: use one of {', '.join(QUANTIZE_MODES)} (or none)")
     out = Path(out)
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not empty; pass overwrite (--overwrite) or another folder")
+    check_out_folder(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     layout = layout_of(model, tokenizer, source=source, source_sha256=source_sha256)
     steps = len(GRAPHS) + 1 + (quantize is not None)

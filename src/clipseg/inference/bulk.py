@@ -27,6 +27,7 @@ from clipseg.core.images import ImageError
 from clipseg.core.prompts import as_prompt
 from clipseg.inference.postprocess import FrameSmoother, PostProcess, postprocess
 from clipseg.inference.sources import Decoded, Event, Finished, Input, SourceError, collect_inputs, decode
+from clipseg.inference.stamps import run_stamp
 from clipseg.inference.writers import (
     Layout,
     VideoWriter,
@@ -213,7 +214,8 @@ def predict_folder(
 ) -> BulkSummary:
     """Mask files, folders, globs and videos into ``out`` (layout and names: ``inference.writers``).
 
-    Inputs whose outputs are complete are skipped unless ``overwrite``. A bad input is reported
+    Inputs whose outputs are complete and were made with the same options are skipped unless
+    ``overwrite``; files that a run wrote under ``out`` are never taken as inputs. A bad input is reported
     (``on_error(path, message)``; default: an ``error:`` line on stderr) and the run goes on; the
     summary lists it under ``failed``. ``progress`` None shows the bar on a terminal only. The other
     options are those of ``iter_predict``.
@@ -223,8 +225,16 @@ def predict_folder(
     root = Path(out)
     inputs = _inputs(sources, exclude=root)
     labels = options.labels(_prompt_labels(prompts))
+    stamp = run_stamp(
+        getattr(predictor, "name", ""), prompts, options, refine=refine, tiles=tiles, smooth=smooth
+    )
     layout = Layout(
-        root=root, labels=tuple(labels), formats=tuple(formats), video_output=video_output, cut=options.cut
+        root=root,
+        labels=tuple(labels),
+        formats=tuple(formats),
+        video_output=video_output,
+        cut=options.cut,
+        stamp=stamp,
     )
     _refuse_collisions(layout, inputs)
     remove_partials(root)

@@ -221,7 +221,7 @@ class Predictor:
         if tiles and tiles_module.needs_tiles(*image.shape[:2], side):
             detail = self._tiled(image, conditionals, batch_size)
             gate = round(tiles_module.GATE_PER_UPSAMPLING * max(image.shape[:2]) / side)
-            probs = tiles_module.combine(probs, detail, gate_radius=gate)
+            probs = tiles_module.combine(probs, detail, gate_radius=gate, window=side)
         if refine == "sam":
             return self.sam(image, probs)
         return refine_probs(image, probs, refine, model_side=side)

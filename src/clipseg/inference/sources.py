@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from clipseg.core.images import ImageError, load_image
+from clipseg.inference.stamps import STAMP_FILE, read_stamp
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg"})
@@ -74,8 +75,9 @@ def collect_inputs(specs: Sequence[str | Path], *, exclude: Path | None = None) 
     """Expand files, folders (recursively) and globs into ``Input`` items, in the order given.
 
     Files inside folders and globs are sorted and filtered by image/video suffix; hidden files and
-    anything under ``exclude`` (the output folder) are skipped. Raises ``SourceError`` for a spec
-    that matches nothing.
+    the outputs of earlier runs under ``exclude`` (the output folder; see ``stamps``) are skipped,
+    the user's own files there are not (``--out`` may be the inputs' folder). Raises ``SourceError``
+    for a spec that matches nothing.
     """
     excluded = os.path.abspath(exclude) if exclude is not None else None
     found: dict[str, Path] = {}  # absolute path -> path as the user spelled it, first wins
@@ -83,7 +85,8 @@ def collect_inputs(specs: Sequence[str | Path], *, exclude: Path | None = None) 
     for spec in specs:
         spec = str(spec)
         files, root = _expand(spec)
-        files = [f for f in files if excluded is None or not _is_under(os.path.abspath(f), excluded)]
+        if excluded is not None and not Path(spec).is_file():  # a file named on its own is meant
+            files = [f for f in files if not _is_output(f, excluded)]
         if not files:
             raise SourceError(f"{spec}: no such file, or no image or video in it")
         roots.append(root)
@@ -141,6 +144,14 @@ def _folder_files(folder: Path) -> list[Path]:
 
 def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _is_output(path: Path, out: str) -> bool:
+    """Whether ``path`` is under ``out`` and was written by a run: a stamped image, or a file of a
+    video's output folder (which holds a stamp file)."""
+    if not _is_under(os.path.abspath(path), out):
+        return False
+    return read_stamp(path) is not None or (path.parent / STAMP_FILE).is_file()
 
 
 Event = Decoded | Finished

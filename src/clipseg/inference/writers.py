@@ -2,7 +2,8 @@
 
 Every file is written next to its target under a ``.NAME.tmp-PID`` name and renamed into place,
 so a run that is killed leaves complete files only (``remove_partials`` clears the leftovers). An
-input counts as done when all of its files exist; a rerun skips it. A video's outputs are built in a
+input counts as done when all of its files exist and carry the options of this run (``stamps``); a
+rerun skips it. A video's outputs are built in a
 partial folder that is renamed into place when the video is finished. COCO records are written per
 input (``.coco-parts/``, hidden) and assembled into ``coco.json`` at the end of every run, so the
 result does not depend on where an earlier run stopped.
@@ -27,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from clipseg.core.files import atomic_write, partial_name
 from clipseg.inference.sources import Input
+from clipseg.inference.stamps import STAMP_FILE, STAMP_KEY, read_stamp
 
 FORMATS: tuple[str, ...] = ("png", "rgba", "npz", "coco", "overlay")
 VIDEO_OUTPUTS: tuple[str, ...] = ("frames", "video", "both")
@@ -66,6 +69,7 @@ class Layout:
     formats: tuple[str, ...] = ("png", "overlay")
     video_output: str = "frames"
     cut: float = 0.5  # binarisation for COCO and the reported areas
+    stamp: str = ""  # the run's options (``stamps.run_stamp``), written into every output
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.formats) - set(FORMATS))
@@ -104,11 +108,15 @@ class Layout:
         return self.root / PARTS_DIR / f"{item.key}.json"
 
     def is_complete(self, item: Input) -> bool:
-        """Whether ``item``'s outputs exist in this layout's formats (a video's folder is renamed into
-        place only when complete, so its first frame's files stand for all of them)."""
+        """Whether ``item``'s outputs exist in this layout's formats and were made with this run's
+        options (``stamp``); a video's folder is renamed into place only when complete, so its first
+        frame's files stand for all of them."""
         if not item.is_video:
-            return all(f.exists() for f in self.image_files(item))
+            files = self.image_files(item)
+            return all(f.exists() for f in files) and read_stamp(files[0]) == self.stamp
         folder = self.root / item.key
+        if read_stamp(folder / STAMP_FILE) != self.stamp:
+            return False
         files = [self.part_path(item)] if "coco" in self.formats else []
         if self.video_output != "frames":
             files += [folder / f"{m}.mp4" for m in self.mask_names]
@@ -140,22 +148,25 @@ def write_frame(
     files = layout.frame_files(folder, prefix)
     gray = [mask_to_gray(m) for m in masks]
     jobs: list[tuple[Path, Callable[[Path], None]]] = []
+    save_png = partial(_save_png, stamp=layout.stamp)
     for path, g in zip(files.get("png", []), gray):
-        jobs.append((path, partial(_save_png, Image.fromarray(g))))
+        jobs.append((path, partial(save_png, Image.fromarray(g))))
     for path, g in zip(files.get("rgba", []), gray):
-        jobs.append((path, partial(_save_png, Image.fromarray(np.dstack([image, g]), "RGBA"))))
+        jobs.append((path, partial(save_png, Image.fromarray(np.dstack([image, g]), "RGBA"))))
     for path in files.get("npz", []):
         arrays = {"masks": masks.astype(np.float32), "labels": np.array(layout.labels)}
-        jobs.append((path, partial(_save_npz, **arrays)))
+        jobs.append((path, partial(_save_npz, **arrays, **{STAMP_KEY: np.array(layout.stamp)})))
     for path in files.get("overlay", []):
-        jobs.append((path, partial(_save_png, overlay(image, masks, list(layout.labels)))))
+        jobs.append((path, partial(save_png, overlay(image, masks, list(layout.labels)))))
     for path, save in jobs:
         atomic_write(path, save)
     return files
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
-    image.save(path, format="PNG")
+def _save_png(image: Image.Image, path: Path, *, stamp: str) -> None:
+    info = PngInfo()
+    info.add_text(STAMP_KEY, stamp)
+    image.save(path, format="PNG", pnginfo=info)
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -194,7 +205,7 @@ def _write_json(path: Path, data: object) -> None:
 
 
 def write_image_part(layout: Layout, item: Input, record: dict) -> None:
-    _write_json(layout.part_path(item), [record])
+    _write_json(layout.part_path(item), [{**record, STAMP_KEY: layout.stamp}])
 
 
 def assemble_coco(layout: Layout, items: Sequence[Input], info: dict) -> Path:
@@ -202,6 +213,7 @@ def assemble_coco(layout: Layout, items: Sequence[Input], info: dict) -> Path:
     images, annotations = [], []
     for item in items:
         for record in json.loads(layout.part_path(item).read_text()):
+            record.pop(STAMP_KEY, None)
             image_id = len(images) + 1
             found = record.pop("annotations")
             images.append({"id": image_id, **record})
@@ -273,6 +285,7 @@ class VideoWriter:
         self._encoders = []
         if "coco" in self.layout.formats:
             _write_json(self.folder / VIDEO_PART, self.records)
+        (self.folder / STAMP_FILE).write_text(self.layout.stamp)
         trash = partial_name(self.final.with_name(f"{self.final.name}.old"))
         if self.final.exists():  # --overwrite: swap, then delete the old outputs
             self.final.replace(trash)

@@ -37,7 +37,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from clipseg.core.errors import BackboneUnavailableError
+from clipseg.core.errors import BackboneUnavailableError, NoShards
 from clipseg.training.callbacks import LastCheckpoint, SampleOverlays, StepProgressBar
 from clipseg.training.module import ClipSegModule
 from clipseg.zoo.errors import ZooError
@@ -343,7 +343,7 @@ def run_cli(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except ConfigurationError as err:
+    except (ConfigurationError, NoShards) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except SIGTERMException:
