@@ -17,8 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from safetensors import safe_open
-from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast, PreTrainedTokenizerBase
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
+from transformers import AutoTokenizer, CLIPTokenizerFast, PreTrainedTokenizerBase
 
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.core.network import hub_reachable
@@ -55,6 +54,17 @@ def unknown_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
     return [word for word in words if len(tokenizer.tokenize(word)) != 1]
 
 
+def byte_symbols() -> list[str]:
+    """The 256 byte symbols of GPT-2 / CLIP byte-level BPE, in vocabulary order.
+
+    Printable bytes stand for themselves; the others map to code points from 256 on. (transformers 5
+    no longer exports its ``bytes_to_unicode``; the table is part of CLIP's file format.)
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
+
+
 def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply ``ranks`` to ``pieces`` the way BPE does: always the lowest-ranked adjacent pair first."""
     while len(pieces) > 1:
@@ -76,7 +86,7 @@ def build_clip_tokenizer(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    symbols = list(bytes_to_unicode().values())
+    symbols = byte_symbols()
     vocab: dict[str, int] = {}
     for token in symbols + [s + "</w>" for s in symbols]:
         vocab.setdefault(token, len(vocab))
@@ -92,9 +102,9 @@ def build_clip_tokenizer(
         vocab[special] = len(vocab)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    slow = CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=max_length)
-    fast = CLIPTokenizerFast.from_pretrained(str(out), model_max_length=max_length, from_slow=True)
-    slow.save_pretrained(str(out))
+    # transformers 4 converts the two files into a fast tokenizer; 5 builds its (only, tokenizers-backed)
+    # CLIPTokenizer from them. Both save tokenizer.json next to them.
+    fast = CLIPTokenizerFast.from_pretrained(str(out), model_max_length=max_length)
     fast.save_pretrained(str(out))
     return fast
 
