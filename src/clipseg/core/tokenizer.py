@@ -60,7 +60,11 @@ def byte_symbols() -> list[str]:
     Printable bytes stand for themselves; the others map to code points from 256 on. (transformers 5
     no longer exports its ``bytes_to_unicode``; the table is part of CLIP's file format.)
     """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     others = [b for b in range(256) if b not in printable]
     return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
 
