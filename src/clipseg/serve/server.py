@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from clipseg.inference.predictor import Predictor
 from clipseg.serve.api import UploadLimits, add_api
-from clipseg.serve.app import build_blocks
+from clipseg.serve.app import build_blocks, theme_arguments
 from clipseg.serve.batcher import Batcher, BatchLimits
 
 
@@ -47,7 +47,13 @@ def create_app(
     blocks = build_blocks(batcher, limits, files_dir)
     blocks.queue(default_concurrency_limit=batcher.limits.max_images)
     return gr.mount_gradio_app(
-        app, blocks, path="/", max_file_size=limits.max_bytes, ssr_mode=False, pwa=False
+        app,
+        blocks,
+        path="/",
+        max_file_size=limits.max_bytes,
+        ssr_mode=False,
+        pwa=False,
+        **theme_arguments(mounting=True),
     )
 
 
