@@ -16,7 +16,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fixture_data.checkpoint_layouts import PROMPTS, TOL, image_and_pixels, transformers_probs
+from fixture_data.checkpoint_layouts import (
+    PROMPTS,
+    TOL,
+    image_and_pixels,
+    save_transformers_folder,
+    transformers_probs,
+)
 from fixture_data.hub_cache import folder_files, write_hub_repo
 from PIL import Image
 
@@ -33,7 +39,7 @@ UNREADABLE_BIN = b"not a pickle: loading pytorch_model.bin instead of model.safe
 
 def transformers_files(hf, tokenizer, folder: Path, *, safetensors: bool = True) -> dict[str, bytes]:
     """A transformers CLIPSeg repository's files (weights, config, tokenizer, 64 px image processor)."""
-    hf.save_pretrained(folder, safe_serialization=safetensors)
+    save_transformers_folder(hf, folder, safetensors=safetensors)
     tokenizer.save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 64, "width": 64}}))
     return folder_files(folder)

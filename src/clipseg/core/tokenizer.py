@@ -123,6 +123,10 @@ def tokenizer_to_metadata(tokenizer: PreTrainedTokenizerBase) -> str:
     """The tokenizer as one JSON string (its CLIP-format files), for safetensors metadata."""
     with tempfile.TemporaryDirectory() as folder:
         tokenizer.save_pretrained(folder)
+        if not (Path(folder) / "vocab.json").is_file():
+            # transformers 5 saves only tokenizer.json: CLIP's two files, which every version reads,
+            # come from the BPE model itself.
+            tokenizer.backend_tokenizer.model.save(folder)
         files = {
             name: (Path(folder) / name).read_text()
             for name in _TOKENIZER_FILES

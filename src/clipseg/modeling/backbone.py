@@ -9,6 +9,8 @@ images via the pooled, post-layernormed, projected CLS token (CLIPSeg's ``condit
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,21 @@ def compact_clip_config(config: CLIPConfig) -> dict[str, Any]:
     out = config.to_diff_dict()
     out.pop("transformers_version", None)
     return out
+
+
+@functools.cache
+def _takes_causal_mask(layer_type: type) -> bool:
+    return "causal_attention_mask" in inspect.signature(layer_type.forward).parameters
+
+
+def run_encoder_layer(block: nn.Module, hidden: Tensor) -> Tensor:
+    """One transformers ``CLIPEncoderLayer`` without masks: ``B x T x C`` in, ``B x T x C`` out.
+
+    transformers 4's layer takes ``(hidden, attention_mask, causal_attention_mask)`` and returns a
+    tuple; 5's takes ``(hidden, attention_mask)`` and returns the tensor.
+    """
+    out = block(hidden, None, None) if _takes_causal_mask(type(block)) else block(hidden, None)
+    return out[0] if isinstance(out, tuple) else out
 
 
 def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
@@ -146,9 +163,7 @@ class ClipBackbone(nn.Module):
             if self._fast.supports(block):
                 hidden = self._fast(block, hidden)
             else:
-                out = block(hidden, None, None)
-                # transformers < 5 returns a tuple from encoder layers, later versions a tensor.
-                hidden = out[0] if isinstance(out, tuple) else out
+                hidden = run_encoder_layer(block, hidden)
             yield hidden
 
     def forward(self, pixel_values: Tensor) -> list[Tensor]:
