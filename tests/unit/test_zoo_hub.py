@@ -23,12 +23,13 @@ from fixture_data.checkpoint_layouts import (
     save_transformers_folder,
     transformers_probs,
 )
-from fixture_data.hub_cache import folder_files, write_hub_repo
+from fixture_data.hub_cache import HTTP_CLIENTS, connect_error, folder_files, write_hub_repo
 from PIL import Image
 
 import clipseg
 from clipseg.cli import main as clipseg_main
 from clipseg.cli.zoo import main as zoo_main
+from clipseg.core.network import hub_command
 from clipseg.zoo import ZooError, hub
 from clipseg.zoo.store import repo_zoo_dir
 
@@ -111,6 +112,20 @@ def test_online_listing_downloads_only_safetensors_configs_and_tokenizer(hub_cac
     assert calls[0]["cache_dir"] == hub_cache.cache and "local_files_only" not in calls[0]
 
 
+@pytest.mark.parametrize("client", list(HTTP_CLIENTS))
+def test_a_hub_that_cannot_be_reached_leaves_the_cached_snapshot(hub_cache, monkeypatch, client):
+    import huggingface_hub
+
+    error = connect_error(client)
+
+    def no_network(self, repo, revision):
+        raise error
+
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", no_network)
+    assert hub.snapshot_file(CIDAS) == hub_cache.snapshot / "model.safetensors"
+
+
 def test_our_file_loads_as_ours_even_next_to_a_config_json(hub_cache):
     shipped = (repo_zoo_dir() / "shapes-tiny.safetensors").read_bytes()
     config = json.dumps({"model_type": "clipseg", "note": "someone's own notes"}).encode()
@@ -172,7 +187,7 @@ def test_repo_missing_from_the_cache_offline_says_how_to_get_it(hub_cache):
     with pytest.raises(ZooError) as err:
         clipseg.load_model("someone/absent")
     message = str(err.value)
-    assert "huggingface-cli download someone/absent" in message
+    assert hub_command("download someone/absent") in message
     assert str(hub_cache.cache) in message and "HF_HUB_OFFLINE" in message
 
 

@@ -20,7 +20,7 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, CLIPTokenizerFast, PreTrainedTokenizerBase
 
 from clipseg.core.errors import BackboneUnavailableError
-from clipseg.core.network import hub_reachable
+from clipseg.core.network import hub_command, hub_reachable
 
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -161,6 +161,6 @@ def load_named_tokenizer(source: str) -> PreTrainedTokenizerBase:
     except OSError as err:
         raise BackboneUnavailableError(
             f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "
-            f"downloads are off or failed). Download it once with `huggingface-cli download {source}` or "
+            f"downloads are off or failed). Download it once with `{hub_command(f'download {source}')}` or "
             "pass a local folder holding vocab.json and merges.txt."
         ) from err

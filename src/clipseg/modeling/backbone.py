@@ -21,7 +21,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.core.files import looks_like_path
-from clipseg.core.network import hub_offline, hub_reachable
+from clipseg.core.network import hub_command, hub_offline, hub_reachable
 from clipseg.modeling.fast_block import FastClipBlocks
 
 
@@ -84,7 +84,7 @@ def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
         raise BackboneUnavailableError(
             f"cannot load the CLIP backbone {source!r}: it is not in the local Hugging Face cache and {how}.\n"
             f"Either download it once on a machine with network access:\n"
-            f"    huggingface-cli download {source}\n"
+            f"    {hub_command(f'download {source}')}\n"
             f"(then copy ~/.cache/huggingface/hub, or set HF_HOME), or pass a local folder holding its "
             f"config.json and model.safetensors as the backbone, e.g. backbone='/path/to/clip-vit-base-patch16'."
         ) from err
