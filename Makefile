@@ -1,10 +1,17 @@
-# One virtualenv for everything; torch is pinned to the local CPU wheel (see pyproject.toml).
+# One virtualenv for everything, installed with the exact versions of constraints.txt (torch: the
+# local CPU wheel); pyproject.toml only states the supported ranges.
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST  := $(BIN)/python -m pytest
+# The "newest" venv: torch as in constraints.txt, every other dependency at its newest release.
+VENV_NEWEST ?= .venv-newest
+NEWEST  := $(VENV_NEWEST)/bin
+TORCH   := $(shell grep -E '^torch==' constraints.txt)
+# torchvision is left out: the registry's wheels are CUDA builds that do not load with the CPU torch.
 
-.PHONY: install demo test test-slow lint format bench bench-gpu eval-all zoo-shapes-tiny clean
+.PHONY: install install-newest demo test test-slow test-newest lint format bench bench-gpu eval-all \
+	zoo-shapes-tiny clean
 
 STAMP   := $(VENV)/.installed
 
@@ -12,13 +19,22 @@ $(BIN)/activate:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Installed once; again only when pyproject.toml (the dependencies) changes. `make -B install` forces it.
-$(STAMP): pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[all,dev]'
+# Installed once; again only when the dependencies change. `make -B install` forces it. The
+# constraints pin torch too, so pip never resolves an unpinned torch (a multi-GB CUDA build).
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/activate
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@
 
 install: $(STAMP)
+
+# Always upgraded: "newest" means what the registry serves today. torch stays on the pinned wheel
+# (named as a requirement, so the eager upgrade cannot replace it).
+install-newest:
+	test -x $(NEWEST)/python || $(PY) -m venv $(VENV_NEWEST)
+	$(NEWEST)/python -m pip install -q --upgrade pip
+	$(NEWEST)/python -m pip install -q '$(TORCH)'
+	$(NEWEST)/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[all,dev]' '$(TORCH)'
+	$(NEWEST)/python -m pip freeze --exclude-editable > $(VENV_NEWEST)/versions.txt
 
 demo: install
 	$(BIN)/clipseg predict src/clipseg/assets/example.png --prompt "red square" \
@@ -31,6 +47,11 @@ test: install
 
 test-slow: install
 	$(PYTEST) -m slow
+
+# The default test run (the browser test included) against the newest releases; the versions it ran
+# with are in $(VENV_NEWEST)/versions.txt.
+test-newest: install-newest
+	$(NEWEST)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -60,4 +81,4 @@ zoo-shapes-tiny: install
 		--out zoo --quality-scenes 200
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache wandb lightning_logs results outputs
+	rm -rf $(VENV) $(VENV_NEWEST) .pytest_cache .ruff_cache wandb lightning_logs results outputs

@@ -11,6 +11,7 @@ import pytest
 import clipseg
 from clipseg.cli.zoo import main as zoo_main
 from clipseg.core.files import sha256_of
+from clipseg.core.network import hub_command
 from clipseg.zoo import ZooError, get_card
 from clipseg.zoo.store import SHIPPED_DIR, repo_zoo_dir
 
@@ -76,7 +77,7 @@ def test_offline_download_says_what_to_fetch_and_where(zoo_copy, monkeypatch):
     with pytest.raises(ZooError) as err:
         clipseg.load_model("clipseg-rd64")
     message = str(err.value)
-    assert "huggingface-cli download CIDAS/clipseg-rd64" in message
+    assert hub_command("download CIDAS/clipseg-rd64") in message
     assert str(zoo_copy.parent / "hf" / "hub") in message and "HF_HUB_OFFLINE" in message
 
 

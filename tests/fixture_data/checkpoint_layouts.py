@@ -3,6 +3,8 @@ transformers reference predictions they are compared with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from transformers import CLIPConfig, CLIPModel
@@ -26,6 +28,15 @@ def clip_folder_of(hf, folder) -> str:
     clip.load_state_dict(hf.clip.state_dict())
     clip.save_pretrained(folder)
     return str(folder)
+
+
+def save_transformers_folder(hf, folder, *, safetensors: bool = True) -> None:
+    """``hf.save_pretrained(folder)``, with the weights as ``pytorch_model.bin`` (as CIDAS' hub
+    repositories hold them) unless ``safetensors``: transformers 5 writes only safetensors."""
+    hf.save_pretrained(folder)
+    if not safetensors:
+        (Path(folder) / "model.safetensors").unlink()
+        torch.save(hf.state_dict(), Path(folder) / "pytorch_model.bin")
 
 
 def original_state_dict(hf) -> dict[str, torch.Tensor]:

@@ -11,6 +11,15 @@ import hashlib
 from pathlib import Path
 
 LFS_SUFFIXES = (".safetensors", ".bin")
+# What the hub library raises when it cannot connect: before 1.0 it talks through requests, from 1.0 httpx.
+HTTP_CLIENTS = {"requests": "ConnectionError", "httpx": "ConnectError"}
+
+
+def connect_error(client: str) -> Exception:
+    """``client``'s no-connection error (the test is skipped where that client is not installed)."""
+    import pytest
+
+    return getattr(pytest.importorskip(client), HTTP_CLIENTS[client])("no route to host")
 
 
 def _blob_name(name: str, data: bytes) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fixture_data.logged_metrics import RecordLoggedMetrics
 
+from clipseg.core.network import hub_command
 from clipseg.training.cli import config_chain, expand_env, run_cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -161,5 +162,5 @@ def test_hub_backbone_offline_fails_at_start_with_one_clear_message(tmp_path, ca
     args = ["fit", "--config", str(CONFIGS / "vitb16.yaml"), "--trainer.logger", "false"]
     assert run_cli([*args, "--output_root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "openai/clip-vit-base-patch16" in err and "huggingface-cli download" in err
+    assert "openai/clip-vit-base-patch16" in err and hub_command("download") in err
     assert "local folder" in err and "Traceback" not in err

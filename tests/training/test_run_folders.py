@@ -75,7 +75,7 @@ def test_offline_fit_of_a_hub_backbone_fails_at_once_and_leaves_no_run_folder(tm
         timeout=300,
     )
     assert result.returncode == 2
-    assert "cannot be reached" in result.stderr and "huggingface-cli download" in result.stderr
+    assert "cannot be reached" in result.stderr and network.hub_command("download") in result.stderr
     assert "Retrying" not in result.stderr and "MaxRetryError" not in result.stderr
     assert not out.exists()
 

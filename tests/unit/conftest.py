@@ -15,8 +15,11 @@ PROMPTS = ["a red circle", "a blue triangle", "the green square on the left"]
 def make_hf_clipseg(tiny_clip_dict) -> Callable[..., torch.nn.Module]:
     """``make(complex_head=False, extract_layers=(1, 2, 4), cond_layer=0)``: a random tiny CLIPSegForImageSegmentation.
 
-    Every weight gets noise on top of transformers' init, so that zero biases and unit norms (which
-    hide swapped or dropped tensors) do not occur.
+    Every weight is drawn here rather than taken from transformers' init, which differs between
+    transformers 4 and 5 (5 leaves the decoder's transposed convolutions at unit scale, so logits
+    reach hundreds and a fixed tolerance means something else): matrices and kernels ~ N(0, 1/fan_in),
+    vectors (biases, norms, the class embedding) get noise on top of their init, so that zero biases
+    and unit norms (which hide swapped or dropped tensors) do not occur.
     """
     from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
 
@@ -36,7 +39,10 @@ def make_hf_clipseg(tiny_clip_dict) -> Callable[..., torch.nn.Module]:
         hf = CLIPSegForImageSegmentation(config).eval()
         with torch.no_grad():
             for p in hf.parameters():
-                p.add_(0.05 * torch.randn_like(p))
+                if p.ndim >= 2:
+                    p.copy_(torch.randn_like(p) / p[0].numel() ** 0.5)
+                else:
+                    p.add_(0.05 * torch.randn_like(p))
         return hf
 
     return make

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from clipseg.core.errors import BackboneUnavailableError
+from clipseg.core.network import hub_command
 from clipseg.core.prompts import tokenize_prompts
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.modeling.convert import from_transformers
@@ -86,7 +87,7 @@ def test_extract_layers_beyond_backbone(tiny_clip_dict):
 
 def test_unavailable_backbone_says_what_to_download(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BackboneUnavailableError, match="huggingface-cli download clipseg-tests/no-such-clip"):
+    with pytest.raises(BackboneUnavailableError, match=hub_command("download clipseg-tests/no-such-clip")):
         ClipSeg(ClipSegConfig(backbone="clipseg-tests/no-such-clip"))
 
 

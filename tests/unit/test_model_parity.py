@@ -10,6 +10,12 @@ from clipseg.modeling.convert import from_transformers
 TOL = 1e-4
 
 
+def projected(features) -> torch.Tensor:
+    """CLIP's ``get_text_features`` / ``get_image_features``: the tensor in transformers 4, in 5 an
+    output whose ``pooler_output`` holds it."""
+    return features if isinstance(features, torch.Tensor) else features.pooler_output
+
+
 def images(batch: int, height: int, width: int | None = None, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 3, height, width or height, generator=torch.Generator().manual_seed(seed))
 
@@ -45,9 +51,9 @@ def test_prompt_embeddings_match_transformers(make_hf_clipseg, text_inputs):
     support = images(2, 64)
     with torch.no_grad():
         assert torch.allclose(
-            model.encode_text(**text_inputs), hf.clip.get_text_features(**text_inputs), atol=1e-5
+            model.encode_text(**text_inputs), projected(hf.clip.get_text_features(**text_inputs)), atol=1e-5
         )
-        want = hf.clip.get_image_features(support)
+        want = projected(hf.clip.get_image_features(support))
         assert torch.allclose(model.encode_visual_prompt(support), want, atol=1e-5)
 
 
@@ -61,7 +67,7 @@ def test_left_padded_text_uses_the_mask(make_hf_clipseg, text_inputs):
     left_mask = torch.stack([row.roll(int(s)) for row, s in zip(mask, shift)])
     assert not torch.equal(left_mask, mask)
     with torch.no_grad():
-        want = hf.clip.get_text_features(input_ids=left_ids, attention_mask=left_mask)
+        want = projected(hf.clip.get_text_features(input_ids=left_ids, attention_mask=left_mask))
         assert torch.allclose(model.encode_text(left_ids, left_mask), want, atol=1e-5)
 
 

@@ -76,3 +76,17 @@ def test_answer_folders_older_than_the_keep_time_are_removed(tmp_path):
     os.utime(old, (0, 0))
     new = fresh_folder(tmp_path, keep_s=60)
     assert sorted(tmp_path.iterdir()) == sorted([recent, new])
+
+
+def test_the_app_builds_with_the_installed_gradios_api_without_warnings():
+    """Gradio 6 takes the theme where the app is mounted and warns when ``Blocks`` gets it (as 5 wants)."""
+    import warnings
+
+    import clipseg
+    from clipseg.serve.server import create_app
+
+    predictor = clipseg.load_model("shapes-tiny", device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        app = create_app(predictor)
+    app.state.batcher.close()

@@ -1,16 +1,21 @@
 """End to end like transformers: a CIDAS-layout folder predicts what processor → model → upsampling gives.
 
-The folder is made here: a tiny random ``CLIPSegForImageSegmentation`` and a ``CLIPSegProcessor``
-(``ViTImageProcessor`` with ``resample=2``, i.e. bilinear, as CIDAS ships) with the offline tokenizer.
+The folder is made here: a tiny random ``CLIPSegForImageSegmentation``, the offline tokenizer and the
+``preprocessor_config.json`` CIDAS ships (``ViTImageProcessor`` with ``resample=2``, i.e. bilinear).
+transformers' side is loaded from that folder as a user gets it: ``CLIPSegProcessor.from_pretrained``
+with the installed version's default image processor (transformers 4: the PIL one; 5: the torchvision
+backend when torchvision is installed, else the PIL one), and each backend explicitly.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import CLIPSegProcessor, ViTImageProcessor
+from transformers import CLIPSegProcessor
 
 import clipseg
 from clipseg.core.config import CLIP_MEAN, CLIP_STD
@@ -18,18 +23,49 @@ from clipseg.core.config import CLIP_MEAN, CLIP_STD
 PROMPTS = ["a red circle", "a blue square", "the green triangle on the left"]
 SIZES = [(37, 90), (120, 50), (75, 64)]  # non-square, smaller and larger than the 64 px input
 TOL = 1e-5
+# As in CIDAS/clipseg-rd64-refined, but 64 px and CLIP's statistics (the tiny model's).
+PREPROCESSOR_CONFIG = {
+    "image_processor_type": "ViTImageProcessor",
+    "processor_class": "CLIPSegProcessor",
+    "do_resize": True,
+    "size": {"height": 64, "width": 64},
+    "resample": 2,
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "do_normalize": True,
+    "image_mean": list(CLIP_MEAN),
+    "image_std": list(CLIP_STD),
+}
+
+
+def image_backend(processor: CLIPSegProcessor) -> str:
+    """``pil`` or ``torchvision``: transformers 5 names its image processor's backend; 4 calls the
+    torchvision one ``...Fast``."""
+    image_processor = processor.image_processor
+    fast = type(image_processor).__name__.endswith("Fast")
+    return getattr(image_processor, "backend", "torchvision" if fast else "pil")
 
 
 @pytest.fixture(scope="module")
-def cidas_folder(tmp_path_factory, make_hf_clipseg, tiny_tokenizer):
+def cidas_model(tmp_path_factory, make_hf_clipseg, tiny_tokenizer):
     folder = tmp_path_factory.mktemp("cidas")
     hf = make_hf_clipseg(complex_head=True)
     hf.save_pretrained(folder)
-    image_processor = ViTImageProcessor(
-        size={"height": 64, "width": 64}, resample=2, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)
-    )
-    processor = CLIPSegProcessor(image_processor=image_processor, tokenizer=tiny_tokenizer)
-    processor.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG))
+    return folder, hf
+
+
+@pytest.fixture(scope="module", params=["default", "pil", "torchvision"])
+def cidas_folder(request, cidas_model):
+    """The folder, the transformers model and a ``CLIPSegProcessor`` loaded from the folder."""
+    folder, hf = cidas_model
+    if request.param == "default":
+        return folder, hf, CLIPSegProcessor.from_pretrained(folder)
+    if request.param == "torchvision":
+        pytest.importorskip("torchvision", reason="the torchvision image processors need torchvision")
+    processor = CLIPSegProcessor.from_pretrained(folder, use_fast=request.param == "torchvision")
+    assert image_backend(processor) == request.param
     return folder, hf, processor
 
 

@@ -16,13 +16,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fixture_data.checkpoint_layouts import PROMPTS, TOL, image_and_pixels, transformers_probs
-from fixture_data.hub_cache import folder_files, write_hub_repo
+from fixture_data.checkpoint_layouts import (
+    PROMPTS,
+    TOL,
+    image_and_pixels,
+    save_transformers_folder,
+    transformers_probs,
+)
+from fixture_data.hub_cache import HTTP_CLIENTS, connect_error, folder_files, write_hub_repo
 from PIL import Image
 
 import clipseg
 from clipseg.cli import main as clipseg_main
 from clipseg.cli.zoo import main as zoo_main
+from clipseg.core.network import hub_command
 from clipseg.zoo import ZooError, hub
 from clipseg.zoo.store import repo_zoo_dir
 
@@ -33,7 +40,7 @@ UNREADABLE_BIN = b"not a pickle: loading pytorch_model.bin instead of model.safe
 
 def transformers_files(hf, tokenizer, folder: Path, *, safetensors: bool = True) -> dict[str, bytes]:
     """A transformers CLIPSeg repository's files (weights, config, tokenizer, 64 px image processor)."""
-    hf.save_pretrained(folder, safe_serialization=safetensors)
+    save_transformers_folder(hf, folder, safetensors=safetensors)
     tokenizer.save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 64, "width": 64}}))
     return folder_files(folder)
@@ -129,6 +136,20 @@ def test_online_downloads_pass_the_revision_through(hub_cache, monkeypatch):
     assert listed[-1] == downloaded[-1] == "3f2a9c1"
 
 
+@pytest.mark.parametrize("client", list(HTTP_CLIENTS))
+def test_a_hub_that_cannot_be_reached_leaves_the_cached_snapshot(hub_cache, monkeypatch, client):
+    import huggingface_hub
+
+    error = connect_error(client)
+
+    def no_network(self, repo, revision):
+        raise error
+
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", no_network)
+    assert hub.snapshot_file(CIDAS) == hub_cache.snapshot / "model.safetensors"
+
+
 def test_our_file_loads_as_ours_even_next_to_a_config_json(hub_cache):
     shipped = (repo_zoo_dir() / "shapes-tiny.safetensors").read_bytes()
     config = json.dumps({"model_type": "clipseg", "note": "someone's own notes"}).encode()
@@ -190,7 +211,7 @@ def test_repo_missing_from_the_cache_offline_says_how_to_get_it(hub_cache):
     with pytest.raises(ZooError) as err:
         clipseg.load_model("someone/absent")
     message = str(err.value)
-    assert "huggingface-cli download someone/absent" in message
+    assert hub_command("download someone/absent") in message
     assert str(hub_cache.cache) in message and "HF_HUB_OFFLINE" in message
 
 

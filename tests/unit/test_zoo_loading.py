@@ -17,6 +17,7 @@ from fixture_data.checkpoint_layouts import (
     clip_folder_of,
     image_and_pixels,
     original_state_dict,
+    save_transformers_folder,
     transformers_probs,
 )
 
@@ -44,7 +45,7 @@ def test_cidas_layout_card_predicts_like_transformers(make_hf_clipseg, tiny_toke
     _, cache, add = zoo
     hf = make_hf_clipseg(complex_head=True)
     folder = cache / "tiny-cidas"
-    hf.save_pretrained(folder, safe_serialization=False)  # pytorch_model.bin, as on the hub
+    save_transformers_folder(hf, folder, safetensors=False)  # pytorch_model.bin, as on the hub
     tiny_tokenizer.save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 64, "width": 64}}))
     add(

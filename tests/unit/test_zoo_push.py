@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
-from fixture_data.hub_cache import folder_files, write_hub_repo
+from fixture_data.hub_cache import HTTP_CLIENTS, connect_error, folder_files, write_hub_repo
 from huggingface_hub import HfApi, ModelCard
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -101,9 +100,12 @@ def test_upload_stops_offline_with_one_line_and_writes_nothing(tmp_path, monkeyp
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_upload_without_network_says_so(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("client", list(HTTP_CLIENTS))
+def test_upload_without_network_says_so(tmp_path, monkeypatch, capsys, client):
+    error = connect_error(client)
+
     def no_network(*args, **kwargs):
-        raise requests.ConnectionError("no route to host")
+        raise error
 
     monkeypatch.setattr(push, "hub_offline", lambda: False)
     monkeypatch.setattr(HfApi, "create_repo", no_network)

@@ -1,8 +1,11 @@
-"""Whether the Hugging Face hub may be asked: ``HF_HUB_OFFLINE`` and one connection check per process."""
+"""Whether the Hugging Face hub may be asked (``HF_HUB_OFFLINE``, one connection check per process), which
+errors mean it cannot be reached, and how the installed ``huggingface_hub`` spells its command line."""
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import os
 import socket
 from urllib.parse import urlparse
@@ -36,3 +39,30 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     from huggingface_hub import constants
 
     return not hub_offline() and _endpoint_answers(constants.ENDPOINT, timeout)
+
+
+def network_errors() -> tuple[type[Exception], ...]:
+    """The exceptions of a hub that cannot be reached (no route, refused, timed out).
+
+    huggingface_hub before 1.0 talks through ``requests``, 1.x and later through ``httpx``; either
+    may be missing, so only the installed ones are listed.
+    """
+    errors: list[type[Exception]] = []
+    for module, names in (("requests", ("ConnectionError", "Timeout")), ("httpx", ("TransportError",))):
+        try:
+            found = importlib.import_module(module)
+        except ImportError:
+            continue
+        errors += [getattr(found, name) for name in names]
+    return tuple(errors)
+
+
+def hub_command(args: str) -> str:
+    """The hub command line ``args`` (``download org/name``, ``auth login``, ``upload ...``) as the
+    installed huggingface_hub spells it: ``hf ...`` (0.34 on; 1.x has only that), before that
+    ``huggingface-cli ...`` (whose ``auth login`` is ``login``)."""
+    try:
+        new_cli = importlib.util.find_spec("huggingface_hub.cli.hf") is not None
+    except ModuleNotFoundError:  # no huggingface_hub.cli package at all (before 0.34)
+        new_cli = False
+    return f"hf {args}" if new_cli else "huggingface-cli " + args.removeprefix("auth ")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from safetensors import safe_open
 
 from clipseg.core.errors import BackboneUnavailableError
-from clipseg.core.network import hub_reachable
+from clipseg.core.network import hub_command, hub_reachable
 
 if TYPE_CHECKING:  # transformers imports torch where it is installed: only the loaders below import it
     from transformers import CLIPTokenizerFast, PreTrainedTokenizerBase
@@ -57,6 +57,21 @@ def unknown_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
     return [word for word in words if len(tokenizer.tokenize(word)) != 1]
 
 
+def byte_symbols() -> list[str]:
+    """The 256 byte symbols of GPT-2 / CLIP byte-level BPE, in vocabulary order.
+
+    Printable bytes stand for themselves; the others map to code points from 256 on. (transformers 5
+    no longer exports its ``bytes_to_unicode``; the table is part of CLIP's file format.)
+    """
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    others = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
+
+
 def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply ``ranks`` to ``pieces`` the way BPE does: always the lowest-ranked adjacent pair first."""
     while len(pieces) > 1:
@@ -76,12 +91,11 @@ def build_clip_tokenizer(
     Words outside the corpus still tokenize (into byte symbols), as with any BPE vocabulary.
     Returns the fast tokenizer, saved with ``save_pretrained`` into ``out_dir``.
     """
-    from transformers import CLIPTokenizer, CLIPTokenizerFast
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+    from transformers import CLIPTokenizerFast
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    symbols = list(bytes_to_unicode().values())
+    symbols = byte_symbols()
     vocab: dict[str, int] = {}
     for token in symbols + [s + "</w>" for s in symbols]:
         vocab.setdefault(token, len(vocab))
@@ -97,9 +111,9 @@ def build_clip_tokenizer(
         vocab[special] = len(vocab)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    slow = CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=max_length)
-    fast = CLIPTokenizerFast.from_pretrained(str(out), model_max_length=max_length, from_slow=True)
-    slow.save_pretrained(str(out))
+    # transformers 4 converts the two files into a fast tokenizer; 5 builds its (only, tokenizers-backed)
+    # CLIPTokenizer from them. Both save tokenizer.json next to them.
+    fast = CLIPTokenizerFast.from_pretrained(str(out), model_max_length=max_length)
     fast.save_pretrained(str(out))
     return fast
 
@@ -114,6 +128,10 @@ def tokenizer_to_metadata(tokenizer: PreTrainedTokenizerBase) -> str:
     """The tokenizer as one JSON string (its CLIP-format files), for safetensors metadata."""
     with tempfile.TemporaryDirectory() as folder:
         tokenizer.save_pretrained(folder)
+        if not (Path(folder) / "vocab.json").is_file():
+            # transformers 5 saves only tokenizer.json: CLIP's two files, which every version reads,
+            # come from the BPE model itself.
+            tokenizer.backend_tokenizer.model.save(folder)
         files = {
             name: (Path(folder) / name).read_text()
             for name in _TOKENIZER_FILES
@@ -152,6 +170,6 @@ def load_named_tokenizer(source: str) -> PreTrainedTokenizerBase:
     except OSError as err:
         raise BackboneUnavailableError(
             f"cannot load the tokenizer {source!r} (not a local folder and not in the Hugging Face cache; "
-            f"downloads are off or failed). Download it once with `huggingface-cli download {source}` or "
+            f"downloads are off or failed). Download it once with `{hub_command(f'download {source}')}` or "
             "pass a local folder holding vocab.json and merges.txt."
         ) from err

@@ -9,6 +9,8 @@ images via the pooled, post-layernormed, projected CLS token (CLIPSeg's ``condit
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.core.files import looks_like_path
-from clipseg.core.network import hub_offline, hub_reachable
+from clipseg.core.network import hub_command, hub_offline, hub_reachable
 from clipseg.modeling.fast_block import FastClipBlocks
 
 
@@ -28,6 +30,21 @@ def compact_clip_config(config: CLIPConfig) -> dict[str, Any]:
     out = config.to_diff_dict()
     out.pop("transformers_version", None)
     return out
+
+
+@functools.cache
+def _takes_causal_mask(layer_type: type) -> bool:
+    return "causal_attention_mask" in inspect.signature(layer_type.forward).parameters
+
+
+def run_encoder_layer(block: nn.Module, hidden: Tensor) -> Tensor:
+    """One transformers ``CLIPEncoderLayer`` without masks: ``B x T x C`` in, ``B x T x C`` out.
+
+    transformers 4's layer takes ``(hidden, attention_mask, causal_attention_mask)`` and returns a
+    tuple; 5's takes ``(hidden, attention_mask)`` and returns the tensor.
+    """
+    out = block(hidden, None, None) if _takes_causal_mask(type(block)) else block(hidden, None)
+    return out[0] if isinstance(out, tuple) else out
 
 
 def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
@@ -67,7 +84,7 @@ def load_clip_model(source: str | dict[str, Any]) -> CLIPModel:
         raise BackboneUnavailableError(
             f"cannot load the CLIP backbone {source!r}: it is not in the local Hugging Face cache and {how}.\n"
             f"Either download it once on a machine with network access:\n"
-            f"    huggingface-cli download {source}\n"
+            f"    {hub_command(f'download {source}')}\n"
             f"(then copy ~/.cache/huggingface/hub, or set HF_HOME), or pass a local folder holding its "
             f"config.json and model.safetensors as the backbone, e.g. backbone='/path/to/clip-vit-base-patch16'."
         ) from err
@@ -146,9 +163,7 @@ class ClipBackbone(nn.Module):
             if self._fast.supports(block):
                 hidden = self._fast(block, hidden)
             else:
-                out = block(hidden, None, None)
-                # transformers < 5 returns a tuple from encoder layers, later versions a tensor.
-                hidden = out[0] if isinstance(out, tuple) else out
+                hidden = run_encoder_layer(block, hidden)
             yield hidden
 
     def forward(self, pixel_values: Tensor) -> list[Tensor]:

@@ -7,6 +7,7 @@ share links): it works on a machine without internet.
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import tempfile
 import time
@@ -32,6 +33,14 @@ EXAMPLES = [[str(ASSETS / "example.png"), "red square\nblue circle"]]
 THEME = gr.themes.Default(
     font=("ui-sans-serif", "system-ui", "sans-serif"), font_mono=("ui-monospace", "monospace")
 )
+
+
+def theme_arguments(*, mounting: bool) -> dict[str, Any]:
+    """``{"theme": THEME}`` for the one call that takes it, else ``{}``: Gradio 6 sets the theme where
+    the app is mounted (``mount_gradio_app``; its ``Blocks`` warns and defers it), Gradio 5 only in
+    the ``Blocks`` constructor."""
+    at_mount = "theme" in inspect.signature(gr.mount_gradio_app).parameters
+    return {"theme": THEME} if mounting == at_mount else {}
 
 
 def editor_mask(value: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -128,7 +137,10 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
 
     # delete_cache: Gradio's copies of uploads and answers older than KEEP_FILES_S go, checked hourly.
     blocks = gr.Blocks(
-        title="clipseg", theme=THEME, analytics_enabled=False, delete_cache=(3600, KEEP_FILES_S)
+        title="clipseg",
+        analytics_enabled=False,
+        delete_cache=(3600, KEEP_FILES_S),
+        **theme_arguments(mounting=False),
     )
     with blocks:
         gr.Markdown(

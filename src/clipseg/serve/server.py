@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from clipseg.inference.predictor import Predictor
 from clipseg.serve.api import UploadLimits, add_api
-from clipseg.serve.app import build_blocks
+from clipseg.serve.app import build_blocks, theme_arguments
 from clipseg.serve.batcher import Batcher, BatchLimits
 
 
@@ -49,7 +49,13 @@ def create_app(
     blocks.queue(default_concurrency_limit=batcher.limits.max_images)
     with redirect_stdout(io.StringIO()):  # Gradio 5.50 prints a stray "new /" at every mount
         return gr.mount_gradio_app(
-            app, blocks, path="/", max_file_size=limits.max_bytes, ssr_mode=False, pwa=False
+            app,
+            blocks,
+            path="/",
+            max_file_size=limits.max_bytes,
+            ssr_mode=False,
+            pwa=False,
+            **theme_arguments(mounting=True),
         )
 
 

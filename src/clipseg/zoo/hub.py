@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from clipseg.core.network import hub_offline
+from clipseg.core.network import hub_command, hub_offline, network_errors
 from clipseg.zoo.errors import ZooError
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -100,7 +100,6 @@ def _label(repo_id: str, revision: str | None) -> str:
 
 def _remote_files(repo_id: str, revision: str | None) -> list[str] | None:
     """The repository's file names, or ``None`` when the hub cannot be reached (offline, no network, down)."""
-    import requests
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -117,14 +116,14 @@ def _remote_files(repo_id: str, revision: str | None) -> list[str] | None:
     except GatedRepoError:
         raise ZooError(
             f"{repo_id}: the hub repository is gated; accept its terms on huggingface.co and log in with "
-            "`huggingface-cli login`"
+            f"`{hub_command('auth login')}`"
         ) from None
     except RepositoryNotFoundError:
         raise ZooError(
-            f"{repo_id}: no such hub repository (or it is private: log in with `huggingface-cli login`), "
+            f"{repo_id}: no such hub repository (or it is private: log in with `{hub_command('auth login')}`), "
             "no such local file or folder, and not a zoo model name (`clipseg zoo list`)"
         ) from None
-    except (requests.ConnectionError, requests.Timeout, OfflineModeIsEnabled, HfHubHTTPError):
+    except (*network_errors(), OfflineModeIsEnabled, HfHubHTTPError):
         return None  # no network, or the hub is down: the cache may still have it
 
 
@@ -169,13 +168,13 @@ def snapshot_file(repo_id: str, revision: str | None = None, *, filename: str | 
     if folder is None:
         raise ZooError(
             f"{label} is not in the Hugging Face cache {cache} and {why}. On a machine with network run "
-            f"`huggingface-cli download {repo_id}` (and copy that cache or set HF_HOME), or unset HF_HUB_OFFLINE"
+            f"`{hub_command(f'download {repo_id}')}` (and copy that cache or set HF_HOME), or unset HF_HUB_OFFLINE"
         )
     chosen = filename or choose_weights((p.name for p in folder.iterdir()), where=f"cached snapshot {folder}")
     if not (folder / chosen).is_file():
         raise ZooError(
             f"{label}: the cached snapshot {folder} lacks {chosen} and {why}; "
-            f"run `huggingface-cli download {repo_id} {chosen}`"
+            f"run `{hub_command(f'download {repo_id} {chosen}')}`"
         )
     return folder / chosen
 

@@ -22,7 +22,7 @@ from safetensors import safe_open
 
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.files import sha256_of
-from clipseg.core.network import hub_offline
+from clipseg.core.network import hub_command, hub_offline, network_errors
 from clipseg.modeling.clipseg import META_CONFIG, META_NAME, META_WEIGHTS, finetune_record
 from clipseg.zoo.cards import ModelCard as ZooCard
 from clipseg.zoo.errors import ZooError
@@ -178,14 +178,11 @@ def upload_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     Raises:
         ZooError: offline (``HF_HUB_OFFLINE``, no network) or refused by the hub; nothing is uploaded.
     """
-    later = (
-        f"write the folder with --dry-run DIR and upload it later with `huggingface-cli upload {repo_id} DIR`"
-    )
+    later = f"write the folder with --dry-run DIR and upload it later with `{hub_command(f'upload {repo_id} DIR')}`"
     if hub_offline():
         raise ZooError(
             f"cannot upload to {repo_id}: HF_HUB_OFFLINE is set, nothing was uploaded; unset it, or {later}"
         )
-    import requests
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -193,13 +190,13 @@ def upload_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload clipseg model")
-    except (requests.ConnectionError, requests.Timeout):
+    except network_errors():
         raise ZooError(
             f"cannot upload to {repo_id}: the hub cannot be reached (no network?); {later}"
         ) from None
     except HfHubHTTPError as err:
         reason = str(err).splitlines()[0]
         raise ZooError(
-            f"the hub refused the upload to {repo_id} ({reason}); log in with `huggingface-cli login`"
+            f"the hub refused the upload to {repo_id} ({reason}); log in with `{hub_command('auth login')}`"
         ) from None
     return str(url)
