@@ -11,7 +11,6 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from net_helpers import free_port
 from PIL import Image
 
 from clipseg.serve.browser import chromium, missing
@@ -28,16 +28,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "clipseg" / "assets" / "
 PROMPTS = ["red square", "blue circle"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url():
     """The real command, ``clipseg serve``, on a free port of 127.0.0.1."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "clipseg.cli", "serve", "--model", "shapes-tiny", "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

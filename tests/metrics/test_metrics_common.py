@@ -4,7 +4,6 @@ forward / reset, logits."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from net_helpers import free_port
 from torchmetrics import Metric
 
 from clipseg.metrics import FewShotMetrics, MattingErrors, ReferringSegMetrics, ZeroShotMetrics
@@ -87,19 +87,13 @@ def _worker(rank: int, world_size: int, port: int, out_dir: Path) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs the fork start method")
 @pytest.mark.timeout(120)
 def test_ddp_two_processes_equal_single_process_exactly(tmp_path):
     world_size = 2
     # fork, not spawn: the children inherit the imported modules (importing torchmetrics takes seconds)
     mp.start_processes(
-        _worker, args=(world_size, _free_port(), tmp_path), nprocs=world_size, start_method="fork"
+        _worker, args=(world_size, free_port(), tmp_path), nprocs=world_size, start_method="fork"
     )
     expected = _evaluate(_dataset())
     for rank in range(world_size):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from net_helpers import free_port
 from PIL import Image
 
 from clipseg.backends.onnx import GRAPHS, ExportLayout
@@ -63,7 +64,7 @@ def test_predict_without_torch_names_the_torch_extra(image, tmp_path):
 
 
 def test_serve_without_torch_names_both_extras(tmp_path):
-    result = run_without("torch,gradio", "serve", "--port", "1", cwd=tmp_path)
+    result = run_without("torch,gradio", "serve", "--port", str(free_port()), cwd=tmp_path)
     assert_one_error_line(result, "serve", "pip install 'clipseg[torch,serve]'")
 
 
@@ -85,7 +86,7 @@ def test_predict_of_an_onnx_folder_without_onnxruntime_names_the_onnx_extra(imag
 @pytest.mark.parametrize(
     ("blocked", "args", "extra"),
     [
-        ("gradio,fastapi,uvicorn", ["serve", "--port", "1"], "serve"),
+        ("gradio,fastapi,uvicorn", ["serve", "--port", "FREE"], "serve"),
         ("torch,lightning", ["fit", "--help"], "torch,train"),
         ("lightning", ["fit", "--help"], "train"),
         ("torch,onnx,onnxruntime", ["export", "onnx", "--model", "shapes-tiny", "--out", "x"], "torch,onnx"),
@@ -93,6 +94,7 @@ def test_predict_of_an_onnx_folder_without_onnxruntime_names_the_onnx_extra(imag
     ],
 )
 def test_commands_without_their_extra_say_which_to_install(tmp_path, blocked, args, extra):
+    args = [str(free_port()) if arg == "FREE" else arg for arg in args]  # a free port: the error is the extra
     result = run_without(blocked, *args, cwd=tmp_path)
     assert_one_error_line(result, args[0], f"pip install 'clipseg[{extra}]'")
     assert not any(tmp_path.iterdir())  # nothing written
