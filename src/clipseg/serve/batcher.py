@@ -19,8 +19,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
