@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: install demo test test-slow lint format bench bench-gpu eval-all zoo-shapes-tiny clean
+.PHONY: install demo test test-slow lint format bench bench-serve-load bench-gpu eval-all zoo-shapes-tiny clean
 
 STAMP   := $(VENV)/.installed
 
@@ -42,6 +42,11 @@ format:
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Load figures of `clipseg serve` with locust (60 s at 8 and 32 users, torch and ONNX int8), then the soak.
+bench-serve-load: install
+	$(BIN)/python bench/serve_load.py
+	$(BIN)/python bench/serve_soak.py
 
 # The paper's training step fed by the loader vs from memory, inference images/s, peak GPU memory
 # (on the GPU when there is one; a CPU runs it with a smaller batch).
