@@ -115,13 +115,12 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
         try:
             future = batcher.submit(job)
             masks = future.result(timeout=batcher.limits.timeout_s)
-        except Busy as err:  # a full queue: said on the page, not a silent failure
-            raise gr.Error(str(err), title="Server busy") from None
+        except Busy as err:  # a full queue: said on the page, not a silent failure (nor a traceback)
+            raise gr.Error(str(err), title="Server busy", print_exception=False) from None
         except FutureTimeout:
             future.cancel()  # dropped from its batch if its forward has not started
-            raise gr.Error(
-                f"no answer within {batcher.limits.timeout_s:g} s; try again later", title="Server busy"
-            ) from None
+            message = f"no answer within {batcher.limits.timeout_s:g} s; try again later"
+            raise gr.Error(message, title="Server busy", print_exception=False) from None
         except ValueError as err:  # a bad prompt (e.g. an all-black mask): the message names it
             raise gr.Error(str(err)) from None
         labels = job.postprocess.labels(labels)

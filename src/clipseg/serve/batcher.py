@@ -99,7 +99,9 @@ class Batcher:
         """
         with self._lock:
             if self.depth >= self.limits.max_queue:
-                raise Busy(f"the server is busy ({self.depth} requests waiting); try again in a moment")
+                raise Busy(
+                    f"the server is busy: {self.depth} requests already wait for the model; try again in a moment"
+                )
             self.depth += 1
         future = JobFuture()
         self._queue.put(_Pending(job, future))
