@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: install demo test test-slow lint format bench bench-serve-load bench-gpu eval-all zoo-shapes-tiny clean
+.PHONY: install demo test test-slow lint format bench bench-gpu eval-all zoo-shapes-tiny clean
 
 STAMP   := $(VENV)/.installed
 
@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/run.py
 
 # Load figures of `clipseg serve` with locust (60 s at 8 and 32 users, torch and ONNX int8), then the soak.
+.PHONY: bench-serve-load
 bench-serve-load: install
 	$(BIN)/python bench/serve_load.py
 	$(BIN)/python bench/serve_soak.py

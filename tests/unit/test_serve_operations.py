@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from clipseg.serve import Batcher, BatchLimits, UploadLimits, create_app, running
+from clipseg.inference.predictor import Job
+from clipseg.serve import Batcher, BatchLimits, Busy, UploadLimits, create_app, running
 from clipseg.serve.app import build_blocks
 from clipseg.serve.metrics import JsonLines
 
@@ -44,6 +45,27 @@ class FakeModel:
         slow = any("slow" in job.prompts for job in jobs)
         time.sleep(self.slow_s if slow else self.forward_s)
         return [np.zeros((len(job.prompts), 4, 4), np.float32) for job in jobs]
+
+
+def test_a_full_queue_refuses_at_once_and_a_cancelled_job_is_dropped_before_its_forward():
+    model = FakeModel(hold=True)
+    batcher = Batcher(model, limits=BatchLimits(max_queue=2, max_images=1))
+
+    def submit(prompt: str):
+        return batcher.submit(Job(image=np.zeros((2, 2, 3), np.uint8), prompts=[prompt]))
+
+    submit("a")
+    model.started.wait(10)  # "a" runs, held; two may wait behind it
+    waiting = [submit("b"), submit("c")]
+    with pytest.raises(Busy):
+        submit("d")
+    assert batcher.depth == 2 and not batcher.idle
+    assert waiting[0].cancel()  # its request gave up
+    model.release.set()
+    batcher.close()
+    assert model.calls == [[["a"]], [["c"]]]
+    assert waiting[1].result().shape == (1, 4, 4) and waiting[1].batch_size == 1
+    assert batcher.idle
 
 
 def png(width: int = 32, height: int = 32, *, noise: bool = False) -> bytes:
