@@ -1,5 +1,6 @@
 """``clipseg serve --backend onnx --quantize int8``: ``load_model(..., quantize="int8")`` exports an int8
-copy once into the cache, beside the fp32 one; wrong combinations end in one message (issue 33)."""
+copy once into the cache, beside the fp32 one; wrong combinations and out-of-range operations options
+end in one message (issue 33)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ def test_quantize_needs_the_onnx_backend_and_an_int8_export(tiny_export, capsys)
     assert main(["serve", "--quantize", "int8", "--port", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["clipseg serve: error: --quantize int8 runs on onnxruntime: add --backend onnx"]
+
+
+@pytest.mark.parametrize(
+    "option", [["--max-queue", "-1"], ["--request-timeout", "0"], ["--grace", "-1"], ["--threads", "0"]]
+)
+def test_an_out_of_range_operations_option_ends_in_one_error_line_naming_it(option, capsys):
+    assert main(["serve", *option, "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"clipseg serve: error: {' '.join(option)}:"), err

@@ -98,8 +98,12 @@ def option_error(args: argparse.Namespace) -> str | None:
         return f"--port {args.port} is not a port; use 1..65535"
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         return "--max-upload-mb and --max-pixels must be > 0"
-    if args.max_queue < 0 or args.request_timeout <= 0 or args.grace < 0:
-        return "--max-queue and --grace must be >= 0, --request-timeout > 0"
+    if args.max_queue < 0:
+        return f"--max-queue {args.max_queue}: give 0 or more (waiting requests)"
+    if args.request_timeout <= 0:
+        return f"--request-timeout {args.request_timeout:g}: give a number of seconds > 0"
+    if args.grace < 0:
+        return f"--grace {args.grace:g}: give 0 or more seconds"
     if args.threads is not None and args.threads < 1:
         return f"--threads {args.threads}: give 1 or more"
     if args.quantize and args.backend != "onnx":
