@@ -64,6 +64,12 @@ format:
 bench: install
 	$(BIN)/python bench/run.py
 
+# Load figures of `clipseg serve` with locust (60 s at 8 and 32 users, torch and ONNX int8), then the soak.
+.PHONY: bench-serve-load
+bench-serve-load: install
+	$(BIN)/python bench/serve_load.py
+	$(BIN)/python bench/serve_soak.py
+
 # The paper's training step fed by the loader vs from memory, inference images/s, peak GPU memory
 # (on the GPU when there is one; a CPU runs it with a smaller batch).
 bench-gpu: install

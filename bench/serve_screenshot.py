@@ -5,6 +5,7 @@ system's headless Chromium (``clipseg.serve.browser``, the browser of the browse
 bundled example, types two prompts, sets a threshold, runs, and saves a screenshot of the page.
 
     python bench/serve_screenshot.py [--out docs/serve.png]
+    python bench/serve_screenshot.py --busy --out /tmp/busy.png   # a server with a full queue: the page's message
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serve.png")
+    parser.add_argument("--busy", action="store_true", help="a queue of 0: every run is refused as busy")
     args = parser.parse_args()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     from clipseg import load_model
-    from clipseg.serve import create_app, running
+    from clipseg.serve import BatchLimits, create_app, running
     from clipseg.serve.browser import chromium
 
-    app = create_app(load_model("shapes-tiny", device="cpu"))
+    app = create_app(
+        load_model("shapes-tiny", device="cpu"), batching=BatchLimits(max_queue=0) if args.busy else None
+    )
     driver = chromium(width=1280, height=1060)
     try:
         with running(app) as url:
@@ -48,9 +52,12 @@ def main() -> None:
             number.send_keys(Keys.CONTROL, "a")
             number.send_keys("0.5", Keys.TAB)
             driver.find_element(By.CSS_SELECTOR, "#run").click()
-            wait.until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, "#downloads a[download]")) == len(PROMPTS)
-            )
+            if args.busy:  # Gradio's error toast, with the server's message
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".toast-body"))
+            else:
+                wait.until(
+                    lambda d: len(d.find_elements(By.CSS_SELECTOR, "#downloads a[download]")) == len(PROMPTS)
+                )
             driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
             args.out.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(args.out))

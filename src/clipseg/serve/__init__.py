@@ -9,7 +9,17 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from clipseg.serve.api import UploadLimits
-from clipseg.serve.batcher import Batcher, BatchLimits
+from clipseg.serve.batcher import Batcher, BatchLimits, Busy
+from clipseg.serve.metrics import configure_access_log
 from clipseg.serve.server import create_app, running, serve
 
-__all__ = ["BatchLimits", "Batcher", "UploadLimits", "create_app", "running", "serve"]
+__all__ = [
+    "BatchLimits",
+    "Batcher",
+    "Busy",
+    "UploadLimits",
+    "configure_access_log",
+    "create_app",
+    "running",
+    "serve",
+]

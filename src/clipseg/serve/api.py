@@ -6,7 +6,8 @@ mask) and an optional ``threshold`` in (0, 1); it answers
 8-bit grayscale PNG (soft, or 0/255 with a threshold) and ``area`` the share of its pixels at or above
 the threshold (0.5 without one). Every error answers ``{"detail": message}`` with one message string:
 400 for a bad input (a missing or malformed field, and a field the API does not take, e.g.
-``negative``: refused rather than ignored), 413 for an upload over the byte or pixel limit.
+``negative``: refused rather than ignored), 413 for an upload over the byte or pixel limit, 503 with
+``Retry-After`` when the queue is full (or the server drains), 504 past the request timeout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import base64
 import io
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Annotated
@@ -30,7 +32,8 @@ from clipseg.core.images import ImageError, load_image
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.predictor import Job
 from clipseg.inference.writers import mask_to_gray
-from clipseg.serve.batcher import Batcher
+from clipseg.serve.batcher import Batcher, Busy
+from clipseg.serve.lifecycle import RETRY_AFTER_S
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +111,28 @@ async def validation_error(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"detail": validation_message(err)}, status_code=400)
 
 
+async def run_job(batcher: Batcher, job: Job, request: Request, *, started: float) -> np.ndarray:
+    """``job``'s masks through ``batcher``, within the request timeout counted from ``started``
+    (``time.monotonic()``); ``HTTPException`` 503 with ``Retry-After`` when the queue is full, 504 when
+    the time is up (the job is dropped if its forward has not started)."""
+    try:
+        future = batcher.submit(job)
+    except Busy as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": str(RETRY_AFTER_S)}) from None
+    left = batcher.limits.timeout_s - (time.monotonic() - started)
+    try:
+        # On timeout wait_for cancels the wrapped future, which cancels ``future``: a job still queued
+        # is dropped from its batch, a running one finishes for nobody.
+        masks = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(left, 0.0))
+    except TimeoutError:
+        raise HTTPException(
+            504, f"the request was not answered within {batcher.limits.timeout_s:g} s; try again later"
+        ) from None
+    finally:
+        request.state.batch_size = future.batch_size  # for the access log
+    return masks
+
+
 def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
     """The ``/api/segment`` and ``/healthz`` routes over ``batcher``'s model."""
     router = APIRouter()
@@ -117,13 +142,22 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
     async def healthz() -> dict:
         return {"status": "ok", "model": model}
 
-    @router.post("/api/segment")
+    @router.post(
+        "/api/segment",
+        responses={
+            400: {"description": "a bad or unknown field"},
+            413: {"description": "an upload over the byte or pixel limit"},
+            503: {"description": "busy (queue full) or shutting down: retry after `Retry-After` seconds"},
+            504: {"description": "not answered within the request timeout"},
+        },
+    )
     async def segment(
         request: Request,
         image: Annotated[UploadFile, File(description="the image to segment")],
         prompt: Annotated[list[str] | None, Form(description="a text prompt; repeat for more masks")] = None,
         threshold: Annotated[float | None, Form(description="binarise masks at this probability")] = None,
     ) -> dict:
+        started = time.monotonic()
         unknown = sorted(set((await request.form()).keys()) - set(FIELDS))  # parsed once, cached
         if unknown:
             raise HTTPException(
@@ -142,8 +176,8 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
             raise HTTPException(400, f"threshold: must be in (0, 1), got {threshold}")
         pixels = read_upload(await image.read(), limits)
         post = PostProcess(threshold=threshold) if threshold is not None else None
-        masks = await asyncio.wrap_future(
-            batcher.submit(Job(image=pixels, prompts=prompts, postprocess=post))
+        masks = await run_job(
+            batcher, Job(image=pixels, prompts=prompts, postprocess=post), request, started=started
         )
         return {
             "width": int(pixels.shape[1]),

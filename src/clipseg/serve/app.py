@@ -11,6 +11,7 @@ import inspect
 import shutil
 import tempfile
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from clipseg.inference.predictor import Job
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.writers import mask_to_gray, slug
 from clipseg.serve.api import UploadLimits
-from clipseg.serve.batcher import Batcher
+from clipseg.serve.batcher import Batcher, Busy
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = [[str(ASSETS / "example.png"), "red square\nblue circle"]]
@@ -121,7 +122,14 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
             image, prompts_text or "", support, support_mask, options, limits=limits
         )
         try:
-            masks = batcher.submit(job).result()
+            future = batcher.submit(job)
+            masks = future.result(timeout=batcher.limits.timeout_s)
+        except Busy as err:  # a full queue: said on the page, not a silent failure (nor a traceback)
+            raise gr.Error(str(err), title="Server busy", print_exception=False) from None
+        except FutureTimeout:
+            future.cancel()  # dropped from its batch if its forward has not started
+            message = f"no answer within {batcher.limits.timeout_s:g} s; try again later"
+            raise gr.Error(message, title="Server busy", print_exception=False) from None
         except ValueError as err:  # a bad prompt (e.g. an all-black mask): the message names it
             raise gr.Error(str(err)) from None
         labels = job.postprocess.labels(labels)

@@ -8,6 +8,10 @@ prompt of the batch), and runs them through ``Predictor.predict_each``. The defa
 requests that arrive while the model runs queue up and form the next batch, so a request that comes
 alone is not kept waiting (``bench/serve_bench.py`` measured both). A batch that fails is rerun job by job, so one bad
 request (say, an all-black prompt mask) fails alone with its own message.
+
+Back-pressure: at most ``max_queue`` jobs wait (``submit`` raises ``Busy`` for the next one at once,
+the server answers 503), and a job whose future was cancelled before its forward started (its
+request timed out) is dropped from the batch instead of computed for nobody.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -25,17 +30,30 @@ from clipseg.inference.predictor import Job, Predictor
 
 @dataclass(frozen=True, kw_only=True)
 class BatchLimits:
-    """How long the batcher waits for company, and how big a batch may grow."""
+    """How long the batcher waits for company, how big a batch may grow, how many jobs may wait,
+    and how long a request may take."""
 
     window_s: float = 0.0
     max_images: int = 16
     max_prompts: int = 32
+    max_queue: int = 64
+    timeout_s: float = 30.0  # a request not answered by then gets 504 (and its job is dropped if not started)
+
+
+class Busy(RuntimeError):
+    """``max_queue`` jobs already wait: come back later (HTTP 503 with ``Retry-After``)."""
+
+
+class JobFuture(Future):
+    """A job's future; ``batch_size`` is the number of jobs of the forward that ran it (0 until then)."""
+
+    batch_size: int = 0
 
 
 @dataclass
 class _Pending:
     job: Job
-    future: Future
+    future: JobFuture
 
 
 def _distinct_prompts(jobs: list[Job]) -> int:
@@ -48,24 +66,59 @@ class Batcher:
     """Runs ``Job``s on ``predictor`` from one worker thread, in batches (see the module docstring).
 
     Use ``submit(job)`` (returns a ``Future`` of the job's ``K x H x W`` masks) from any thread;
-    ``close()`` stops the worker. ``batches`` counts the forwards run, ``largest`` the most jobs in one.
+    ``close()`` stops the worker. ``batches`` counts the forwards run, ``largest`` the most jobs in one,
+    ``depth`` the jobs waiting, ``busy`` whether a forward runs; ``on_batch(n)`` is called before each
+    forward of ``n`` jobs (metrics).
     """
 
-    def __init__(self, predictor: Predictor, *, limits: BatchLimits | None = None) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        limits: BatchLimits | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self.predictor = predictor
         self.limits = limits or BatchLimits()
+        self.on_batch = on_batch
         self.batches = 0
         self.largest = 0
+        self.depth = 0  # jobs submitted and not yet taken into a batch
+        self.busy = False
+        self._lock = threading.Lock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._next: _Pending | None = None  # a job that did not fit into the last batch
         self._worker = threading.Thread(target=self._run, name="clipseg-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, job: Job) -> Future:
-        """Queue ``job``; the future holds its masks (as ``Predictor.predict``) or its exception."""
-        future: Future = Future()
+    def submit(self, job: Job) -> JobFuture:
+        """Queue ``job``; the future holds its masks (as ``Predictor.predict``) or its exception.
+
+        Cancel the future to drop the job if its forward has not started. Raises ``Busy`` when
+        ``limits.max_queue`` jobs already wait.
+        """
+        with self._lock:
+            if self.depth >= self.limits.max_queue:
+                raise Busy(
+                    f"the server is busy: {self.depth} requests already wait for the model; try again in a moment"
+                )
+            self.depth += 1
+        future = JobFuture()
         self._queue.put(_Pending(job, future))
         return future
+
+    @property
+    def idle(self) -> bool:
+        """No job waits and no forward runs."""
+        return self.depth == 0 and not self.busy
+
+    def _take(self, item: _Pending | None) -> bool:
+        """Count ``item`` out of the queue; False when its request gave up (cancelled): drop it."""
+        if item is None:
+            return True
+        with self._lock:
+            self.depth -= 1
+        return item.future.set_running_or_notify_cancel()
 
     def close(self) -> None:
         """Finish the queued jobs, then stop the worker thread."""
@@ -83,6 +136,8 @@ class Batcher:
                 break
             if item is None:
                 return batch, True
+            if not self._take(item):
+                continue
             if _distinct_prompts([p.job for p in (*batch, item)]) > self.limits.max_prompts:
                 self._next = item  # it starts the next batch: jobs keep their order
                 break
@@ -92,20 +147,35 @@ class Batcher:
     def _run(self) -> None:
         stop = False
         while not stop:  # a gather ends at a job that does not fit or at the stop, never both
-            first, self._next = self._next or self._queue.get(), None
+            first, self._next = self._next, None
             if first is None:
-                return
+                first = self._queue.get()
+                if first is None:
+                    return
+                self.busy = True  # before the depth drops: `idle` never sees a job in between
+                if not self._take(first):
+                    self.busy = False
+                    continue
+            self.busy = True
             batch, stop = self._gather(first)
-            self.batches += 1
-            self.largest = max(self.largest, len(batch))
-            try:
-                results: list[np.ndarray] = self.predictor.predict_each([p.job for p in batch])
-            except Exception:  # one bad job must not fail the others: rerun each alone
-                for pending in batch:
-                    self._run_alone(pending)
-                continue
-            for pending, result in zip(batch, results):
-                pending.future.set_result(result)
+            self._forward(batch)
+            self.busy = False
+
+    def _forward(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.largest = max(self.largest, len(batch))
+        for pending in batch:
+            pending.future.batch_size = len(batch)
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        try:
+            results: list[np.ndarray] = self.predictor.predict_each([p.job for p in batch])
+        except Exception:  # one bad job must not fail the others: rerun each alone
+            for pending in batch:
+                self._run_alone(pending)
+            return
+        for pending, result in zip(batch, results):
+            pending.future.set_result(result)
 
     def _run_alone(self, pending: _Pending) -> None:
         try:

@@ -117,6 +117,7 @@ def load_model(
     revision: str | None = None,
     device: str | None = None,
     backend: str | None = None,
+    quantize: str | None = None,
 ) -> Predictor:
     """A ``Predictor`` for a zoo name, a checkpoint path, a Hugging Face Hub repo id or an ONNX export folder.
 
@@ -132,6 +133,7 @@ def load_model(
         backend: "torch" or "onnx" (onnxruntime, no torch imported; see ``clipseg.zoo.onnx``).
             Default: "onnx" for an ONNX export folder, else "torch". A name or weights path with
             "onnx" is exported once into the cache (``clipseg export onnx``, which needs torch).
+        quantize: ``"int8"`` (onnx backend only): the int8 export, made once into the cache too.
     """
     from clipseg.backends.onnx import is_export_folder
     from clipseg.inference import Predictor
@@ -146,7 +148,9 @@ def load_model(
             )
         from clipseg.zoo.onnx import onnx_backend
 
-        return Predictor(onnx_backend(name_or_path, revision), name=name)
+        return Predictor(onnx_backend(name_or_path, revision, quantize), name=name)
+    if quantize is not None:
+        raise ValueError(f"quantize {quantize!r} runs on onnxruntime: use backend='onnx'")
     if is_export_folder(name_or_path):
         raise ValueError(f"{name_or_path} is an ONNX export: load it with backend='onnx' (or no backend)")
     from clipseg.backends.torch import TorchBackend

@@ -17,12 +17,14 @@ from clipseg.zoo import WeightsFile, resolve_weights
 from clipseg.zoo.store import ZooError, cache_dir
 
 
-def onnx_cache_folder(weights: WeightsFile) -> Path:
-    """Where the ONNX export of ``weights`` is kept (``CLIPSEG_CACHE``/onnx/sha256)."""
-    return cache_dir() / "onnx" / weights.digest()
+def onnx_cache_folder(weights: WeightsFile, quantize: str | None = None) -> Path:
+    """Where the ONNX export of ``weights`` is kept (``CLIPSEG_CACHE``/onnx/sha256, ``-int8`` quantized)."""
+    return cache_dir() / "onnx" / (weights.digest() + (f"-{quantize}" if quantize else ""))
 
 
-def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -> None:
+def export_in_child(
+    name_or_path: str | Path, revision: str | None, out: Path, quantize: str | None = None
+) -> None:
     """Run ``clipseg export onnx`` in a child process (torch is imported there, not here); its progress
     bar and error line go to this process's stderr.
 
@@ -31,21 +33,28 @@ def export_in_child(name_or_path: str | Path, revision: str | None, out: Path) -
     """
     command = [sys.executable, "-m", "clipseg.cli", "export", "onnx", "--model", str(name_or_path)]
     command += ["--out", str(out), *(["--revision", revision] if revision is not None else [])]
+    command += ["--quantize", quantize] if quantize else []
     print(f"exporting {name_or_path} to ONNX once (needs torch) into {out}", file=sys.stderr)
     result = subprocess.run(command, stdout=subprocess.DEVNULL)
     if result.returncode != 0:
         raise ZooError(f"ONNX export of {name_or_path} failed (its error is printed above)")
 
 
-def onnx_backend(name_or_path: str | Path, revision: str | None) -> OnnxBackend:
-    """An ``OnnxBackend`` for an export folder, or for a model exported into the cache on first use."""
+def onnx_backend(name_or_path: str | Path, revision: str | None, quantize: str | None = None) -> OnnxBackend:
+    """An ``OnnxBackend`` for an export folder, or for a model exported (``quantize``: and quantized)
+    into the cache on first use."""
     if is_export_folder(name_or_path):
         if revision is not None:
             raise ZooError(
                 f"{name_or_path}: a revision applies to hub repo ids and hub zoo models, not to folders"
             )
-        return OnnxBackend(name_or_path)
-    folder = onnx_cache_folder(resolve_weights(name_or_path, revision))
+        backend = OnnxBackend(name_or_path)
+        if quantize is not None and backend.layout.quantize != quantize:
+            raise ZooError(
+                f"{name_or_path}: an export that is not {quantize}; export it with --quantize {quantize}"
+            )
+        return backend
+    folder = onnx_cache_folder(resolve_weights(name_or_path, revision), quantize)
     if not is_export_folder(folder):
-        export_in_child(name_or_path, revision, folder)
+        export_in_child(name_or_path, revision, folder, quantize)
     return OnnxBackend(folder)
