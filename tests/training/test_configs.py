@@ -33,7 +33,10 @@ def small_run(tmp_path, data_root, tiny_backbone_dir, monkeypatch):
 
     def run(subcommand: str, config: str, *extra: str) -> dict[str, float]:
         args = [subcommand, "--config", str(CONFIGS / config), *SMALL, "--output_root", str(tmp_path)]
-        if config == "shapes-tiny-twins.yaml":  # fine-tunes the first stage; the shipped model stands in
+        if config in (
+            "shapes-tiny-twins.yaml",
+            "shapes-tiny-v2.yaml",
+        ):  # later stages: the shipped model stands in
             args += ["--model.init_from", "shapes-tiny"]
         elif config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
             args += ["--model.config.backbone", str(tiny_backbone_dir)]
@@ -53,6 +56,7 @@ def test_every_paper_experiment_has_a_config():
         "pascal-zeroshot.yaml",
         "shapes-tiny.yaml",
         "shapes-tiny-twins.yaml",  # the second stage of shapes-tiny
+        "shapes-tiny-v2.yaml",  # its third stage, on the varied shapes world
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected
