@@ -1,7 +1,8 @@
 """Draw a training curve from a Lightning ``CSVLogger`` file: ``docs/shapes-tiny-v2-curve.png``.
 
-Left: the training loss (every logged step, and a running mean over 8 logs); right: validation
-mIoU@0.5 (and the training batches' mIoU@0.5 for comparison).
+Left: the training loss (every logged step, and its mean over the last 100 steps); right: validation
+mIoU@0.5 (and the training batches' mIoU@0.5 for comparison). Several files (a run and its resumes)
+are read in order as one run; a file needs a ``step`` column and any of the plotted ones.
 
     python bench/plot_curve.py outputs/shapes-tiny-v2/csv/metrics.csv --out docs/shapes-tiny-v2-curve.png
 """
@@ -20,31 +21,33 @@ import matplotlib.pyplot as plt  # after the backend is chosen
 import numpy as np
 
 
-def read_series(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values)`` of the rows of a ``metrics.csv`` where ``key`` is logged."""
-    steps, values = [], []
-    with path.open() as handle:
-        for row in csv.DictReader(handle):
-            if row.get(key):
-                steps.append(int(row["step"]))
-                values.append(float(row[key]))
-    return np.asarray(steps), np.asarray(values)
+def read_series(paths: list[Path], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of the rows of ``metrics.csv`` files where ``key`` is logged, by step."""
+    points = {}
+    for path in paths:
+        with path.open() as handle:
+            points |= {int(row["step"]): float(row[key]) for row in csv.DictReader(handle) if row.get(key)}
+    steps = np.asarray(sorted(points))
+    return steps, np.asarray([points[step] for step in steps])
+
+
+def trailing_mean(steps: np.ndarray, values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the values logged within the last ``window`` steps of each point (logs may be uneven)."""
+    return np.asarray([values[(steps > step - window) & (steps <= step)].mean() for step in steps])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("metrics", type=Path, help="metrics.csv of a CSVLogger")
+    parser.add_argument(
+        "metrics", type=Path, nargs="+", help="metrics.csv of a CSVLogger (several: in order)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/shapes-tiny-v2-curve.png"))
     parser.add_argument("--title", default="shapes-tiny v2 (configs/shapes-tiny-v2.yaml)")
     args = parser.parse_args()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps, loss = read_series(args.metrics, "train/loss")
     left.plot(steps, loss, color="0.75", label="train loss")
-    window = min(8, len(loss))
-    if window:
-        left.plot(
-            steps[window - 1 :], np.convolve(loss, np.ones(window) / window, "valid"), label="running mean"
-        )
+    left.plot(steps, trailing_mean(steps, loss, 100), label="mean of the last 100 steps")
     left.set(xlabel="step", ylabel="loss", title="training loss (all terms)")
     left.legend()
     for key, label in (("val/miou_0.5", "val (plain scenes)"), ("train/miou_0.5", "train batches")):
