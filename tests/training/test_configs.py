@@ -22,7 +22,7 @@ SMALL = [
     "--data.init_args.num_workers", "0",
     "--model.config.image_size", "32",
 ]  # fmt: skip
-# Configs whose init_from is the file an earlier stage of shapes-tiny writes.
+# Configs that continue from a shapes-tiny file (an earlier stage): the shipped model stands in.
 LATER_STAGES = ("shapes-tiny-twins.yaml", "shapes-tiny-v2.yaml")
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
@@ -35,7 +35,7 @@ def small_run(tmp_path, data_root, tiny_backbone_dir, monkeypatch):
 
     def run(subcommand: str, config: str, *extra: str) -> dict[str, float]:
         args = [subcommand, "--config", str(CONFIGS / config), *SMALL, "--output_root", str(tmp_path)]
-        if config in LATER_STAGES:  # they continue from an earlier stage: the shipped model stands in
+        if config in LATER_STAGES:
             args += ["--model.init_from", "shapes-tiny"]
         elif config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
             args += ["--model.config.backbone", str(tiny_backbone_dir)]
