@@ -1,11 +1,13 @@
 """Fine-tune shapes-tiny on a domain-shifted shapes folder with the three documented user commands; measure.
 
-    OMP_NUM_THREADS=1 python bench/finetune_shift.py --work outputs/finetune-shift
+    OMP_NUM_THREADS=1 python bench/finetune_shift.py --work outputs/finetune-shift [--renderer third]
 
-1. writes ``--scenes`` training scenes and ``--heldout`` held-out scenes of ``clipseg.data.shapes_shift``
-   (an annotated folder each; the held-out one with one absent-object prompt per image);
+1. writes ``--scenes`` training scenes and ``--heldout`` held-out scenes of ``--renderer``: ``shift``
+   (``clipseg.data.shapes_shift``, where the defaults of configs/finetune.yaml are chosen) or ``third``
+   (``bench/shapes_third.py``, which plays no part in choosing them); an annotated folder each, the
+   held-out one with one absent-object prompt per image;
 2. runs, as a user would: ``clipseg prepare folder``, ``clipseg fit --config configs/finetune.yaml
-   --model.init_from shapes-tiny ...`` and ``clipseg predict --model <run>/model.safetensors``;
+   --model.init_from shapes-tiny ...`` (plus ``--fit-args``, to try a recipe) and ``clipseg predict``;
 3. prints (and writes to ``<work>/results.json``) held-out text mIoU@0.5 and absent-prompt marked
    pixels before → after, the original shapes quality before → after (forgetting; the mean over the
    five acceptance seeds of ``clipseg.quality``), and wall times.
@@ -23,12 +25,16 @@ import sys
 import time
 from pathlib import Path
 
+import shapes_third
+from shapes_robustness import measure
+
 from clipseg import load_model
-from clipseg.data.shapes_shift import write_folder
-from clipseg.quality import folder_quality, shapes_quality_over_seeds
+from clipseg.data import shapes_shift
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune.yaml"
-BASE_MODEL = "shapes-tiny"
+# Each renderer's folder writer and (training, held-out) seeds; bench/shapes_robustness.py uses the same
+# held-out seeds.
+RENDERERS = {"shift": (shapes_shift.write_folder, 1, 2), "third": (shapes_third.write_folder, 4, 3)}
 
 
 def _run(command: list[str]) -> float:
@@ -38,17 +44,18 @@ def _run(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+_KEYS = (
+    "heldout/text_miou",
+    "heldout/absent_marked_fraction",
+    "original/text_miou",
+    "original/visual_miou",
+    "original/absent_marked_fraction",
+)
+
+
 def _measure(model: str, heldout: Path, quality_scenes: int) -> dict[str, float]:
-    predictor = load_model(model)
-    folder = folder_quality(predictor, heldout)
-    shapes = shapes_quality_over_seeds(predictor, n=quality_scenes)
-    return {
-        "heldout_text_miou": folder["text_miou"],
-        "heldout_absent_marked_fraction": folder["absent_marked_fraction"],
-        "shapes_text_miou": shapes["text_miou"],
-        "shapes_visual_miou": shapes["visual_miou"],
-        "shapes_absent_marked_fraction": shapes["absent_marked_fraction"],
-    }
+    scores = measure(load_model(model), {"heldout": heldout}, quality_scenes)
+    return {key: scores[key] for key in _KEYS}
 
 
 def main() -> int:
@@ -60,19 +67,23 @@ def main() -> int:
         "--quality-scenes", type=int, default=200, help="original shapes scenes per acceptance seed (5 seeds)"
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--renderer", choices=sorted(RENDERERS), default="shift")
+    parser.add_argument("--base-model", default="shapes-tiny", help="zoo name or model file to fine-tune")
+    parser.add_argument("--fit-args", default="", help="more `clipseg fit` arguments (a recipe to try)")
     args = parser.parse_args()
     raw, heldout, prepared = args.work / "raw", args.work / "heldout", args.work / "prepared"
-    write_folder(raw, args.scenes, seed=1)
-    write_folder(heldout, args.heldout, seed=2, absent_prompts=True)
-    before = _measure(BASE_MODEL, heldout, args.quality_scenes)
+    write_folder, train_seed, heldout_seed = RENDERERS[args.renderer]
+    write_folder(raw, args.scenes, seed=train_seed)
+    write_folder(heldout, args.heldout, seed=heldout_seed, absent_prompts=True)
+    before = _measure(args.base_model, heldout, args.quality_scenes)
     print("before:", json.dumps(before, indent=1), flush=True)
     clipseg = [sys.executable, "-m", "clipseg.cli"]
     model = args.work / "run" / "model.safetensors"
     example = sorted((heldout / "images").glob("*.png"))[0]
     commands = {  # the three commands of the README, as a user types them
         "prepare_s": f"prepare folder --src {raw} --out {prepared} --workers {args.workers}",
-        "fit_s": f"fit --config {CONFIG} --model.init_from {BASE_MODEL} --data.init_args.data_dir {prepared} "
-        f"--output_root {args.work} --name run",
+        "fit_s": f"fit --config {CONFIG} --model.init_from {args.base_model} --data.init_args.data_dir {prepared} "
+        f"--output_root {args.work} --name run {args.fit_args}",
         "predict_s": f"predict {example} --prompt 'red circle' --model {model} --out {args.work / 'predict'}",
     }
     times = {key: _run([*clipseg, *shlex.split(line)]) for key, line in commands.items()}

@@ -23,6 +23,8 @@ SMALL = [
     "--data.init_args.num_workers", "0",
     "--model.config.image_size", "32",
 ]  # fmt: skip
+# Configs that continue from a shapes-tiny file (an earlier stage): the shipped model stands in.
+LATER_STAGES = ("shapes-tiny-twins.yaml", "shapes-tiny-v2.yaml")
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
 
@@ -34,7 +36,7 @@ def small_run(tmp_path, data_root, tiny_backbone_dir, monkeypatch):
 
     def run(subcommand: str, config: str, *extra: str) -> dict[str, float]:
         args = [subcommand, "--config", str(CONFIGS / config), *SMALL, "--output_root", str(tmp_path)]
-        if config == "shapes-tiny-twins.yaml":  # fine-tunes the first stage; the shipped model stands in
+        if config in LATER_STAGES:
             args += ["--model.init_from", "shapes-tiny"]
         elif config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
             args += ["--model.config.backbone", str(tiny_backbone_dir)]
@@ -54,6 +56,7 @@ def test_every_paper_experiment_has_a_config():
         "pascal-zeroshot.yaml",
         "shapes-tiny.yaml",
         "shapes-tiny-twins.yaml",  # the second stage of shapes-tiny
+        "shapes-tiny-v2.yaml",  # its third stage, on the varied shapes world
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected

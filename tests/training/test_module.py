@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -395,3 +396,21 @@ def test_resume_restores_the_datamodule_step_before_building_the_train_stream(tm
     fit(tmp_path)
     fit(tmp_path, "--trainer.max_steps", "4", "--ckpt_path", "last")
     assert first_epochs == [0, 2]  # the resumed run does not replay the first run's stream
+
+
+def test_schedule_steps_sets_the_cosine_length_apart_from_max_steps(tmp_path, tiny_backbone_dir):
+    config = ClipSegConfig(
+        backbone=str(tiny_backbone_dir), extract_layers=(1, 2), reduce_dim=8, image_size=32
+    )
+    short = {"max_steps": 4, "limit_val_batches": 0, "logger": False, "enable_checkpointing": False}
+    short |= {"enable_progress_bar": False, "accelerator": "cpu", "default_root_dir": tmp_path}
+    final_lr = {}
+    for schedule_steps in (None, 8):
+        module = ClipSegModule(config=config, lr=1e-3, min_lr=0.0, schedule_steps=schedule_steps)
+        trainer = Trainer(**short)
+        trainer.fit(module, ShapesDataModule(image_size=32, batch_size=2, num_workers=0, scene_size=48))
+        final_lr[schedule_steps] = trainer.optimizers[0].param_groups[0]["lr"]
+    assert final_lr[None] == pytest.approx(0.0)  # the cosine ends with the run
+    assert final_lr[8] == pytest.approx(
+        0.5e-3 * (1 + math.cos(math.pi * 4 / 8))
+    )  # halfway through its 8 steps

@@ -176,6 +176,8 @@ class ShapesDataModule(ClipSegDataModule):
             test keep the natural scenes, so their numbers stay comparable across runs.
         category_labels: train batches carry ``label``, the per-pixel category map (see
             ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
+        varied_prob: share of train scenes drawn with a varied look (backgrounds, colours, edges,
+            object and canvas sizes, JPEG: ``shapes_varied``); val and test stay plain.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 
@@ -189,9 +191,11 @@ class ShapesDataModule(ClipSegDataModule):
         visual_prob: float = 0.5,
         twin_prob: float = 0.0,
         category_labels: bool = False,
+        varied_prob: float = 0.0,
         **common,
     ) -> None:
         super().__init__(**common)
+        self.varied_prob = varied_prob
         self.scene_size = scene_size or self.image_size
         self.lengths = {"train": None, "val": val_length, "test": test_length}
         self.negative_prob, self.visual_prob, self.twin_prob = negative_prob, visual_prob, twin_prob
@@ -207,6 +211,7 @@ class ShapesDataModule(ClipSegDataModule):
             visual_prob=self.visual_prob,
             twin_prob=self.twin_prob if stage == "train" else 0.0,
             category_labels=self.category_labels and stage == "train",
+            varied_prob=self.varied_prob if stage == "train" else 0.0,
             transform=self.transform(train=stage == "train"),
             first_epoch=self.train_first_epoch,  # only train streams use epochs
         )

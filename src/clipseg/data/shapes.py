@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 from clipseg.core.prompts import VisualPromptStyle, visual_prompt
 from clipseg.data.rawio import encode_png, make_row
 from clipseg.data.schema import NO_CLASS, Sample
+from clipseg.data.shapes_varied import VariedStyle, finish, paint, varied_background
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -86,6 +87,9 @@ class ShapesConfig:
         category_labels: attach ``label``, the per-pixel category map (see ``category_map``), for
             dense auxiliary supervision in training.
         prompt_style: how the support scene becomes a visual prompt.
+        style: draw a ``style.prob`` share of the scenes with a varied look (backgrounds, colours,
+            edges, object and canvas sizes, compression: see ``shapes_varied``); ``None`` keeps the
+            plain world (and its scenes exactly as they were).
     """
 
     size: int = 128
@@ -98,6 +102,7 @@ class ShapesConfig:
     support_size: int | None = None
     category_labels: bool = False
     prompt_style: VisualPromptStyle = field(default_factory=VisualPromptStyle)
+    style: VariedStyle | None = None
 
     def __post_init__(self) -> None:
         if self.size < 32:
@@ -196,14 +201,19 @@ def make_scene(
     n_objects: int,
     required: tuple[str, str] | None = None,
     twin: bool = False,
+    style: VariedStyle | None = None,
 ) -> tuple[np.ndarray, list[ShapeObject]]:
     """Draw a scene: ``(image H x W x 3 uint8, objects)``.
 
     ``required`` = (color, shape) forces the first object to have that color and shape (used for the
     support scene of a visual prompt). ``twin`` gives the second object the first one's color and
-    another shape. Objects never overlap, so each coverage is fully visible.
+    another shape. Objects never overlap, so each coverage is fully visible. ``style`` draws the scene
+    with a varied look (see ``shapes_varied``; the same objects and masks).
     """
-    image = _background(rng, size)
+    image = _background(rng, size) if style is None else varied_background(rng, size)
+    # The style's draws come only with a style, so plain scenes stay exactly as they were.
+    scale, turn = (1.0, 0.25) if style is None else (rng.uniform(*style.object_scale), style.rotation)
+    antialias = style is not None and rng.random() < style.antialias_prob
     objects: list[ShapeObject] = []
     placed: list[tuple[float, float, float]] = []
     for i in range(n_objects):
@@ -215,17 +225,20 @@ def make_scene(
         else:
             color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
         size_name = str(rng.choice(SIZES))
-        r = rng.uniform(*_RADIUS[size_name]) * size
+        r = rng.uniform(*_RADIUS[size_name]) * size * scale
         spot = free_spot(rng, r, size, placed)
         if spot is None:
             continue
         cx, cy = spot
         placed.append((cx, cy, r))
-        coverage = _coverage(shape, cx, cy, r, rng.uniform(-0.25, 0.25), size)
-        rgb = np.clip(np.array(COLORS[color]) + rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, 3), 0, 255)
-        image[coverage] = rgb.astype(np.uint8)
+        coverage = _coverage(shape, cx, cy, r, rng.uniform(-turn, turn), size)
+        if style is None:
+            jitter = rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, 3)
+            image[coverage] = np.clip(np.array(COLORS[color]) + jitter, 0, 255).astype(np.uint8)
+        else:
+            paint(image, coverage, style.object_rgb(rng, COLORS[color]), antialias)
         objects.append(ShapeObject(color, shape, size_name, float(cx), float(cy), coverage))
-    return image, objects
+    return (image if style is None else finish(rng, image, style)), objects
 
 
 # Category ids start at 1: id 0 (the background) never occurs in ``category_map``, but the shipped
@@ -311,7 +324,9 @@ def draw_sample(
     # Drawn only when enabled, so scenes without the curriculum stay exactly as they were.
     twin = config.twin_prob > 0 and rng.random() < config.twin_prob
     n_objects = int(rng.integers(config.min_objects, config.max_objects + 1))
-    image, objects = make_scene(rng, config.size, max(n_objects, 2) if twin else n_objects, twin=twin)
+    style = config.style if config.style is not None and rng.random() < config.style.prob else None
+    size = config.size if style is None else style.canvas_size(rng)
+    image, objects = make_scene(rng, size, max(n_objects, 2) if twin else n_objects, twin=twin, style=style)
     twins = objects[:2] if twin and len(objects) >= 2 and objects[1].color == objects[0].color else []
     present = {(o.color, o.shape) for o in objects}
     absent = [pair for pair in itertools.product(COLORS, SHAPES) if pair not in present]
@@ -339,7 +354,7 @@ def draw_sample(
         "class_id": NO_CLASS,
         "support": None,
         "support_mask": None,
-        "label": category_map(objects, config.size) if config.category_labels else None,
+        "label": category_map(objects, size) if config.category_labels else None,
         "text_weight": 1.0,
         "meta": {
             "query": query,
@@ -350,7 +365,7 @@ def draw_sample(
         return sample, None
     n_support = int(rng.integers(1, config.max_objects + 1))
     support_image, support_objects = make_scene(
-        rng, config.size, n_support, required=(query["color"], query["shape"])
+        rng, size, n_support, required=(query["color"], query["shape"]), style=style
     )
     sample["text_weight"] = float(rng.uniform(*config.text_weight_range))
     return sample, (support_image, support_objects[0].coverage.astype(np.float32))

@@ -10,6 +10,7 @@ import torch
 
 from clipseg.data.schema import Sample
 from clipseg.data.shapes import SPLITS, ShapesConfig, make_sample
+from clipseg.data.shapes_varied import VariedStyle
 from clipseg.data.sharding import rank_and_world_size, stream_entropy, worker_shard
 
 
@@ -28,6 +29,8 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         length: number of samples (required for val/test; ``None`` = infinite train stream).
         negative_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects /
             category_labels: see ``ShapesConfig``.
+        varied_prob: share of scenes drawn with a varied look (``shapes_varied.VariedStyle``'s
+            defaults; 0 draws the plain world).
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
         first_epoch: epoch number of the first infinite train stream (a resumed run starts past the
             epochs it already drew, so it does not replay them); fixed-length splits ignore it.
@@ -47,6 +50,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         min_objects: int = 1,
         max_objects: int = 4,
         category_labels: bool = False,
+        varied_prob: float = 0.0,
         transform: Callable[[Sample], Any] | None = None,
         first_epoch: int = 0,
     ) -> None:
@@ -65,6 +69,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             twin_prob=twin_prob,
             text_weight_range=tuple(text_weight_range),
             category_labels=category_labels,
+            style=VariedStyle(prob=varied_prob) if varied_prob > 0 else None,
         )
         self._epoch = first_epoch  # advances per __iter__ (in each worker's copy with persistent workers)
         self._launch_rank = rank_and_world_size()  # seen in the rank's main process

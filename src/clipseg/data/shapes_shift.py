@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from PIL import Image
 from clipseg.data.shapes import COLORS, SHAPES, _coverage, free_spot
 
 ANNOTATION_HEADER = ("image", "mask", "prompt")
+# A scene renderer: generator -> (image S x S x 3 uint8, {(color, shape): S x S bool mask}).
+Renderer = Callable[[np.random.Generator], tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -91,15 +94,20 @@ def write_folder(
     seed: int,
     config: ShiftConfig = ShiftConfig(),
     absent_prompts: bool = False,
+    render: Renderer | None = None,
 ) -> Path:
-    """Write ``n`` scenes to ``out`` (``images/``, ``masks/``, ``annotations.csv``); returns the CSV path."""
+    """Write ``n`` scenes to ``out`` (``images/``, ``masks/``, ``annotations.csv``); returns the CSV path.
+
+    ``render`` draws a scene from a generator as ``render_scene`` does (default: ``render_scene`` with
+    ``config``), so other renderers of the same vocabulary write the same format.
+    """
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     rows: list[tuple[str, str, str]] = []
     for index in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        image, masks = render_scene(rng, config)
+        image, masks = render_scene(rng, config) if render is None else render(rng)
         name = f"images/{index:05d}.png"
         Image.fromarray(image).save(out / name)
         if absent_prompts:

@@ -44,6 +44,8 @@ class ClipSegModule(LightningModule):
         evaluation: protocol of validation and test.
         lr: AdamW learning rate at step 0, annealed with a cosine to ``min_lr`` at ``trainer.max_steps``.
         min_lr: learning rate at the last step.
+        schedule_steps: the cosine's length when it is not ``trainer.max_steps``: a run stopped before
+            the end of its schedule (configs/shapes-tiny-v2.yaml) is reproduced with both set.
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up from 0 to ``lr`` first (0 = none). A randomly initialised text
             tower needs it: at full ``lr`` from step 0 its prompt embeddings collapse to one vector and
@@ -70,6 +72,7 @@ class ClipSegModule(LightningModule):
         warmup_steps: int = 0,
         losses: FromScratchLosses | None = None,
         init_from: str | None = None,
+        schedule_steps: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
@@ -100,6 +103,7 @@ class ClipSegModule(LightningModule):
             load_weights_from(self.model, self.tokenizer, init_from)
         self.evaluation = evaluation
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
+        self.schedule_steps = schedule_steps
         self.train_metrics = ReferringSegMetrics()
         self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
 
@@ -173,10 +177,11 @@ class ClipSegModule(LightningModule):
     # ----------------------------------------------------------------------------------- optimization
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over the trainable parameters; optional linear warm-up, then cosine from ``lr`` to ``min_lr`` at ``max_steps``."""
+        """AdamW over the trainable parameters; optional linear warm-up, then cosine from ``lr`` to ``min_lr`` at
+        ``schedule_steps`` (default ``max_steps``)."""
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        steps = (
+        steps = self.schedule_steps or (
             self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
         )
         warmup = max(0, min(self.warmup_steps, int(steps) - 1))

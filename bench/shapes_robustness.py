@@ -1,0 +1,97 @@
+"""How a shapes model holds on scenes it was not drawn for: the before → after table of shapes-tiny v2.
+
+    OMP_NUM_THREADS=1 python bench/shapes_robustness.py --model outputs/v1.safetensors --model shapes-tiny
+
+For each ``--model`` (a zoo name or model file), on three renderers:
+
+- original: ``clipseg.quality.shapes_quality_over_seeds`` (the zoo card's numbers: text, visual, absent,
+  swapped; mean over the five acceptance seeds of ``--original-scenes`` scenes each);
+- shifted: ``--scenes`` held-out scenes of ``clipseg.data.shapes_shift`` (seed 2, as
+  ``bench/finetune_shift.py``'s held-out folder), text mIoU@0.5 and marked pixels of absent prompts;
+- third: ``--scenes`` scenes of ``bench/shapes_third.py`` (seed 3), the same two numbers.
+
+Prints a markdown table and writes ``<work>/results.json``. Not a ``*_bench.py``: ``make bench`` leaves it out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import shapes_third
+
+from clipseg import load_model
+from clipseg.data import shapes_shift
+from clipseg.inference import Predictor
+from clipseg.quality import folder_quality, shapes_quality_over_seeds
+
+SHIFT_SEED, THIRD_SEED = 2, 3
+COLUMNS = (
+    ("original text", "original/text_miou"),
+    ("original visual", "original/visual_miou"),
+    ("original absent", "original/absent_marked_fraction"),
+    ("original swapped", "original/swapped_miou"),
+    ("shifted text", "shifted/text_miou"),
+    ("shifted absent", "shifted/absent_marked_fraction"),
+    ("third text", "third/text_miou"),
+    ("third absent", "third/absent_marked_fraction"),
+)
+
+
+def heldout_folders(work: Path, scenes: int) -> dict[str, Path]:
+    """The held-out annotated folders (one absent prompt per image), written once under ``work``."""
+    folders = {"shifted": work / f"shifted-{scenes}", "third": work / f"third-{scenes}"}
+    if not (folders["shifted"] / "annotations.csv").exists():
+        shapes_shift.write_folder(folders["shifted"], scenes, seed=SHIFT_SEED, absent_prompts=True)
+    if not (folders["third"] / "annotations.csv").exists():
+        shapes_third.write_folder(folders["third"], scenes, seed=THIRD_SEED, absent_prompts=True)
+    return folders
+
+
+def measure(predictor: Predictor, folders: dict[str, Path], original_scenes: int) -> dict[str, float]:
+    """``{"original/<score>", "shifted/<score>", "third/<score>": value}`` of one model."""
+    scores: dict[str, float] = {}
+    if original_scenes > 0:
+        original = shapes_quality_over_seeds(predictor, n=original_scenes, progress=False)
+        scores |= {f"original/{k}": v for k, v in original.items() if isinstance(v, float)}
+    for name, folder in folders.items():
+        result = folder_quality(predictor, folder, progress=False)
+        scores |= {
+            f"{name}/{k}": v for k, v in result.items() if k in ("text_miou", "absent_marked_fraction")
+        }
+    return scores
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    """A markdown table: one row per model, the ``COLUMNS`` it has."""
+    header = [title for title, key in COLUMNS if any(key in r for r in rows.values())]
+    lines = ["| model | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for model, scores in rows.items():
+        cells = [f"{scores[key]:.3f}" for title, key in COLUMNS if title in header]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", action="append", required=True, help="zoo name or model file (repeat)")
+    parser.add_argument("--work", type=Path, default=Path("outputs/shapes-robustness"))
+    parser.add_argument("--scenes", type=int, default=200, help="scenes of the shifted and third renderers")
+    parser.add_argument(
+        "--original-scenes", type=int, default=200, help="scenes per acceptance seed (5 seeds)"
+    )
+    args = parser.parse_args()
+    folders = heldout_folders(args.work, args.scenes)
+    rows = {model: measure(load_model(model), folders, args.original_scenes) for model in args.model}
+    args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "results.json").write_text(
+        json.dumps({"args": vars(args) | {"work": str(args.work)}, "rows": rows}, indent=1)
+    )
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
