@@ -51,6 +51,7 @@ test-slow: install
 # The default test run (the browser test included) against the newest releases; the versions it ran
 # with are in $(VENV_NEWEST)/versions.txt.
 test-newest: install-newest
+	@echo "newest job runs with:" $$(grep -iE '^(torch|transformers|tokenizers|huggingface.hub|gradio|fastapi|lightning|datasets|onnxruntime)==' $(VENV_NEWEST)/versions.txt)
 	$(NEWEST)/python -m pytest
 
 lint: install
