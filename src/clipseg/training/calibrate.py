@@ -1,8 +1,7 @@
 """``clipseg calibrate``: fit a model's presence calibration on a prepared val split, write a new model file.
 
-Each val sample gives one present example (its own phrase, when its mask is not empty) and one absent
-example (the phrase of another sample, when that phrase differs and the sample's mask is empty for it,
-i.e. it is not the same query). The calibration (``clipseg.inference.presence``) is stored in the
+Each val sample gives one example: its own phrase, present when its mask is not empty (see
+``calibration_examples`` for splits without empty masks). The calibration (``clipseg.inference.presence``) is stored in the
 model file's metadata; tensors and every other metadata entry are copied unchanged.
 """
 
@@ -50,20 +49,19 @@ def prepared_samples(
 def calibration_examples(
     predictor: Predictor, samples: Iterable[tuple[np.ndarray, str, bool]]
 ) -> tuple[list[np.ndarray], list[bool]]:
-    """``H x W`` probability maps and their present / absent flags: each sample's own phrase, and the
-    previous sample's phrase as an absent prompt (when it differs)."""
-    maps: list[np.ndarray] = []
-    present: list[bool] = []
-    previous: str | None = None
-    for image, text, has_object in samples:
-        prompts = [text] if previous in (None, text) else [text, previous]
-        probs = predictor.predict(image, prompts)
-        maps.append(probs[0])
-        present.append(has_object)
-        if len(prompts) == 2:
-            maps.append(probs[1])
-            present.append(False)
-        previous = text
+    """``H x W`` probability maps of each sample's own phrase and whether its mask is not empty.
+
+    Val splits with negative queries (empty masks, e.g. shapes) give clean absent examples. A split
+    without any takes the previous sample's phrase as an absent prompt instead, which is only
+    mostly true (the other phrase may name something in this image too).
+    """
+    rows = list(samples)
+    maps = [predictor.predict(image, [text])[0] for image, text, _ in rows]
+    present = [has_object for _, _, has_object in rows]
+    if all(present):
+        others = [(image, prev) for (image, text, _), (_, prev, _) in zip(rows[1:], rows) if prev != text]
+        maps += [predictor.predict(image, [prev])[0] for image, prev in others]
+        present += [False] * len(others)
     return maps, present
 
 
@@ -96,12 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipseg calibrate", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
-    parser.add_argument("--model", required=True, help="zoo name or .safetensors model file")
-    parser.add_argument("--data", required=True, help="a `clipseg prepare` output folder (its val split)")
+    parser.add_argument("--model", required=True, metavar="MODEL", help="zoo name or .safetensors model file")
     parser.add_argument(
-        "--out", help="model file to write (default: MODEL's name + '-calibrated.safetensors')"
+        "--data", required=True, metavar="DIR", help="a `clipseg prepare` output folder (its val split)"
     )
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="val rows to use")
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help="model file to write (default: MODEL's name + '-calibrated.safetensors')",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help="val rows to use (default: %(default)s)"
+    )
     return parser
 
 
