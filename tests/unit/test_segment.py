@@ -77,3 +77,17 @@ def test_low_presence_prompt_gets_no_instances_nor_labels():
     assert [i.prompt for i in result.instances] == [0]
     assert set(np.unique(result.labels)) == {0, 1}
     assert not result.calibrated
+
+
+def test_shipped_model_says_present_for_a_drawn_object_and_absent_for_another(recwarn):
+    from clipseg.data.shapes import COLORS, SHAPES, make_scene
+    from clipseg.zoo import load_model
+
+    predictor = load_model("shapes-tiny", device="cpu")
+    image, objects = make_scene(np.random.default_rng(3), 128, 1, required=("red", "circle"))
+    absent = next(f"{c} {s}" for c in COLORS for s in SHAPES if (c, s) != ("red", "circle"))
+    result = predictor.segment(image, ["red circle", absent])
+    assert result.calibrated and not recwarn.list  # shapes-tiny ships its calibration: no warning
+    assert result.presence[0] > 0.5 > result.presence[1]
+    assert [i.prompt for i in result.instances] == [0]
+    assert set(np.unique(result.labels)) == {0, 1}
