@@ -84,7 +84,7 @@ def test_shipped_model_says_present_for_a_drawn_object_and_absent_for_another(re
     from clipseg.zoo import load_model
 
     predictor = load_model("shapes-tiny", device="cpu")
-    image, objects = make_scene(np.random.default_rng(3), 128, 1, required=("red", "circle"))
+    image, _ = make_scene(np.random.default_rng(3), 128, 1, required=("red", "circle"))
     absent = next(f"{c} {s}" for c in COLORS for s in SHAPES if (c, s) != ("red", "circle"))
     result = predictor.segment(image, ["red circle", absent])
     assert result.calibrated and not recwarn.list  # shapes-tiny ships its calibration: no warning
