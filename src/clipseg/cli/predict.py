@@ -32,6 +32,8 @@ b/x.png stay apart in a/ and b/) and mask i of prompt P:
   npz      KEY.npz            masks (K x H x W float32) and labels
   overlay  KEY_overlay.png    masks over the image, with a legend
   coco     DIR/coco.json      RLE masks (at --threshold, else 0.5), scores, prompts as categories
+  instances DIR/instances.json COCO, one annotation per object of each mask (box, score = mean prob)
+  labels   KEY_labels.png     indexed label map (0 background, k+1 prompt k); legend in DIR/labels.json
 A video VIDEO gets a folder VIDEO/ (e.g. clips/walk.mp4/) with frame n's files named n_i_P.png
 (6-digit n) and/or the mask videos i_P.mp4 (--video-output).
 Post-processing order: negatives, combine, threshold, erode, min-area, fill-holes, dilate,

@@ -30,6 +30,7 @@ from clipseg.inference.presence import presence
 from clipseg.inference.sources import Decoded, Event, Finished, Input, SourceError, collect_inputs, decode
 from clipseg.inference.stamps import run_stamp
 from clipseg.inference.writers import (
+    INSTANCES_FILE,
     Layout,
     VideoWriter,
     assemble_coco,
@@ -37,6 +38,7 @@ from clipseg.inference.writers import (
     remove_partials,
     write_frame,
     write_image_part,
+    write_legend,
 )
 
 
@@ -308,8 +310,10 @@ def predict_folder(
                 video = None
         summary.entries += [w.result() for w in writes]
     ok = [item for item in inputs if item.path not in failed]
-    if "coco" in layout.formats and ok:
+    if layout.coco_file and ok:
         summary.coco = assemble_coco(layout, ok, {"description": "clipseg masks", "prompts": labels})
+    if "labels" in layout.formats:
+        write_legend(layout)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -322,8 +326,10 @@ def _write_image(
     folder = layout.root / item.key.parent
     folder.mkdir(parents=True, exist_ok=True)
     files = write_frame(layout, folder, item.key.name, event.image, masks)
-    if "coco" in layout.formats:
-        write_image_part(layout, item, coco_record(str(item.name), masks, scores, layout.cut, frame=None))
+    if layout.coco_file:
+        instances = layout.coco_file == INSTANCES_FILE
+        record = coco_record(str(item.name), masks, scores, layout.cut, frame=None, instances=instances)
+        write_image_part(layout, item, record)
     height, width = masks.shape[1:]
     entry: dict = {"image": str(item.path), "size": [width, height], "masks": []}
     for i, (label, mask, score, present) in enumerate(zip(layout.labels, masks, scores, found)):
