@@ -314,3 +314,36 @@ def test_no_route_serves_etc_passwd(server):
             accepted.append((path, response.status))
     assert leaks == [] and accepted == []
     assert len(urls) > 200  # every route, parameter and form was tried
+
+
+def test_presence_instances_and_labels_in_the_answer(server, predictor):
+    url, _ = server
+    sample, _ = draw_sample(1, 0, split="test", config=ShapesConfig(size=136))
+    image = sample["image"]
+    objects = sample["meta"]["objects"]
+    from clipseg.data.shapes import COLORS, SHAPES
+
+    present = list(dict.fromkeys(f"{color} {shape}" for color, shape, *_ in objects))
+    absent = next(f"{c} {s}" for c in COLORS for s in SHAPES if f"{c} {s}" not in present)
+    prompts = [*present[:2], absent]
+    data = {"prompt": prompts, "instances": "true", "labels": "true"}
+    response = httpx.post(
+        f"{url}/api/segment", files={"image": ("x.png", png_bytes(image))}, data=data, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    want = predictor.segment(image, prompts)
+    for k, entry in enumerate(body["masks"]):
+        assert entry["presence"] == pytest.approx(float(want.presence[k]), abs=1e-6)
+        mine = [i for i in want.instances if i.prompt == k]
+        assert [i["box"] for i in entry["instances"]] == [list(i.box) for i in mine]
+        for got, inst in zip(entry["instances"], mine):
+            mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(got["png_base64"])))) > 0
+            np.testing.assert_array_equal(mask, inst.mask)
+            assert got["area"] == inst.area
+    assert any(m["instances"] for m in body["masks"]) and len(set(want.presence.round(3))) > 1
+    labels = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["labels_png_base64"]))))
+    assert labels.max() >= 2
+    np.testing.assert_array_equal(labels, want.labels)
+    plain = segment(url, png_bytes(image), prompts).json()
+    assert "labels_png_base64" not in plain and all("instances" not in m for m in plain["masks"])

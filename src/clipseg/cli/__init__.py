@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("clipseg.cli.serve:main", "web app (Gradio) and JSON API for a model, on 127.0.0.1:7860"),
     "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
     "export": ("clipseg.cli.export:main", "export a model to ONNX (onnxruntime, optional int8)"),
+    "calibrate": (
+        "clipseg.training.calibrate:main",
+        "fit a model's presence calibration on a prepared val split",
+    ),
     "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself
@@ -35,7 +39,7 @@ MODULE_EXTRAS = {
 # The extras a command needs whatever the model: named with the missing module's, so that one install
 # brings all (`clipseg serve` without torch: `[torch,serve]`, not `[torch]` and then `[serve]`).
 COMMAND_EXTRAS = {
-    **dict.fromkeys(("fit", "validate", "test", "eval-all", "prepare"), ("train",)),
+    **dict.fromkeys(("fit", "validate", "test", "eval-all", "prepare", "calibrate"), ("train",)),
     "export": ("torch", "onnx"),
     "serve": ("serve",),
 }

@@ -32,6 +32,8 @@ b/x.png stay apart in a/ and b/) and mask i of prompt P:
   npz      KEY.npz            masks (K x H x W float32) and labels
   overlay  KEY_overlay.png    masks over the image, with a legend
   coco     DIR/coco.json      RLE masks (at --threshold, else 0.5), scores, prompts as categories
+  instances DIR/instances.json COCO, one annotation per object of each mask (box, score = mean prob)
+  labels   KEY_labels.png     indexed label map (0 background, k+1 prompt k); legend in DIR/labels.json
 A video VIDEO gets a folder VIDEO/ (e.g. clips/walk.mp4/) with frame n's files named n_i_P.png
 (6-digit n) and/or the mask videos i_P.mp4 (--video-output).
 Post-processing order: negatives, combine, threshold, erode, min-area, fill-holes, dilate,
@@ -132,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
         default="frames",
         help="videos: PNG frames, mask videos, or both",
     )
+    p.add_argument(
+        "--min-presence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="a prompt whose presence (the model's calibrated yes/no, 0-1) is under P gets an empty mask",
+    )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per model call")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
@@ -209,6 +218,8 @@ def run(args: argparse.Namespace) -> dict:
     prompts = _prompts(args)
     check_out_folder(args.out)
     collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
+    if not 0.0 <= args.min_presence <= 1.0:
+        raise ValueError(f"--min-presence {args.min_presence}: a presence is in [0, 1]")
     if (args.refine == "sam") != (args.sam is not None):
         raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     predictor = load_predictor(args.model, args.device)
@@ -228,6 +239,7 @@ def run(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         smooth=args.smooth,
         video_output=args.video_output,
+        min_presence=args.min_presence,
         on_error=lambda path, message: print(f"clipseg predict: error: {message}", file=sys.stderr),
     )
     return {
@@ -273,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
                 for m in entry["masks"]:
                     written = f" -> {m['file']}" if "file" in m else ""
                     label = shorten(m["prompt"])
-                    print(f"{entry['image']}: {label!r}: {100 * m['area']:.1f}% of pixels{written}")
+                    print(
+                        f"{entry['image']}: {label!r}: presence {m['presence']:.2f}, "
+                        f"{100 * m['area']:.1f}% of pixels{written}"
+                    )
                 if "overlay" in entry:
                     print(f"overlay: {entry['overlay']}")
         for entry in summary["videos"]:

@@ -26,9 +26,11 @@ from tqdm import tqdm
 from clipseg.core.images import ImageError
 from clipseg.core.prompts import as_prompt
 from clipseg.inference.postprocess import FrameSmoother, PostProcess, postprocess
+from clipseg.inference.presence import presence
 from clipseg.inference.sources import Decoded, Event, Finished, Input, SourceError, collect_inputs, decode
 from clipseg.inference.stamps import run_stamp
 from clipseg.inference.writers import (
+    INSTANCES_FILE,
     Layout,
     VideoWriter,
     assemble_coco,
@@ -36,6 +38,7 @@ from clipseg.inference.writers import (
     remove_partials,
     write_frame,
     write_image_part,
+    write_legend,
 )
 
 
@@ -66,7 +69,7 @@ class BulkSummary:
         )
 
 
-Result = tuple[Decoded, np.ndarray, list[float]] | tuple[Finished, None, None]
+Result = tuple[Decoded, np.ndarray, list[float], list[float]] | tuple[Finished, None, None, None]
 
 
 def _results(
@@ -80,10 +83,14 @@ def _results(
     workers: int,
     refine: str = "none",
     tiles: bool = False,
+    min_presence: float = 0.0,
 ) -> Iterator[Result]:
-    """Events of ``sources.decode`` in order, each frame with its ``K x H x W`` masks and ``K`` scores.
+    """Events of ``sources.decode`` in order, each frame with its ``K x H x W`` masks, ``K`` scores and
+    ``K`` presences.
 
-    A score is the highest probability of the mask's prompt(s) anywhere in the image.
+    A score is the highest probability of the mask's prompt(s) anywhere in the image; a presence is
+    ``inference.presence`` of the prompt(s) after the negatives (a combined mask: the highest). A mask
+    whose presence is under ``min_presence`` is emptied.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -94,12 +101,18 @@ def _results(
     stream = _smoothed(_predicted(predict, decode(inputs, workers=workers), batch_size), smooth)
     for event, probs in stream:
         if probs is None:
-            yield event, None, None
+            yield event, None, None, None
             continue
         masks = postprocess(probs[:count], probs[count:], options)
         peaks = probs[:count].reshape(count, -1).max(axis=1)
-        scores = [float(peaks.max())] if len(masks) < count else [float(p) for p in peaks]
-        yield event, masks, scores
+        kept = postprocess(
+            probs[:count], probs[count:], PostProcess(threshold=None, negative=options.negative)
+        )
+        found = presence(kept, getattr(predictor, "calibration", None))
+        if len(masks) < count:
+            peaks, found = peaks.max(keepdims=True), found.max(keepdims=True)
+        masks[found < min_presence] = 0.0
+        yield event, masks, [float(p) for p in peaks], [float(p) for p in found]
 
 
 def _predicted(
@@ -185,7 +198,7 @@ def iter_predict(
         refine=refine,
         tiles=tiles,
     )
-    for event, masks, _ in stream:
+    for event, masks, _, _ in stream:
         if isinstance(event, Decoded):
             yield Source(event.input.path, event.index if event.input.is_video else None), masks
         elif event.error is not None:
@@ -207,6 +220,7 @@ def predict_folder(
     smooth: int = 0,
     refine: str = "none",
     tiles: bool = False,
+    min_presence: float = 0.0,
     video_output: str = "frames",
     workers: int = 2,
     progress: bool | None = None,
@@ -217,7 +231,8 @@ def predict_folder(
     Inputs whose outputs are complete and were made with the same options are skipped unless
     ``overwrite``; files that a run wrote under ``out`` are never taken as inputs. A bad input is reported
     (``on_error(path, message)``; default: an ``error:`` line on stderr) and the run goes on; the
-    summary lists it under ``failed``. ``progress`` None shows the bar on a terminal only. The other
+    summary lists it under ``failed``. ``progress`` None shows the bar on a terminal only. A prompt
+    whose presence (``inference.presence``) is under ``min_presence`` gets an empty mask. The other
     options are those of ``iter_predict``.
     """
     start = time.perf_counter()
@@ -226,7 +241,13 @@ def predict_folder(
     inputs = _inputs(sources, exclude=root)
     labels = options.labels(_prompt_labels(prompts))
     stamp = run_stamp(
-        getattr(predictor, "name", ""), prompts, options, refine=refine, tiles=tiles, smooth=smooth
+        getattr(predictor, "name", ""),
+        prompts,
+        options,
+        refine=refine,
+        tiles=tiles,
+        smooth=smooth,
+        min_presence=min_presence,
     )
     layout = Layout(
         root=root,
@@ -256,11 +277,12 @@ def predict_folder(
         workers=workers,
         refine=refine,
         tiles=tiles,
+        min_presence=min_presence,
     )
     with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseg-write") as pool:
         writes: list[Future] = []
         inflight: deque[Future] = deque()
-        for event, masks, scores in stream:
+        for event, masks, scores, found in stream:
             item = event.input
             if isinstance(event, Decoded) and item.is_video:
                 video = video or VideoWriter(layout, item, fps=event.fps or 25.0)
@@ -268,7 +290,7 @@ def predict_folder(
             elif isinstance(event, Decoded):
                 while len(inflight) >= 2 * workers:  # bounded: decoded images are not piled up here
                     inflight.popleft().result()
-                writes.append(pool.submit(_write_image, layout, event, masks, scores))
+                writes.append(pool.submit(_write_image, layout, event, masks, scores, found))
                 inflight.append(writes[-1])
             elif event.error is not None or (item.is_video and video is None):
                 message = event.error or f"{item.path}: no frames in the video"
@@ -288,24 +310,35 @@ def predict_folder(
                 video = None
         summary.entries += [w.result() for w in writes]
     ok = [item for item in inputs if item.path not in failed]
-    if "coco" in layout.formats and ok:
+    if layout.coco_file and ok:
         summary.coco = assemble_coco(layout, ok, {"description": "clipseg masks", "prompts": labels})
+    if "labels" in layout.formats:
+        write_legend(layout)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _write_image(layout: Layout, event: Decoded, masks: np.ndarray, scores: list[float]) -> dict:
+def _write_image(
+    layout: Layout, event: Decoded, masks: np.ndarray, scores: list[float], found: list[float]
+) -> dict:
     """Write one image's outputs; returns its summary entry (the JSON of ``clipseg predict``)."""
     item = event.input
     folder = layout.root / item.key.parent
     folder.mkdir(parents=True, exist_ok=True)
     files = write_frame(layout, folder, item.key.name, event.image, masks)
-    if "coco" in layout.formats:
-        write_image_part(layout, item, coco_record(str(item.name), masks, scores, layout.cut, frame=None))
+    if layout.coco_file:
+        instances = layout.coco_file == INSTANCES_FILE
+        record = coco_record(str(item.name), masks, scores, layout.cut, frame=None, instances=instances)
+        write_image_part(layout, item, record)
     height, width = masks.shape[1:]
     entry: dict = {"image": str(item.path), "size": [width, height], "masks": []}
-    for i, (label, mask, score) in enumerate(zip(layout.labels, masks, scores)):
-        info = {"prompt": label, "max_prob": score, "area": float((mask >= layout.cut).mean())}
+    for i, (label, mask, score, present) in enumerate(zip(layout.labels, masks, scores, found)):
+        info = {
+            "prompt": label,
+            "max_prob": score,
+            "presence": round(present, 6),
+            "area": float((mask >= layout.cut).mean()),
+        }
         if "png" in files:
             info["file"] = str(files["png"][i])
         entry["masks"].append(info)

@@ -30,8 +30,10 @@ from clipseg.inference.backend import Backend
 from clipseg.inference.bulk import BulkSummary, Source
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.postprocess import postprocess as apply_postprocess
+from clipseg.inference.presence import Calibration
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.refine import refine as refine_probs
+from clipseg.inference.segment import Segmentation, segmentation
 from clipseg.inference.upsample import logits_to_probs
 
 
@@ -108,6 +110,9 @@ class Predictor:
         self._warned_words: set[str] = set()
         # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
         self.sam = None
+        # Presence calibration from the model file (clipseg.inference.presence); None: uncalibrated.
+        self.calibration: Calibration | None = None
+        self._warned_uncalibrated = False
 
     @property
     def preprocessing(self) -> PreprocessConfig:
@@ -300,6 +305,31 @@ class Predictor:
         else:
             probs = self.predict_batch([image], everything, refine=refine, tiles=tiles)[0]
         return _postprocessed(probs, len(prompts), postprocess)
+
+    def segment(
+        self,
+        image: ImageLike | ImageEmbedding,
+        prompts: Sequence[PromptLike] | PromptLike,
+        *,
+        threshold: float = 0.5,
+        min_area: int = 0,
+        min_presence: float = 0.0,
+        **options: Any,
+    ) -> Segmentation:
+        """``predict`` (same ``options``) plus presence per prompt, instances and an ``H x W`` label map
+        (``clipseg.inference.segment``). Warns once when the model has no presence calibration."""
+        if self.calibration is None and not self._warned_uncalibrated:
+            self._warned_uncalibrated = True
+            warnings.warn(
+                f"{self.name or 'this model'} has no presence calibration (`clipseg calibrate`): "
+                "presence is the uncalibrated maximum probability",
+                UserWarning,
+                stacklevel=2,
+            )
+        probs = self.predict(image, prompts, **options)
+        return segmentation(
+            probs, self.calibration, threshold=threshold, min_area=min_area, min_presence=min_presence
+        )
 
     def predict_each(self, jobs: Sequence[Job]) -> list[np.ndarray]:
         """``predict(job.image, job.prompts, ...)`` for every job, through one forward: all images are

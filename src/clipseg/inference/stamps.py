@@ -27,7 +27,14 @@ STAMP_FILE = ".clipseg-stamp"  # inside a video's output folder
 
 
 def run_stamp(
-    model: str, prompts: Sequence[Any], postprocess: Any, *, refine: str, tiles: bool, smooth: int
+    model: str,
+    prompts: Sequence[Any],
+    postprocess: Any,
+    *,
+    refine: str,
+    tiles: bool,
+    smooth: int,
+    min_presence: float = 0.0,
 ) -> str:
     """The options that decide a mask's pixels, as compact JSON (support images by pixel digest)."""
     described = []
@@ -49,6 +56,8 @@ def run_stamp(
         "tiles": tiles,
         "smooth": smooth,
     }
+    if min_presence:  # only when set, so the stamps of earlier runs still match
+        options["min_presence"] = min_presence
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 

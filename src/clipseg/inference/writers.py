@@ -34,9 +34,11 @@ from clipseg.core.files import atomic_write, partial_name
 from clipseg.inference.sources import Input
 from clipseg.inference.stamps import STAMP_FILE, STAMP_KEY, read_stamp
 
-FORMATS: tuple[str, ...] = ("png", "rgba", "npz", "coco", "overlay")
+FORMATS: tuple[str, ...] = ("png", "rgba", "npz", "coco", "overlay", "labels", "instances")
 VIDEO_OUTPUTS: tuple[str, ...] = ("frames", "video", "both")
 COCO_FILE = "coco.json"
+INSTANCES_FILE = "instances.json"  # COCO too, one annotation per instance
+LEGEND_FILE = "labels.json"  # label value -> prompt, for the KEY_labels.png maps
 PARTS_DIR = ".coco-parts"
 VIDEO_PART = ".coco-part.json"
 _PARTIAL = re.compile(r"^\..+\.tmp-\d+$")  # what ``partial_name`` makes
@@ -77,10 +79,19 @@ class Layout:
             raise ValueError(
                 f"unknown output format {', '.join(unknown) or '(none)'}; use {', '.join(FORMATS)}"
             )
+        if {"coco", "instances"} <= set(self.formats):
+            raise ValueError("formats coco and instances both write COCO records: choose one")
         if self.video_output not in VIDEO_OUTPUTS:
             raise ValueError(
                 f"video output must be one of {', '.join(VIDEO_OUTPUTS)}, got {self.video_output!r}"
             )
+
+    @property
+    def coco_file(self) -> str | None:
+        """The COCO file this layout writes (per mask or per instance), if any."""
+        if "instances" in self.formats:
+            return INSTANCES_FILE
+        return COCO_FILE if "coco" in self.formats else None
 
     @property
     def mask_names(self) -> list[str]:
@@ -93,6 +104,7 @@ class Layout:
             "rgba": [folder / f"{prefix}_{m}_rgba.png" for m in self.mask_names],
             "npz": [folder / f"{prefix}.npz"],
             "overlay": [folder / f"{prefix}_overlay.png"],
+            "labels": [folder / f"{prefix}_labels.png"],
         }
         return {fmt: files[fmt] for fmt in self.formats if fmt in files}
 
@@ -100,7 +112,7 @@ class Layout:
         """Every file an image input writes (its COCO record included)."""
         folder = self.root / item.key.parent
         files = [f for group in self.frame_files(folder, item.key.name).values() for f in group]
-        return files + ([self.part_path(item)] if "coco" in self.formats else [])
+        return files + ([self.part_path(item)] if self.coco_file else [])
 
     def part_path(self, item: Input) -> Path:
         if item.is_video:
@@ -117,7 +129,7 @@ class Layout:
         folder = self.root / item.key
         if read_stamp(folder / STAMP_FILE) != self.stamp:
             return False
-        files = [self.part_path(item)] if "coco" in self.formats else []
+        files = [self.part_path(item)] if self.coco_file else []
         if self.video_output != "frames":
             files += [folder / f"{m}.mp4" for m in self.mask_names]
         if self.frames_per_file:
@@ -156,11 +168,24 @@ def write_frame(
     for path in files.get("npz", []):
         arrays = {"masks": masks.astype(np.float32), "labels": np.array(layout.labels)}
         jobs.append((path, partial(_save_npz, **arrays, **{STAMP_KEY: np.array(layout.stamp)})))
+    for path in files.get("labels", []):
+        jobs.append((path, partial(save_png, labels_image(masks, layout.cut))))
     for path in files.get("overlay", []):
         jobs.append((path, partial(save_png, overlay(image, masks, list(layout.labels)))))
     for path, save in jobs:
         atomic_write(path, save)
     return files
+
+
+def labels_image(masks: np.ndarray, cut: float) -> Image.Image:
+    """An indexed (palette) PNG image of ``label_map(masks, cut)``: 0 black, ``k + 1`` prompt ``k``'s legend colour."""
+    from clipseg.inference.overlay import NAMED_PALETTE
+    from clipseg.inference.segment import label_map
+
+    image = Image.fromarray(label_map(masks, cut).astype(np.uint8), "P")
+    colours = [c for c, _ in NAMED_PALETTE]
+    image.putpalette([0, 0, 0] + [v for k in range(len(masks)) for v in colours[k % len(colours)]])
+    return image
 
 
 def _save_png(image: Image.Image, path: Path, *, stamp: str) -> None:
@@ -174,34 +199,56 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
         np.savez(fh, **arrays)
 
 
-def coco_record(name: str, masks: np.ndarray, scores: Sequence[float], cut: float, frame: int | None) -> dict:
-    """One image's COCO entry: size, and an RLE annotation per non-empty mask (binarised at ``cut``)."""
-    from pycocotools import mask as mask_utils
+def coco_record(
+    name: str,
+    masks: np.ndarray,
+    scores: Sequence[float],
+    cut: float,
+    frame: int | None,
+    *,
+    instances: bool = False,
+) -> dict:
+    """One image's COCO entry: size, and an RLE annotation per non-empty mask (binarised at ``cut``),
+    or per instance of each mask (``inference.segment.find_instances``; score: its mean probability)."""
+    from clipseg.inference.segment import find_instances
 
     height, width = masks.shape[1:]
     record: dict = {"file_name": name, "width": width, "height": height, "annotations": []}
     if frame is not None:
         record["frame"] = frame
     for index, (mask, score) in enumerate(zip(masks, scores)):
-        binary = np.asfortranarray(mask >= cut, dtype=np.uint8)
-        if not binary.any():
-            continue
-        rle = mask_utils.encode(binary)
-        record["annotations"].append(
-            {
-                "category": index,
-                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
-                "area": int(mask_utils.area(rle)),
-                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                "score": round(float(score), 6),
-            }
-        )
+        if instances:
+            found = [(i.mask, i.score) for i in find_instances(mask, index, threshold=cut)]
+        else:
+            found = [(mask >= cut, score)] if (mask >= cut).any() else []
+        record["annotations"] += [_annotation(index, binary, value) for binary, value in found]
     return record
+
+
+def _annotation(category: int, binary: np.ndarray, score: float) -> dict:
+    """A COCO annotation of one ``H x W`` bool mask: RLE, area, bbox and score."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(binary, dtype=np.uint8))
+    return {
+        "category": category,
+        "segmentation": {"size": list(binary.shape), "counts": rle["counts"].decode("ascii")},
+        "area": int(mask_utils.area(rle)),
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "score": round(float(score), 6),
+    }
 
 
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n"))
+
+
+def write_legend(layout: Layout) -> Path:
+    """``labels.json``: what each value of the ``KEY_labels.png`` maps stands for."""
+    path = layout.root / LEGEND_FILE
+    _write_json(path, {"0": "background", **{str(k + 1): label for k, label in enumerate(layout.labels)}})
+    return path
 
 
 def write_image_part(layout: Layout, item: Input, record: dict) -> None:
@@ -229,7 +276,7 @@ def assemble_coco(layout: Layout, items: Sequence[Input], info: dict) -> Path:
                     }
                 )
     categories = [{"id": i + 1, "name": label} for i, label in enumerate(layout.labels)]
-    path = layout.root / COCO_FILE
+    path = layout.root / (layout.coco_file or COCO_FILE)
     _write_json(path, {"info": info, "images": images, "annotations": annotations, "categories": categories})
     return path
 
@@ -256,9 +303,12 @@ class VideoWriter:
             write_frame(self.layout, self.folder, frame_prefix(index), image, masks)
         if self.layout.video_output != "frames":
             self._encode(masks)
-        if "coco" in self.layout.formats:
+        if self.layout.coco_file:
             name = str(self.item.name)
-            self.records.append(coco_record(name, masks, scores, self.layout.cut, frame=index))
+            instances = self.layout.coco_file == INSTANCES_FILE
+            self.records.append(
+                coco_record(name, masks, scores, self.layout.cut, frame=index, instances=instances)
+            )
 
     def _encode(self, masks: np.ndarray) -> None:
         import av
@@ -283,7 +333,7 @@ class VideoWriter:
             container.mux(stream.encode(None))
             container.close()
         self._encoders = []
-        if "coco" in self.layout.formats:
+        if self.layout.coco_file:
             _write_json(self.folder / VIDEO_PART, self.records)
         (self.folder / STAMP_FILE).write_text(self.layout.stamp)
         trash = partial_name(self.final.with_name(f"{self.final.name}.old"))

@@ -1,10 +1,13 @@
 """The JSON API: ``POST /api/segment`` and ``GET /healthz``, plus the upload limits every route shares.
 
 ``POST /api/segment`` takes multipart form data: ``image`` (a file), ``prompt`` (repeated, one per
-mask) and an optional ``threshold`` in (0, 1); it answers
-``{"width", "height", "model", "masks": [{"prompt", "area", "png_base64"}]}`` where each mask is an
-8-bit grayscale PNG (soft, or 0/255 with a threshold) and ``area`` the share of its pixels at or above
-the threshold (0.5 without one). Every error answers ``{"detail": message}`` with one message string:
+mask), an optional ``threshold`` in (0, 1) and the flags ``instances`` and ``labels``; it answers
+``{"width", "height", "model", "masks": [{"prompt", "presence", "area", "png_base64"}]}`` where each
+mask is an 8-bit grayscale PNG (soft, or 0/255 with a threshold), ``presence`` the model's
+probability that the prompt's object is in the image (``clipseg.inference.presence``) and ``area``
+the share of its pixels at or above the threshold (0.5 without one). ``instances=true`` adds to each
+mask ``instances: [{box, area, score, png_base64}]`` (box ``[x0, y0, x1, y1]``), ``labels=true`` a
+``labels_png_base64`` (8-bit: 0 background, k + 1 prompt k). Every error answers ``{"detail": message}`` with one message string:
 400 for a bad input (a missing or malformed field, and a field the API does not take, e.g.
 ``negative``: refused rather than ignored), 413 for an upload over the byte or pixel limit, 503 with
 ``Retry-After`` when the queue is full (or the server drains), 504 past the request timeout.
@@ -29,8 +32,9 @@ from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipseg.core.images import ImageError, load_image
-from clipseg.inference.postprocess import PostProcess
+from clipseg.inference.postprocess import PostProcess, postprocess
 from clipseg.inference.predictor import Job
+from clipseg.inference.segment import segmentation
 from clipseg.inference.writers import mask_to_gray
 from clipseg.serve.batcher import Batcher, Busy
 from clipseg.serve.lifecycle import RETRY_AFTER_S
@@ -87,12 +91,17 @@ def mask_png(mask: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def png_base64(mask: np.ndarray) -> str:
+    """``mask_png`` of an ``H x W`` mask (bool or [0, 1]) as base64 text."""
+    return base64.b64encode(mask_png(mask.astype(np.float32))).decode("ascii")
+
+
 def mask_area(mask: np.ndarray, threshold: float | None) -> float:
     """Share of the mask's pixels at or above ``threshold`` (0.5 without one)."""
     return float((mask >= (0.5 if threshold is None else threshold)).mean())
 
 
-FIELDS = ("image", "prompt", "threshold")  # the form fields of /api/segment
+FIELDS = ("image", "prompt", "threshold", "instances", "labels")  # the form fields of /api/segment
 
 
 def validation_message(err: RequestValidationError) -> str:
@@ -156,6 +165,8 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
         image: Annotated[UploadFile, File(description="the image to segment")],
         prompt: Annotated[list[str] | None, Form(description="a text prompt; repeat for more masks")] = None,
         threshold: Annotated[float | None, Form(description="binarise masks at this probability")] = None,
+        instances: Annotated[bool, Form(description="add each mask's separate objects")] = False,
+        labels: Annotated[bool, Form(description="add one label map of all prompts")] = False,
     ) -> dict:
         started = time.monotonic()
         unknown = sorted(set((await request.form()).keys()) - set(FIELDS))  # parsed once, cached
@@ -175,23 +186,42 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise HTTPException(400, f"threshold: must be in (0, 1), got {threshold}")
         pixels = read_upload(await image.read(), limits)
-        post = PostProcess(threshold=threshold) if threshold is not None else None
-        masks = await run_job(
-            batcher, Job(image=pixels, prompts=prompts, postprocess=post), request, started=started
-        )
-        return {
+        # Probabilities come back whole (presence reads them); the threshold is applied here.
+        probs = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
+        masks = probs if threshold is None else postprocess(probs, None, PostProcess(threshold=threshold))
+        result = segmentation(probs, batcher.predictor.calibration, threshold=threshold or 0.5)
+        entries = []
+        for k, (text, mask) in enumerate(zip(prompts, masks)):
+            entry = {
+                "prompt": text,
+                "presence": round(float(result.presence[k]), 6),
+                "area": mask_area(mask, threshold),
+                "png_base64": png_base64(mask),
+            }
+            if instances:
+                entry["instances"] = [
+                    {
+                        "box": list(i.box),
+                        "area": i.area,
+                        "score": round(i.score, 6),
+                        "png_base64": png_base64(i.mask),
+                    }
+                    for i in result.instances
+                    if i.prompt == k
+                ]
+            entries.append(entry)
+        answer = {
             "width": int(pixels.shape[1]),
             "height": int(pixels.shape[0]),
             "model": model,
-            "masks": [
-                {
-                    "prompt": text,
-                    "area": mask_area(mask, threshold),
-                    "png_base64": base64.b64encode(mask_png(mask)).decode("ascii"),
-                }
-                for text, mask in zip(prompts, masks)
-            ],
+            "masks": entries,
         }
+        if labels:
+            gray = Image.fromarray(result.labels.astype(np.uint8))
+            buffer = io.BytesIO()
+            gray.save(buffer, format="PNG")
+            answer["labels_png_base64"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return answer
 
     return router
 

@@ -19,6 +19,7 @@ from clipseg.zoo.store import ZooError, fetch, repo_zoo_dir, verify
 
 if TYPE_CHECKING:
     from clipseg.inference import Predictor
+    from clipseg.inference.presence import Calibration
     from clipseg.zoo.loaders import Loaded
 
 __all__ = [
@@ -155,5 +156,20 @@ def load_model(
         raise ValueError(f"{name_or_path} is an ONNX export: load it with backend='onnx' (or no backend)")
     from clipseg.backends.torch import TorchBackend
 
-    model, tokenizer = load_weights(name_or_path, revision)
-    return Predictor(TorchBackend(model, tokenizer, device=device), name=name)
+    weights = resolve_weights(name_or_path, revision)
+    model, tokenizer = load_resolved(weights)
+    predictor = Predictor(TorchBackend(model, tokenizer, device=device), name=name)
+    predictor.calibration = read_file_calibration(weights.path)
+    return predictor
+
+
+def read_file_calibration(path: Path) -> Calibration | None:
+    """The presence calibration stored in a safetensors model file's metadata (None for other files)."""
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    from clipseg.inference.presence import read_calibration
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return read_calibration(handle.metadata())

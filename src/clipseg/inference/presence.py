@@ -1,0 +1,95 @@
+"""Presence: the probability that a prompt's object is in the image, from its probability map.
+
+A raw maximum probability is a poor yes/no (one confident pixel says "present"), so presence is a
+logistic regression on a few features of the ``H x W`` map (``presence_features``), fitted on
+validation scenes (``fit_calibration``) and stored in the model file's metadata under
+``PRESENCE_META`` as JSON. A model without it falls back to the maximum probability.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, logit
+
+PRESENCE_META = "clipseg_presence"
+FEATURES = ("logit_max", "logit_top_mean", "area_above_half")
+# Fraction of the image averaged by the top-k feature: a few objects' worth of pixels, not one pixel.
+TOP_FRACTION = 0.002
+_EPS = 1e-6
+
+
+def presence_features(probs: np.ndarray) -> np.ndarray:
+    """``N x 3`` float64 features of ``N x H x W`` probabilities (``FEATURES``, in that order)."""
+    flat = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
+    k = max(1, round(TOP_FRACTION * flat.shape[1]))
+    top = np.partition(flat, flat.shape[1] - k, axis=1)[:, -k:]
+    clip = lambda x: np.clip(x, _EPS, 1 - _EPS)  # noqa: E731 - logit of 0 / 1 is infinite
+    return np.stack(
+        [logit(clip(flat.max(axis=1))), logit(clip(top.mean(axis=1))), (flat >= 0.5).mean(axis=1)], axis=1
+    )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``presence = sigmoid(features @ weights + bias)``, with features standardised by ``mean``/``scale``."""
+
+    weights: tuple[float, ...]
+    bias: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        """``N`` float presences in [0, 1] for ``N x H x W`` probabilities."""
+        z = (presence_features(probs) - np.array(self.mean)) / np.array(self.scale)
+        return expit(z @ np.array(self.weights) + self.bias)
+
+    def to_json(self) -> str:
+        return json.dumps({"features": list(FEATURES), **self.__dict__, "weights": list(self.weights)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        if data.get("features") != list(FEATURES):
+            raise ValueError(f"presence calibration for features {data.get('features')}, expected {FEATURES}")
+        return cls(tuple(data["weights"]), float(data["bias"]), tuple(data["mean"]), tuple(data["scale"]))
+
+
+def read_calibration(metadata: Mapping[str, str] | None) -> Calibration | None:
+    """The calibration stored in a model file's metadata, or None."""
+    text = (metadata or {}).get(PRESENCE_META)
+    return None if text is None else Calibration.from_json(text)
+
+
+def fit_calibration(probs: list[np.ndarray], present: list[bool], *, l2: float = 1e-3) -> Calibration:
+    """Logistic regression (Newton's method, small L2) of ``present`` on the features of each ``H x W`` map."""
+    x = np.concatenate([presence_features(p[None]) for p in probs])
+    y = np.asarray(present, dtype=np.float64)
+    if y.min() == y.max():
+        raise ValueError("presence calibration needs both present and absent examples")
+    mean, scale = x.mean(axis=0), x.std(axis=0) + _EPS
+    design = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    theta = np.zeros(design.shape[1])
+    penalty = l2 * np.eye(len(theta))
+    penalty[-1, -1] = 0.0  # the bias is not shrunk
+    for _ in range(100):
+        p = expit(design @ theta)
+        gradient = design.T @ (p - y) + penalty @ theta
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(len(theta))
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Calibration(
+        tuple(theta[:-1].tolist()), float(theta[-1]), tuple(mean.tolist()), tuple(scale.tolist())
+    )
+
+
+def presence(probs: np.ndarray, calibration: Calibration | None) -> np.ndarray:
+    """``N`` float presences for ``N x H x W`` probabilities: calibrated, else the maximum probability."""
+    if calibration is None:
+        return np.asarray(probs, dtype=np.float64).reshape(len(probs), -1).max(axis=1)
+    return calibration(probs)

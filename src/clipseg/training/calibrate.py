@@ -1,0 +1,121 @@
+"""``clipseg calibrate``: fit a model's presence calibration on a prepared val split, write a new model file.
+
+Each val sample gives one example: its own phrase, present when its mask is not empty (see
+``calibration_examples`` for splits without empty masks). The calibration (``clipseg.inference.presence``) is stored in the
+model file's metadata; tensors and every other metadata entry are copied unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from safetensors import safe_open
+
+from clipseg.core.help import HelpFormatter
+from clipseg.data.streaming import decode_row, shard_files
+from clipseg.inference import Predictor
+from clipseg.inference.presence import PRESENCE_META, Calibration, fit_calibration
+from clipseg.modeling.safetensors_io import save_safetensors
+
+# Enough scenes for a 3-feature logistic regression; more only costs time.
+DEFAULT_LIMIT = 400
+
+
+def prepared_samples(
+    data_dir: str | Path, split: str = "val", limit: int = DEFAULT_LIMIT
+) -> Iterator[tuple[np.ndarray, str, bool]]:
+    """``(image H x W x 3 uint8, phrase, mask not empty)`` of up to ``limit`` rows of a prepared split."""
+    files = sorted(glob.glob(shard_files(str(data_dir), split)))
+    if not files:
+        raise FileNotFoundError(
+            f"{data_dir}: no {split} shards (expected {split}/*.parquet from `clipseg prepare`)"
+        )
+    count = 0
+    for path in files:
+        for row in pq.read_table(path).to_pylist():
+            sample, _ = decode_row(row)
+            yield sample["image"], sample["text"], bool(sample["mask"].any())
+            count += 1
+            if count >= limit:
+                return
+
+
+def calibration_examples(
+    predictor: Predictor, samples: Iterable[tuple[np.ndarray, str, bool]]
+) -> tuple[list[np.ndarray], list[bool]]:
+    """``H x W`` probability maps of each sample's own phrase and whether its mask is not empty.
+
+    Val splits with negative queries (empty masks, e.g. shapes) give clean absent examples. A split
+    without any takes the previous sample's phrase as an absent prompt instead, which is only
+    mostly true (the other phrase may name something in this image too).
+    """
+    rows = list(samples)
+    maps = [predictor.predict(image, [text])[0] for image, text, _ in rows]
+    present = [has_object for _, _, has_object in rows]
+    if all(present):
+        others = [(image, prev) for (image, text, _), (_, prev, _) in zip(rows[1:], rows) if prev != text]
+        maps += [predictor.predict(image, [prev])[0] for image, prev in others]
+        present += [False] * len(others)
+    return maps, present
+
+
+def write_calibration(model: str | Path, calibration: Calibration, out: str | Path) -> Path:
+    """Copy the safetensors ``model`` to ``out`` with ``calibration`` in its metadata (nothing else changes)."""
+    with safe_open(str(model), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
+    return save_safetensors(tensors, out, metadata=metadata | {PRESENCE_META: calibration.to_json()})
+
+
+def calibrate(
+    model: str | Path, data_dir: str | Path, out: str | Path, *, limit: int = DEFAULT_LIMIT
+) -> Calibration:
+    """Fit the presence calibration of the safetensors ``model`` on ``data_dir``'s val split; write ``out``."""
+    from clipseg.zoo import load_model, resolve_weights
+
+    path = resolve_weights(model).path
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: calibrate writes this project's .safetensors model files only")
+    maps, present = calibration_examples(
+        load_model(path, device="cpu"), prepared_samples(data_dir, limit=limit)
+    )
+    calibration = fit_calibration(maps, present)
+    write_calibration(path, calibration, out)
+    return calibration
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipseg calibrate", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL", help="zoo name or .safetensors model file")
+    parser.add_argument(
+        "--data", required=True, metavar="DIR", help="a `clipseg prepare` output folder (its val split)"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help="model file to write (default: MODEL's name + '-calibrated.safetensors')",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help="val rows to use (default: %(default)s)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = Path(args.out or f"{Path(args.model).stem}-calibrated.safetensors")
+    try:
+        calibration = calibrate(args.model, args.data, out, limit=args.limit)
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"clipseg calibrate: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} (presence calibration: weights {[round(w, 3) for w in calibration.weights]})")
+    return 0

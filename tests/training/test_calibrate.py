@@ -1,0 +1,48 @@
+"""``clipseg calibrate``: a new model file whose only change is the presence calibration."""
+
+import json
+
+import numpy as np
+from safetensors import safe_open
+
+from clipseg.cli import main as clipseg_main
+from clipseg.data.prepare import prepare
+from clipseg.inference.presence import PRESENCE_META, Calibration
+from clipseg.zoo import load_model, resolve_weights
+
+
+def _read(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    with safe_open(str(path), framework="numpy") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata())  # noqa: SIM118
+
+
+def test_calibrate_changes_the_stored_calibration_and_nothing_else(tmp_path):
+    data = tmp_path / "shapes"
+    prepare("shapes", None, out=data, splits=["val"], options={"length": 16, "size": 96})
+    out = tmp_path / "calibrated.safetensors"
+    assert clipseg_main(["calibrate", "--model", "shapes-tiny", "--data", str(data), "--out", str(out)]) == 0
+    before_tensors, before_meta = _read(resolve_weights("shapes-tiny").path)
+    after_tensors, after_meta = _read(out)
+    assert before_tensors.keys() == after_tensors.keys()
+    for name, value in before_tensors.items():
+        np.testing.assert_array_equal(after_tensors[name], value, err_msg=name)
+    stored = after_meta.pop(PRESENCE_META)
+    assert stored != before_meta.pop(PRESENCE_META, None)
+    assert after_meta == before_meta
+    assert json.loads(stored)["weights"]
+    predictor = load_model(out, device="cpu")
+    assert predictor.calibration == Calibration.from_json(stored)
+
+
+def test_calibrate_without_val_shards_is_one_error_line(tmp_path, capsys):
+    code = clipseg_main(
+        ["calibrate", "--model", "shapes-tiny", "--data", str(tmp_path), "--out", str(tmp_path / "x")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        code == 1
+        and len(err) == 1
+        and err[0].startswith("clipseg calibrate: error:")
+        and str(tmp_path) in err[0]
+    )
+    assert not (tmp_path / "x").exists()
