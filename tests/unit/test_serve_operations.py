@@ -29,6 +29,7 @@ class FakeModel:
 
     name = "fake"
     backend = None
+    calibration = None  # no presence calibration: the API scores presence by the maximum probability
 
     def __init__(self, *, hold: bool = False, forward_s: float = 0.0, slow_s: float = 0.0) -> None:
         self.release = threading.Event()
