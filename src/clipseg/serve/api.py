@@ -34,7 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clipseg.core.images import ImageError, load_image
 from clipseg.inference.postprocess import PostProcess, postprocess
 from clipseg.inference.predictor import Job
-from clipseg.inference.segment import segmentation
+from clipseg.inference.presence import presence
+from clipseg.inference.segment import find_instances, label_map
 from clipseg.inference.writers import mask_to_gray
 from clipseg.serve.batcher import Batcher, Busy
 from clipseg.serve.lifecycle import RETRY_AFTER_S
@@ -189,16 +190,17 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
         # Probabilities come back whole (presence reads them); the threshold is applied here.
         probs = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
         masks = probs if threshold is None else postprocess(probs, None, PostProcess(threshold=threshold))
-        result = segmentation(probs, batcher.predictor.calibration, threshold=threshold or 0.5)
+        cut = threshold or 0.5
+        scores = presence(probs, batcher.predictor.calibration)
         entries = []
         for k, (text, mask) in enumerate(zip(prompts, masks)):
             entry = {
                 "prompt": text,
-                "presence": round(float(result.presence[k]), 6),
+                "presence": round(float(scores[k]), 6),
                 "area": mask_area(mask, threshold),
                 "png_base64": png_base64(mask),
             }
-            if instances:
+            if instances:  # the watershed split runs only when asked for
                 entry["instances"] = [
                     {
                         "box": list(i.box),
@@ -206,8 +208,7 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
                         "score": round(i.score, 6),
                         "png_base64": png_base64(i.mask),
                     }
-                    for i in result.instances
-                    if i.prompt == k
+                    for i in find_instances(probs[k], k, threshold=cut)
                 ]
             entries.append(entry)
         answer = {
@@ -217,7 +218,7 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
             "masks": entries,
         }
         if labels:
-            gray = Image.fromarray(result.labels.astype(np.uint8))
+            gray = Image.fromarray(label_map(probs, cut).astype(np.uint8))
             buffer = io.BytesIO()
             gray.save(buffer, format="PNG")
             answer["labels_png_base64"] = base64.b64encode(buffer.getvalue()).decode("ascii")
