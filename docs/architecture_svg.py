@@ -31,25 +31,25 @@ class Room:
 
 # Top row first: a room may import rooms of its own row or of rows below it, never above.
 LAYERS: tuple[tuple[Room, ...], ...] = (
-    (Room("cli", ("every clipseg COMMAND:", "thin entry points")),),
-    (Room("eval", ("quality, refine quality,", "evaluation, eval-all, report")),),
+    (Room("cli", ("every clipseg command,", "thin entry points")),),
+    (Room("eval", ("quality, benchmarks,", "eval-all, report")),),
     (
-        Room("training", ("LightningModule, losses,", "callbacks, fine-tune")),
+        Room("training", ("LightningModule,", "losses, callbacks")),
         Room("export", ("ONNX graphs,", "int8 quantization")),
         Room("serve", ("web app, HTTP API,", "batcher, probes")),
         Room("ray", ("Ray Data engine", "(same writers)")),
     ),
     (
-        Room("inference", ("Predictor, refine, tiles,", "postprocess, writers"), torch_free=True),
+        Room("inference", ("Predictor, refine,", "postprocess, writers"), torch_free=True),
         Room("zoo", ("cards, store,", "load_model")),
         Room("backends", ("torch, onnx,", "sam")),
     ),
     (
         Room("modeling", ("ClipSeg: backbone,", "decoder, checkpoints")),
-        Room("data", ("readers, prepare, streaming,", "transforms, shapes/")),
+        Room("data", ("readers, prepare,", "streaming, shapes/")),
         Room("metrics", ("mIoU, FG-IoU, AP,", "matting errors")),
     ),
-    (Room("core", ("config, images, preprocess,", "prompts, tokenizer, files"), torch_free=True),),
+    (Room("core", ("config, images, prompts,", "preprocess, tokenizer"), torch_free=True),),
 )
 
 # (step, room that does it); each flow reads left to right, row after row.
@@ -78,7 +78,7 @@ TRAINING_FLOW: tuple[tuple[str, str], ...] = (
 
 FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
 INK, LINE, TORCH_FILL, FREE_FILL = "#1f2933", "#52606d", "#e4ecf7", "#e3f4e1"
-BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 210, 64, 24, 44, 20
+BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 168, 64, 14, 40, 16
 
 
 def _box(x: float, y: float, w: float, lines: tuple[str, ...], fill: str, title: str) -> str:
@@ -123,7 +123,7 @@ def _svg(width: float, height: float, body: list[str], title: str) -> str:
 def rooms_svg() -> str:
     """The rooms in their import layers, top row importing downwards; torch-free rooms in green."""
     widest = max(len(row) for row in LAYERS)
-    label_w = 150
+    label_w = 64
     width = MARGIN * 2 + label_w + widest * BOX_W + (widest - 1) * GAP_X
     body = []
     for level, row in enumerate(LAYERS):
@@ -149,19 +149,19 @@ def rooms_svg() -> str:
         f" stroke='{LINE}'/>",
         f"<text x='{MARGIN + 204}' y='{legend_y + 1}' font-size='12' fill='{INK}'>may import torch</text>",
         f"<text x='{MARGIN + 360}' y='{legend_y + 1}' font-size='12' fill='{INK}'>"
-        "arrows: the only direction of imports (a room imports its own layer or below)</text>",
+        "arrows: imports point down only</text>",
     ]
     return _svg(width, height, body, "clipseg rooms and their one-way import order")
 
 
-def flow_svg(steps: tuple[tuple[str, str], ...], title: str, per_row: int = 3) -> str:
+def flow_svg(steps: tuple[tuple[str, str], ...], title: str, per_row: int = 2) -> str:
     """``steps`` as boxes left to right, ``per_row`` a row, each labelled with the room that does it."""
-    wide = 320
-    width = MARGIN * 2 + per_row * wide + (per_row - 1) * GAP_X
+    wide, gap = 330, 48  # room for the arrow between two boxes of a row
+    width = MARGIN * 2 + per_row * wide + (per_row - 1) * gap
     rows = (len(steps) + per_row - 1) // per_row
     height = MARGIN * 2 + rows * (BOX_H + GAP_Y) - GAP_Y
     places = [
-        (MARGIN + (i % per_row) * (wide + GAP_X), MARGIN + (i // per_row) * (BOX_H + GAP_Y))
+        (MARGIN + (i % per_row) * (wide + gap), MARGIN + (i // per_row) * (BOX_H + GAP_Y))
         for i in range(len(steps))
     ]
     body = []
