@@ -10,7 +10,7 @@ NEWEST  := $(VENV_NEWEST)/bin
 TORCH   := $(shell grep -E '^torch==' constraints.txt)
 # torchvision is left out: the registry's wheels are CUDA builds that do not load with the CPU torch.
 
-.PHONY: install install-newest demo test test-slow test-newest lint format bench bench-gpu eval-all \
+.PHONY: install install-newest demo test test-slow test-newest lint format docs bench bench-gpu eval-all \
 	zoo-shapes-tiny shapes-tiny-v2 clean
 
 STAMP   := $(VENV)/.installed
@@ -22,7 +22,7 @@ $(BIN)/activate:
 # Installed once; again only when the dependencies change. `make -B install` forces it. The
 # constraints pin torch too, so pip never resolves an unpinned torch (a multi-GB CUDA build).
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/activate
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev,docs]'
 	touch $@
 
 install: $(STAMP)
@@ -41,8 +41,8 @@ demo: install
 		--prompt "blue circle" --prompt "purple triangle" --model shapes-tiny --out outputs/demo --overwrite
 
 test: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs/*.py
+	$(BIN)/ruff format --check src tests bench docs/*.py
 	$(PYTEST)
 
 test-slow: install
@@ -55,12 +55,19 @@ test-newest: install-newest
 	$(NEWEST)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs/*.py
+	$(BIN)/ruff format --check src tests bench docs/*.py
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict turns every warning (a broken link, a
+# page missing from the nav, a docstring mkdocstrings cannot read) into a failure. NO_MKDOCS_2_WARNING:
+# mkdocs-material's end-of-life banner says nothing about this site.
+docs: install
+	$(BIN)/python docs/architecture_svg.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 format:
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench docs/*.py
+	$(BIN)/ruff check --fix src tests bench docs/*.py
 
 bench: install
 	$(BIN)/python bench/run.py
@@ -97,4 +104,4 @@ shapes-tiny-v2: install
 		--model outputs/shapes-tiny-v2/v2.safetensors
 
 clean:
-	rm -rf $(VENV) $(VENV_NEWEST) .pytest_cache .ruff_cache wandb lightning_logs results outputs
+	rm -rf $(VENV) $(VENV_NEWEST) .pytest_cache .ruff_cache wandb lightning_logs results outputs site

@@ -1,4 +1,4 @@
-"""Size of the decoder-only safetensors an original `.pth` zoo card converts to in the clipseg cache (README numbers).
+"""Size of the decoder-only safetensors an original `.pth` zoo card converts to in the clipseg cache (docs/measurements.md).
 
 ViT-B/16 shapes (width 768, projection 512), three decoder steps; run `.venv/bin/python bench/converted_sizes.py`.
 """

@@ -1,4 +1,4 @@
-"""Draw the README's side-by-side picture of plain vs refined masks: ``docs/refine.png``.
+"""Draw the docs' side-by-side picture (docs/sharp-masks.md) of plain vs refined masks: ``docs/refine.png``.
 
 A 512² high-resolution shapes scene (``clipseg.data.shapes_hires``), ``shapes-tiny``, one prompt; the
 panels show a crop around the target: the image, then the predicted probabilities (white = 1) of

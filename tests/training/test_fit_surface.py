@@ -1,4 +1,4 @@
-"""``clipseg fit`` for a user with a pip install: shipped configs by name, the README's numbers are the
+"""``clipseg fit`` for a user with a pip install: shipped configs by name, the documented numbers are the
 config's, and a model to start from that is no model is one ``error:`` line (issue 36, defects 7, 16)."""
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def test_the_repository_configs_are_the_packaged_ones():
     assert sorted(cli.SHIPPED_CONFIGS.glob("*.yaml"))  # not an empty folder
 
 
-def test_the_readme_states_the_fine_tuning_configs_learning_rates():
+def test_the_docs_state_the_fine_tuning_configs_learning_rates():
     config = yaml.safe_load((cli.SHIPPED_CONFIGS / "finetune.yaml").read_text())["model"]
-    readme = (ROOT / "README.md").read_text()
-    found = re.search(r"AdamW ([0-9.e-]+) after \d+ warm-up steps, cosine to ([0-9.e-]+)", readme)
-    assert found is not None, "the README's fine-tuning defaults moved: update this test"
+    page = (ROOT / "docs" / "fine-tune.md").read_text()
+    found = re.search(r"AdamW ([0-9.e-]+) after \d+ warm-up steps, cosine to ([0-9.e-]+)", page)
+    assert found is not None, "the fine-tuning defaults moved out of docs/fine-tune.md: update this test"
     assert (float(found.group(1)), float(found.group(2))) == (config["lr"], config["min_lr"])

@@ -1,4 +1,5 @@
-"""The README's `clipseg prepare` commands write where `configs/` and `eval-all` read (issue 15)."""
+"""The documented `clipseg prepare` commands (README and docs/) write where `configs/` and `eval-all` read
+(issue 15)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from clipseg.training.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 # Users' own data ("folder", "coco") has no default folder: its commands name --out themselves.
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_COMMANDS = [
     command
-    for command in re.findall(r"^clipseg prepare [^#\n]*", (ROOT / "README.md").read_text(), flags=re.M)
+    for document in DOCUMENTS
+    for command in re.findall(r"^clipseg prepare [^#\n]*", document.read_text(), flags=re.M)
     if shlex.split(command)[2] not in ("folder", "coco")
 ]
 RAW = {"phrasecut": write_phrasecut, "pascal5i": write_pascal5i, "refmatte": write_refmatte}

@@ -24,7 +24,8 @@ class PreprocessConfig:
     Args:
         size: the square side ``S`` the image is resized to (no crop, aspect ratio not kept: as CLIPSeg).
         resample: PIL filter of that resize, one of ``RESAMPLE_FILTERS``.
-        mean / std: per-channel normalization of the pixels scaled to [0, 1].
+        mean: per-channel mean of the normalization of the pixels scaled to [0, 1].
+        std: per-channel standard deviation of that normalization.
     """
 
     size: int = 352
@@ -94,7 +95,8 @@ class ClipSegConfig:
         image_resample: the PIL filter that resizes inputs to ``image_size`` (see ``PreprocessConfig``);
             recorded so that training and inference resize alike. Files written before it existed
             read back as "bilinear", the original's and transformers' filter.
-        image_mean / image_std: normalization constants of the backbone.
+        image_mean: per-channel normalization mean of the backbone.
+        image_std: per-channel normalization standard deviation of the backbone.
         freeze_backbone: keep the CLIP weights fixed (True for every paper experiment).
     """
 

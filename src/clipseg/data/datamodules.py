@@ -35,7 +35,7 @@ class ClipSegDataModule(LightningDataModule):
             mean and std are the model's: ``ClipSegModule`` hands them over (``use_model_preprocessing``)
             before the first batch; bilinear and CLIP's mean and std until then.
         batch_size: samples per batch (per rank).
-        num_workers: DataLoader workers per rank (0 = in the main process); see the README for how
+        num_workers: DataLoader workers per rank (0 = in the main process); see docs/training.md for how
             many keep a GPU busy.
         prefetch_factor: batches each worker prepares ahead (with ``num_workers`` > 0).
         seed: base seed of sampling and augmentation.

@@ -5,7 +5,7 @@ and the visual prompt's support crop + mask (``core.prompts.prompt_crop``), vari
 per batch into one flat uint8 tensor each (``Ragged``). After the transfer, ``finish_batch`` resizes
 them to ``S x S``, finishes the visual prompts (blur, darken, mix) and normalizes, all batched on the
 device. The resizes and the blur were most of a worker's time; without them a worker delivers 4-5x the
-samples (README, "Loader workers per GPU"). Nothing here reads back from the GPU.
+samples (docs/training.md, "Loader workers per GPU"). Nothing here reads back from the GPU.
 
 The numbers are those of the CPU path (``core.preprocess.preprocess``, ``core.prompts.visual_prompt``,
 used by evaluation and inference) up to rounding: the resizes are PIL's filters (``batch_resize``; at

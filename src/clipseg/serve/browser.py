@@ -1,5 +1,5 @@
 """A headless Chromium (the system's, Debian's ``chromium`` + ``chromium-driver``) under Selenium,
-for the browser test and the README screenshot (``bench/serve_screenshot.py``).
+for the browser test and the docs' screenshot (``bench/serve_screenshot.py``).
 
 No browser is downloaded: without the system's binaries ``chromium()`` raises ``FileNotFoundError``
 saying which package to install. Every host but 127.0.0.1 resolves to nothing, so what the page

@@ -1,7 +1,10 @@
-"""LightningCLI behind ``lightning fit|validate|test|predict`` and ``clipseg fit|validate|test|predict``.
+"""LightningCLI behind ``clipseg fit|validate|test`` and ``lightning fit|validate|test`` (the ``lightning``
+console script). ``clipseg predict``, masks for images, is not Lightning's: it lives in ``clipseg.cli``.
 
 On top of LightningCLI:
 
+- ``--config NAME`` is a file, or a config shipped in the package (``--config finetune`` or
+  ``configs/finetune.yaml`` from any folder, see ``find_config``);
 - ``--config FILE`` follows a top-level ``base: OTHER.yaml`` in FILE (relative to FILE, recursively),
   so each experiment YAML holds only what differs from the file it builds on;
 - ``--name`` names the run: checkpoints go to ``<output_root>/<name>/checkpoints`` and wandb runs to
@@ -94,7 +97,7 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def find_config(value: str) -> str:
     """``value``, or the shipped config it names when no such file exists here: ``finetune``,
-    ``finetune.yaml`` or the README's ``configs/finetune.yaml`` (for installs without the repository).
+    ``finetune.yaml`` or the documented ``configs/finetune.yaml`` (for installs without the repository).
 
     Raises:
         ConfigurationError: ``value`` looks like a config file's name but is neither a file nor shipped.
