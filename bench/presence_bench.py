@@ -18,7 +18,16 @@ import json
 import numpy as np
 from scipy import ndimage
 
-from clipseg.data.shapes import _RADIUS, COLORS, SHAPES, SIZES, _background, _coverage, draw_sample, free_spot
+from clipseg.data.shapes.scenes import (
+    _RADIUS,
+    COLORS,
+    SHAPES,
+    SIZES,
+    _background,
+    _coverage,
+    draw_sample,
+    free_spot,
+)
 from clipseg.inference.presence import presence
 from clipseg.inference.segment import find_instances
 from clipseg.zoo import load_model

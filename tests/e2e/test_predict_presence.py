@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from clipseg.cli import main
-from clipseg.data.shapes import COLORS, SHAPES, make_scene
+from clipseg.data.shapes.scenes import COLORS, SHAPES, make_scene
 
 
 def test_presence_in_json_and_min_presence_empties_the_absent_prompt(tmp_path, capsys):
@@ -33,7 +33,7 @@ def test_presence_in_json_and_min_presence_empties_the_absent_prompt(tmp_path, c
 
 def _two_circles(tmp_path):
     """A scene with two red circles and a blue square, saved as PNG."""
-    from clipseg.data.shapes import _background, _coverage
+    from clipseg.data.shapes.scenes import _background, _coverage
 
     image = _background(np.random.default_rng(0), 128)
     for shape, (cx, cy), colour in (

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from clipseg.eval import eval_all
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.training import eval_all
 
 
 @pytest.fixture

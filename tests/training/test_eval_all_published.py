@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from clipseg.training import eval_all
-from clipseg.training.report import PUBLISHED_REFMATTE, render_markdown
+from clipseg.eval import eval_all
+from clipseg.eval.report import PUBLISHED_REFMATTE, render_markdown
 
 ROWS = (
     "| group 1 | 0.0394 | 0.0358 | 69.13 | 0.0419 | 0.0381 | 73.53 |",

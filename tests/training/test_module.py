@@ -21,8 +21,8 @@ from clipseg.core.prompts import tokenize_prompts
 from clipseg.core.tokenizer import read_tokenizer
 from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
+from clipseg.eval.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.training import cli
 from clipseg.training.export import (
     META_NAME,

@@ -11,7 +11,7 @@ import pytest
 from fixture_data.raw_formats import write_pascal5i, write_phrasecut, write_refmatte
 
 from clipseg.cli import main
-from clipseg.training.benchmarks import BENCHMARKS
+from clipseg.eval.benchmarks import BENCHMARKS
 from clipseg.training.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,13 +24,11 @@ RANKS = {
     "clipseg.inference": 2,
     "clipseg.zoo": 2,
     "clipseg.backends": 2,
-    "clipseg.sam_refine": 2,  # a torch runtime (SAM) that the predictor calls as ``predictor.sam``
     "clipseg.training": 3,
     "clipseg.export": 3,
     "clipseg.serve": 3,
-    "clipseg.quality": 3,
-    "clipseg.refine_quality": 3,
-    "clipseg.cli": 4,
+    "clipseg.eval": 4,
+    "clipseg.cli": 5,
 }
 TORCH = ("torch", "lightning", "torchmetrics", "torchvision")
 TORCH_FREE = (

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "clipseg.training.calibrate:main",
         "fit a model's presence calibration on a prepared val split",
     ),
-    "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
+    "eval-all": ("clipseg.eval.eval_all:main", "evaluate every local zoo model on every local benchmark"),
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself
 

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     predictor = load_predictor(args.model, args.device)
     if args.sam is not None:
-        from clipseg.sam_refine import SamRefiner
+        from clipseg.backends.sam import SamRefiner
 
         predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.backend.device)
     summary = predictor.predict_folder(

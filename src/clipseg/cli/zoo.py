@@ -134,8 +134,8 @@ def _vocabulary(path: Path) -> tuple[str, ...]:
 
 def _shapes_quality(path: Path, scenes: int) -> dict[str, Any]:
     """``shapes-quality/...`` numbers of the model file at ``path``: means and worst seeds over
-    ``clipseg.quality.QUALITY_SEEDS``, ``scenes`` scenes each, with the seeds and scene count."""
-    from clipseg.quality import shapes_quality_over_seeds
+    ``clipseg.eval.quality.QUALITY_SEEDS``, ``scenes`` scenes each, with the seeds and scene count."""
+    from clipseg.eval.quality import shapes_quality_over_seeds
     from clipseg.zoo import load_model
 
     scores = shapes_quality_over_seeds(load_model(str(path)), n=scenes)
@@ -195,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="measure shapes quality (clipseg.quality) on N fresh scenes of each of its seeds; "
+        help="measure shapes quality (clipseg.eval.quality) on N fresh scenes of each of its seeds; "
         "recorded on the card when in zoo/",
     )
     e.set_defaults(run=cmd_export)

@@ -22,7 +22,7 @@ from clipseg.core.config import PreprocessConfig
 from clipseg.core.prompts import TEMPLATES, VisualPromptStyle
 from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
 from clipseg.data.device_finish import finish_batch
-from clipseg.data.shapes_dataset import ShapesDataset
+from clipseg.data.shapes.dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
 from clipseg.data.transforms import SampleTransform, collate
 

@@ -39,7 +39,7 @@ READERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "coco20i": ("clipseg.data.fewshot:iter_rows", {"benchmark": "coco20i"}, ("train", "test")),
     "pascal-zeroshot": ("clipseg.data.zeroshot:iter_rows", {}, ("val",)),
     "refmatte": ("clipseg.data.refmatte:iter_rows", {}, ("test",)),
-    "shapes": ("clipseg.data.shapes:iter_rows", {}, ("val", "test")),
+    "shapes": ("clipseg.data.shapes.scenes:iter_rows", {}, ("val", "test")),
     "folder": ("clipseg.data.folder:iter_rows", {}, ("train", "val")),
     "coco": ("clipseg.data.coco:iter_rows", {}, ("train", "val")),
 }

@@ -47,7 +47,7 @@ class ModelCard:
         paper: numbers the paper reports for this model (``benchmark/metric`` → value), shown by
             ``make eval-all`` beside ours.
         measured: numbers this project measured on the file (e.g. ``shapes-quality/text_miou``, the
-            mean over ``shapes-quality/seeds`` of ``clipseg.quality.shapes_quality``), with how they
+            mean over ``shapes-quality/seeds`` of ``clipseg.eval.quality.shapes_quality``), with how they
             were measured (seeds, scenes); the tests check the shipped file still reaches them.
         vocabulary: the words of a model whose tokenizer was built from a fixed corpus (shown by
             ``clipseg zoo list``; other words mean nothing to it). Empty for CLIP's own tokenizer.

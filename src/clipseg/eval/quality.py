@@ -29,7 +29,7 @@ from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every not
 from clipseg.core.prompts import Prompt
 from clipseg.data.custom import read_binary_mask
 from clipseg.data.folder import annotation_file, read_lines
-from clipseg.data.shapes import ShapesConfig, draw_sample, phrase_for
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample, phrase_for
 from clipseg.inference import Predictor
 
 # Training streams use seeds derived from small integers; this one is reserved for acceptance checks.

@@ -1,6 +1,6 @@
 """High-resolution ``shapes`` scenes with anti-aliased (or soft, matting-style) object edges.
 
-The scenes of ``clipseg.data.shapes`` are drawn at the model's scale with hard, pixel-exact edges. To
+The scenes of ``clipseg.data.shapes.scenes`` are drawn at the model's scale with hard, pixel-exact edges. To
 measure how sharp a mask is at full resolution, these scenes are large (512² by default) with small
 objects (30–70 px across, so the model sees them at a few pixels) and edges that are
 anti-aliased: each object is rasterised at ``supersample`` times the resolution and box-averaged, so
@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 # The private helpers are shared on purpose: the same backgrounds and outlines as the training scenes.
-from clipseg.data.shapes import COLORS, SHAPES, _background, _outline, phrase_for
+from clipseg.data.shapes.scenes import COLORS, SHAPES, _background, _outline, phrase_for
 
 _COLOR_JITTER = 12  # as in shapes: keeps colors far apart
 

@@ -1,4 +1,4 @@
-"""``ShapesDataset``: the shapes world (``clipseg.data.shapes``) as a torch ``IterableDataset``."""
+"""``ShapesDataset``: the shapes world (``clipseg.data.shapes.scenes``) as a torch ``IterableDataset``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from clipseg.data.schema import Sample
-from clipseg.data.shapes import SPLITS, ShapesConfig, make_sample
-from clipseg.data.shapes_varied import VariedStyle
+from clipseg.data.shapes.scenes import SPLITS, ShapesConfig, make_sample
+from clipseg.data.shapes.varied import VariedStyle
 from clipseg.data.sharding import rank_and_world_size, stream_entropy, worker_shard
 
 

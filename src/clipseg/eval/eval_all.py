@@ -24,10 +24,10 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from clipseg.core.help import DEVICE_HELP, HelpFormatter, hidden_alias
+from clipseg.eval.benchmarks import BENCHMARKS, Benchmark
+from clipseg.eval.report import add_fold_means, published_refmatte_table, render_markdown
 from clipseg.modeling.clipseg import ClipSeg
-from clipseg.training.benchmarks import BENCHMARKS, Benchmark
 from clipseg.training.evaluation import make_evaluator
-from clipseg.training.report import add_fold_means, published_refmatte_table, render_markdown
 
 ModelLoader = Callable[[], tuple[ClipSeg, PreTrainedTokenizerBase]]
 

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from clipseg.core.prompts import VisualPromptStyle, visual_prompt
 from clipseg.data.rawio import encode_png, make_row
 from clipseg.data.schema import NO_CLASS, Sample
-from clipseg.data.shapes_varied import VariedStyle, finish, paint, varied_background
+from clipseg.data.shapes.varied import VariedStyle, finish, paint, varied_background
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
