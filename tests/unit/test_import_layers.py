@@ -18,7 +18,6 @@ PACKAGE = Path(clipseg.__file__).parent
 RANKS = {
     "clipseg.core": 0,
     "clipseg.modeling": 1,
-    "clipseg.convert": 1,  # the public name of modeling.convert
     "clipseg.data": 1,
     "clipseg.metrics": 1,
     "clipseg.inference": 2,
