@@ -12,7 +12,7 @@ import tomllib
 import yaml
 from PIL import Image
 
-from clipseg.training import cli
+from clipseg.training import lightning_cli as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

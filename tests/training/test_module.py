@@ -23,7 +23,7 @@ from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
 from clipseg.eval.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.training import cli
+from clipseg.training import lightning_cli as cli
 from clipseg.training.export import (
     META_NAME,
     export_checkpoint,

@@ -10,9 +10,9 @@ DEFAULT_MODEL = "shapes-tiny"  # what `predict` and `serve` load without --model
 
 # command → (module:function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fit": ("clipseg.training.cli:run_cli", "train a model (LightningCLI; see --help)"),
-    "validate": ("clipseg.training.cli:run_cli", "validate a model (LightningCLI)"),
-    "test": ("clipseg.training.cli:run_cli", "test a model (LightningCLI)"),
+    "fit": ("clipseg.training.lightning_cli:run_cli", "train a model (LightningCLI; see --help)"),
+    "validate": ("clipseg.training.lightning_cli:run_cli", "validate a model (LightningCLI)"),
+    "test": ("clipseg.training.lightning_cli:run_cli", "test a model (LightningCLI)"),
     "predict": ("clipseg.cli.predict:main", "segment images from text or image prompts"),
     "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
     "serve": ("clipseg.cli.serve:main", "web app (Gradio) and JSON API for a model, on 127.0.0.1:7860"),
