@@ -13,8 +13,8 @@ from PIL import Image
 
 from clipseg.data import prepare as prep
 from clipseg.data.coco import decode_segmentation
-from clipseg.data.custom import read_binary_mask, validation_images
 from clipseg.data.folder import iter_rows as folder_rows
+from clipseg.data.user_data import read_binary_mask, validation_images
 
 
 def _rows(out, split):
@@ -201,7 +201,7 @@ def test_coco_without_images_folder_is_one_clear_error(tmp_path, capsys):
 
 
 def _prompt_row(image_id: str, text: str, prompts: list[str]) -> dict:
-    from clipseg.data.rawio import encode_png, make_row
+    from clipseg.data.sample_io import encode_png, make_row
 
     mask = np.zeros((8, 8), dtype=bool)
     mask[2:5, 2:5] = True

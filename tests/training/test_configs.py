@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fixture_data.logged_metrics import RecordLoggedMetrics
 
-from clipseg.core.network import hub_command
+from clipseg.core.hub_access import hub_command
 from clipseg.training.lightning_cli import config_chain, expand_env, run_cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

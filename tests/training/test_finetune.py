@@ -18,10 +18,10 @@ from clipseg.core.config import ClipSegConfig
 from clipseg.data.prepare import prepare
 from clipseg.modeling import ClipSeg
 from clipseg.training.callbacks import SampleOverlays
-from clipseg.training.export import export_checkpoint
-from clipseg.training.finetune import finetune_metadata
+from clipseg.training.finetune_output import finetune_metadata
 from clipseg.training.lightning_cli import run_cli
 from clipseg.training.module import ClipSegModule
+from clipseg.training.pack import export_checkpoint
 
 FINETUNE = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.yaml")
 FEW_STEPS = [

@@ -24,12 +24,6 @@ from clipseg.data.transforms import collate
 from clipseg.eval.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.training import lightning_cli as cli
-from clipseg.training.export import (
-    META_NAME,
-    export_checkpoint,
-    load_lightning_checkpoint,
-    module_from_checkpoint,
-)
 from clipseg.training.losses import (
     FromScratchLosses,
     dense_label_loss,
@@ -37,6 +31,12 @@ from clipseg.training.losses import (
     soft_dice_loss,
 )
 from clipseg.training.module import ClipSegModule
+from clipseg.training.pack import (
+    META_NAME,
+    export_checkpoint,
+    load_lightning_checkpoint,
+    module_from_checkpoint,
+)
 from clipseg.training.steps import batch_conditionals, forward_step
 from clipseg.zoo import get_card
 from clipseg.zoo.store import repo_zoo_dir

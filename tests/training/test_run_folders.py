@@ -10,7 +10,7 @@ from pathlib import Path
 
 from training_helpers import CONFIG, SHORT, short_fit
 
-from clipseg.core import network
+from clipseg.core import hub_access as network
 from clipseg.training import lightning_cli as cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

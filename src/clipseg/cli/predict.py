@@ -197,7 +197,7 @@ def load_predictor(model: str, device: str | None):
         return load_model(model, device=device)
     from clipseg.backends.torch import TorchBackend
     from clipseg.inference import Predictor
-    from clipseg.training.export import load_checkpoint_model
+    from clipseg.training.pack import load_checkpoint_model
 
     network, tokenizer = load_checkpoint_model(model)
     return Predictor(TorchBackend(network, tokenizer, device=device), name=model)

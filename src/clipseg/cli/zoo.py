@@ -82,7 +82,7 @@ def _export_name(args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from clipseg.training.export import export_checkpoint
+    from clipseg.training.pack import export_checkpoint
 
     args.name = _export_name(args)
     out = export_checkpoint(args.ckpt, args.out, args.name)

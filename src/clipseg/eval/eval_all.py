@@ -60,7 +60,7 @@ def model_loader(name_or_path: str) -> ModelLoader:
 
     def load() -> tuple[ClipSeg, PreTrainedTokenizerBase]:
         if name_or_path.endswith(".ckpt"):
-            from clipseg.training.export import load_checkpoint_model
+            from clipseg.training.pack import load_checkpoint_model
 
             return load_checkpoint_model(name_or_path)
         from clipseg.zoo import load_weights

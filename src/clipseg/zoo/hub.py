@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from clipseg.core.network import hub_command, hub_offline, network_errors
+from clipseg.core.hub_access import hub_command, hub_offline, network_errors
 from clipseg.zoo.errors import ZooError
 
 SAFETENSORS_NAME = "model.safetensors"

@@ -22,7 +22,7 @@ from safetensors import safe_open
 
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.files import sha256_of
-from clipseg.core.network import hub_command, hub_offline, network_errors
+from clipseg.core.hub_access import hub_command, hub_offline, network_errors
 from clipseg.modeling.clipseg import META_CONFIG, META_NAME, META_WEIGHTS, finetune_record
 from clipseg.zoo.cards import ModelCard as ZooCard
 from clipseg.zoo.errors import ZooError

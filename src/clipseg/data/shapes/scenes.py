@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clipseg.core.prompts import VisualPromptStyle, visual_prompt
-from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.sample_io import encode_png, make_row
 from clipseg.data.schema import NO_CLASS, Sample
 from clipseg.data.shapes.varied import VariedStyle, finish, paint, varied_background
 

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from clipseg.data.rawio import sample_rng
+from clipseg.data.sample_io import sample_rng
 from clipseg.data.schema import BadSample
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from lightning import Callback, LightningModule, Trainer
 from safetensors import safe_open
 
 from clipseg.modeling.clipseg import META_FINETUNE, finetune_record
-from clipseg.training.export import export_module
+from clipseg.training.pack import export_module
 
 
 class ExportModel(Callback):
