@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clipseg.cli import eval_all as eval_all_cli
 from clipseg.eval import eval_all
 from clipseg.eval.report import PUBLISHED_REFMATTE, render_markdown
 
@@ -40,7 +41,7 @@ def test_published_numbers_sit_beside_our_refmatte_numbers():
 def test_eval_all_prints_them_without_refmatte_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(eval_all, "zoo_models", lambda: ({"absent": "weights not on this machine"}, {}))
     out = tmp_path / "results"
-    assert eval_all.main(["--out", str(out), "--data-root", str(tmp_path / "no-data")]) == 0
+    assert eval_all_cli.main(["--out", str(out), "--data-root", str(tmp_path / "no-data")]) == 0
     printed = capsys.readouterr().out
     for row in ROWS:
         assert row in printed

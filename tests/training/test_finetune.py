@@ -14,12 +14,12 @@ from safetensors.torch import load_file
 
 import clipseg
 from clipseg.cli import main as clipseg_main
+from clipseg.cli.train import run_cli
 from clipseg.core.config import ClipSegConfig
 from clipseg.data.prepare import prepare
 from clipseg.modeling import ClipSeg
 from clipseg.training.callbacks import SampleOverlays
 from clipseg.training.finetune_output import finetune_metadata
-from clipseg.training.lightning_cli import run_cli
 from clipseg.training.module import ClipSegModule
 from clipseg.training.pack import export_checkpoint
 

@@ -15,6 +15,7 @@ from training_helpers import CONFIG, SHORT
 from training_helpers import short_fit as fit
 
 import clipseg
+from clipseg.cli.train import run_cli
 from clipseg.cli.zoo import main as zoo_main
 from clipseg.core.files import sha256_of
 from clipseg.core.prompts import tokenize_prompts
@@ -23,7 +24,7 @@ from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
 from clipseg.eval.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.training import lightning_cli as cli
+from clipseg.training.lightning_cli import auto_precision
 from clipseg.training.losses import (
     FromScratchLosses,
     dense_label_loss,
@@ -184,7 +185,7 @@ def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path, c
         fit(tmp_path / "no-labels", "--data.init_args.category_labels", "false")
     # A frozen vision tower has nothing to learn from it: the CLI refuses, naming the clash.
     args = ["fit", "--config", CONFIG, *SHORT, "--model.config.freeze_backbone", "true"]
-    assert cli.run_cli([*args, "--output_root", str(tmp_path / "frozen")]) == 2
+    assert run_cli([*args, "--output_root", str(tmp_path / "frozen")]) == 2
     assert "freeze_backbone" in capsys.readouterr().err
 
 
@@ -225,7 +226,7 @@ def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(t
         "--ckpt_path",
         str(folder / "last.ckpt"),
     ]
-    assert cli.run_cli(args) == 0
+    assert run_cli(args) == 0
 
 
 def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monkeypatch):
@@ -361,7 +362,7 @@ def test_default_logger_is_offline_wandb_under_the_run_folder_with_overlays(tmp_
         "--overlays.every_n_steps",
         "1",
     ]
-    assert cli.run_cli(args) == 0
+    assert run_cli(args) == 0
     runs = list((tmp_path / "shapes-tiny" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].rglob("train/samples*.png"))  # the sample overlays
@@ -380,7 +381,7 @@ def test_default_logger_is_offline_wandb_under_the_run_folder_with_overlays(tmp_
 def test_precision_is_decided_by_the_hardware(monkeypatch, cuda, bf16, accelerator, want):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
-    assert cli.auto_precision(accelerator) == want
+    assert auto_precision(accelerator) == want
 
 
 def test_resume_restores_the_datamodule_step_before_building_the_train_stream(tmp_path, monkeypatch):
