@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipseg.data.shapes.scenes import COLORS, SHAPES, _coverage, free_spot
+from clipseg.data.shapes.scenes import COLORS, SHAPES, free_spot, rasterize
 
 ANNOTATION_HEADER = ("image", "mask", "prompt")
 # A scene renderer: generator -> (image S x S x 3 uint8, {(color, shape): S x S bool mask}).
@@ -79,7 +79,7 @@ def render_scene(
             continue
         cx, cy = spot
         placed.append((cx, cy, r))
-        coverage = _coverage(shape, cx, cy, r, rng.uniform(-0.4, 0.4), size)
+        coverage = rasterize(shape, cx, cy, r, rng.uniform(-0.4, 0.4), size)
         jitter = rng.integers(-config.color_jitter, config.color_jitter + 1, 3)
         rgb = (np.array(COLORS[color]) + jitter) * rng.uniform(*config.brightness)
         image[coverage] = rgb.clip(0, 255).astype(np.uint8)
