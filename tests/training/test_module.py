@@ -34,9 +34,9 @@ from clipseg.training.losses import (
 from clipseg.training.module import ClipSegModule
 from clipseg.training.pack import (
     META_NAME,
-    export_checkpoint,
     load_lightning_checkpoint,
     module_from_checkpoint,
+    pack_checkpoint,
 )
 from clipseg.training.steps import batch_conditionals, forward_step
 from clipseg.zoo import get_card
@@ -177,7 +177,7 @@ def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path, c
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")
     head = {k.removeprefix("losses.") for k in checkpoint["state_dict"] if k.startswith("losses.dense_head.")}
     assert head == {"dense_head.0.weight", "dense_head.0.bias", "dense_head.1.weight", "dense_head.1.bias"}
-    exported = ClipSeg.from_pretrained(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
+    exported = ClipSeg.from_pretrained(pack_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
     module = module_from_checkpoint(folder / "last.ckpt")
     assert exported.state_dict().keys() == module.model.state_dict().keys()
     # Without label maps the auxiliary term has nothing to score: the run refuses, naming what is missing.
@@ -267,7 +267,7 @@ def test_zoo_export_to_a_file_outside_the_zoo_needs_no_name(tmp_path, capsys):
 
 def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_fit(tmp_path):
     folder = fit(tmp_path)
-    path = str(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
+    path = str(pack_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
     trained = module_from_checkpoint(folder / "last.ckpt")
     hparams = dict(trained.hparams)
     started = ClipSegModule(**hparams | {"init_from": path}).model.state_dict()
@@ -291,7 +291,7 @@ def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_
 
 def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):
     folder = fit(tmp_path)
-    path = export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "shapes-tiny")
+    path = pack_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "shapes-tiny")
     assert path == tmp_path / "zoo" / "shapes-tiny.safetensors"
     module = module_from_checkpoint(folder / "last.ckpt")
     model, tokenizer = ClipSeg.from_pretrained(path).eval(), read_tokenizer(path)

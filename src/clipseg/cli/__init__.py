@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("clipseg.cli.predict:main", "segment images from text or image prompts"),
     "prepare": ("clipseg.cli.prepare:prepare_main", "convert a raw dataset to parquet shards"),
     "serve": ("clipseg.cli.serve:main", "web app (Gradio) and JSON API for a model, on 127.0.0.1:7860"),
-    "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
+    "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch, pack and push zoo models"),
     "export": ("clipseg.cli.export:main", "export a model to ONNX (onnxruntime, optional int8)"),
     "calibrate": (
         "clipseg.cli.calibrate:main",

@@ -1,6 +1,6 @@
 """The registry of named pretrained models (cards), separate from architecture configs.
 
-Cards live in ``zoo/cards.json`` next to the shipped weights, so that ``clipseg zoo export`` can
+Cards live in ``zoo/cards.json`` next to the shipped weights, so that ``clipseg zoo pack`` can
 record the digest of a model it has just written. A card says where a model's weights come from and
 how to check them; the architecture lives in the weights file's own metadata (our safetensors), in
 ``config.json`` (transformers layout), or is read off the tensors of the original ``.pth`` files.

@@ -106,6 +106,6 @@ def load_path(path: Path) -> Loaded:
         raise ZooError(
             f"{path}: a `clipseg fit` checkpoint; `clipseg predict --model {path}` and `clipseg eval-all "
             "--models` read it, in Python `clipseg.training.pack.load_checkpoint_model`, or make it a "
-            "model file with `clipseg zoo export`"
+            "model file with `clipseg zoo pack`"
         )
     return load_weights_file(path)

@@ -35,14 +35,14 @@ def read_metadata(path: Path) -> dict[str, str]:
     """The metadata of one of this project's model files (``ZooError`` for anything else)."""
     if not path.is_file():
         raise ZooError(
-            f"{path}: no such file; pass a model file written by `clipseg fit` or `clipseg zoo export`"
+            f"{path}: no such file; pass a model file written by `clipseg fit` or `clipseg zoo pack`"
         )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
     except Exception as err:  # safetensors raises its own error types for any unreadable header
         raise ZooError(
-            f"{path}: not a safetensors file ({err}); export a checkpoint with `clipseg zoo export`"
+            f"{path}: not a safetensors file ({err}); export a checkpoint with `clipseg zoo pack`"
         ) from None
     if META_CONFIG not in metadata:
         raise ZooError(f"{path}: not a clipseg model file (no {META_CONFIG!r} in its metadata)")
