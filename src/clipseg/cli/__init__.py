@@ -66,7 +66,8 @@ def kebab_options(args: list[str]) -> list[str]:
     ]
 
 
-def _resolve(target: str) -> Callable[[list[str]], int]:
+def resolve(target: str) -> Callable[..., int | None]:
+    """The function a ``"module:function"`` target names (imported now)."""
     module, func = target.split(":")
     return getattr(import_module(module), func)
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clipseg: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        run = _resolve(COMMANDS[command][0])
+        run = resolve(COMMANDS[command][0])
         # LightningCLI commands keep Lightning's own spelling (`--trainer.max_steps`, `--ckpt_path`).
         return int(run([command, *rest] if command in _PASS_COMMAND else kebab_options(rest)) or 0)
     except ModuleNotFoundError as err:
