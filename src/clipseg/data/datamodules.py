@@ -177,7 +177,7 @@ class ShapesDataModule(ClipSegDataModule):
         category_labels: train batches carry ``label``, the per-pixel category map (see
             ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
         varied_prob: share of train scenes drawn with a varied look (backgrounds, colours, edges,
-            object and canvas sizes, JPEG: ``shapes_varied``); val and test stay plain.
+            object and canvas sizes, JPEG: ``clipseg.data.shapes.varied``); val and test stay plain.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 

@@ -1,6 +1,6 @@
 """``make eval-all`` / ``clipseg eval-all --out results``: every local zoo model on every local benchmark.
 
-Each (model, benchmark) pair runs the paper's protocol (``evaluation.PROTOCOLS``) on the benchmark's
+Each (model, benchmark) pair runs the paper's protocol (``clipseg.training.evaluation.PROTOCOLS``) on the benchmark's
 test split and lands in ``<out>/eval-all.json``; ``<out>/eval-all.md`` lays the numbers out like the
 paper's tables with the paper's numbers beside them. A model whose weights are not on this machine,
 or a benchmark whose data is not prepared, becomes a "skipped: reason" entry, never an error. The

@@ -29,7 +29,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         length: number of samples (required for val/test; ``None`` = infinite train stream).
         negative_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects /
             category_labels: see ``ShapesConfig``.
-        varied_prob: share of scenes drawn with a varied look (``shapes_varied.VariedStyle``'s
+        varied_prob: share of scenes drawn with a varied look (``varied.VariedStyle``'s
             defaults; 0 draws the plain world).
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
         first_epoch: epoch number of the first infinite train stream (a resumed run starts past the

@@ -88,7 +88,7 @@ class ShapesConfig:
             dense auxiliary supervision in training.
         prompt_style: how the support scene becomes a visual prompt.
         style: draw a ``style.prob`` share of the scenes with a varied look (backgrounds, colours,
-            edges, object and canvas sizes, compression: see ``shapes_varied``); ``None`` keeps the
+            edges, object and canvas sizes, compression: see ``clipseg.data.shapes.varied``); ``None`` keeps the
             plain world (and its scenes exactly as they were).
     """
 
@@ -215,7 +215,7 @@ def make_scene(
     ``required`` = (color, shape) forces the first object to have that color and shape (used for the
     support scene of a visual prompt). ``twin`` gives the second object the first one's color and
     another shape. Objects never overlap, so each coverage is fully visible. ``style`` draws the scene
-    with a varied look (see ``shapes_varied``; the same objects and masks).
+    with a varied look (see ``clipseg.data.shapes.varied``; the same objects and masks).
     """
     image = plain_background(rng, size) if style is None else varied_background(rng, size)
     # The style's draws come only with a style, so plain scenes stay exactly as they were.
