@@ -248,7 +248,7 @@ class ClipSegCLI(LightningCLI):
         """Checkpoints a fresh ``fit`` would write beside: refused unless resuming or ``--overwrite``.
 
         Without this, a second run under the same name writes ``last-v1.ckpt`` next to the first
-        run's ``last.ckpt`` and replaces its ``config.yaml``, so ``--ckpt_path last`` and export pick
+        run's ``last.ckpt`` and replaces its ``config.yaml``, so ``--ckpt_path last`` and ``clipseg zoo pack`` pick
         the wrong run.
         """
         folders = {Path(cfg[key].dirpath) for key in ("checkpoint", "best_checkpoint")}

@@ -7,7 +7,7 @@ from clipseg.zoo.store import ZooError, repo_zoo_dir
 
 
 def cards() -> dict[str, ModelCard]:
-    """Every card of ``zoo/cards.json`` (read each time, so an export is seen at once)."""
+    """Every card of ``zoo/cards.json`` (read each time, so a newly packed model is seen at once)."""
     return read_cards(repo_zoo_dir() / "cards.json")
 
 

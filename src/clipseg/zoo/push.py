@@ -6,7 +6,7 @@ finds it, and its sha256 stays the same) and a ``README.md`` model card written 
 file's metadata, the license, and how to load it.
 
 Metadata read (all optional except the config): ``clipseg_config`` (architecture), ``clipseg_name``
-(the name given at export), and ``clipseg_finetune``, a JSON object that ``clipseg fit`` writes at
+(the name given at ``clipseg zoo pack``), and ``clipseg_finetune``, a JSON object that ``clipseg fit`` writes at
 the end of a fine-tuning run: ``base_model`` (its ``init_from``), ``data_dir``, ``steps``,
 ``val_metrics`` (``{"val/...": value}``) and ``val_step``.
 """
@@ -42,7 +42,7 @@ def read_metadata(path: Path) -> dict[str, str]:
             metadata = dict(handle.metadata() or {})
     except Exception as err:  # safetensors raises its own error types for any unreadable header
         raise ZooError(
-            f"{path}: not a safetensors file ({err}); export a checkpoint with `clipseg zoo pack`"
+            f"{path}: not a safetensors file ({err}); pack a checkpoint with `clipseg zoo pack`"
         ) from None
     if META_CONFIG not in metadata:
         raise ZooError(f"{path}: not a clipseg model file (no {META_CONFIG!r} in its metadata)")
@@ -90,7 +90,7 @@ def model_card(
     backbone = f"`{config.backbone}` (not stored)" if decoder_only else "stored in the file"
     not_recorded = "not recorded"
     facts = [
-        ("Exported as", f"`{metadata[META_NAME]}`" if META_NAME in metadata else not_recorded),
+        ("Packed as", f"`{metadata[META_NAME]}`" if META_NAME in metadata else not_recorded),
         ("Base model", f"`{base}`" if base else not_recorded),
         ("Training data", f"`{training['data_dir']}`" if training.get("data_dir") else not_recorded),
         ("Training steps", str(training["steps"]) if "steps" in training else not_recorded),
