@@ -1,8 +1,10 @@
-"""``ClipSegCLI``: the LightningCLI behind ``lightning fit|validate|test|predict`` and ``clipseg fit|validate|test``
-(entry points in ``clipseg.cli.train``).
+"""LightningCLI behind ``clipseg fit|validate|test`` and ``lightning fit|validate|test`` (the ``lightning``
+console script). ``clipseg predict``, masks for images, is not Lightning's: it lives in ``clipseg.cli``.
 
 On top of LightningCLI:
 
+- ``--config NAME`` is a file, or a config shipped in the package (``--config finetune`` or
+  ``configs/finetune.yaml`` from any folder, see ``find_config``);
 - ``--config FILE`` follows a top-level ``base: OTHER.yaml`` in FILE (relative to FILE, recursively),
   so each experiment YAML holds only what differs from the file it builds on;
 - ``--name`` names the run: checkpoints go to ``<output_root>/<name>/checkpoints`` and wandb runs to
@@ -18,6 +20,8 @@ On top of LightningCLI:
 - a fresh ``fit`` into a run folder that holds checkpoints is refused unless ``--ckpt_path`` resumes it
   or ``--overwrite`` starts it over;
 - the training bar counts steps of ``max_steps``; known dependency warnings and tips are silenced.
+
+The entry points of both commands (one error line and an exit code) are in ``clipseg.cli.train``.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def find_config(value: str) -> str:
     """``value``, or the shipped config it names when no such file exists here: ``finetune``,
-    ``finetune.yaml`` or the README's ``configs/finetune.yaml`` (for installs without the repository).
+    ``finetune.yaml`` or the documented ``configs/finetune.yaml`` (for installs without the repository).
 
     Raises:
         ConfigurationError: ``value`` looks like a config file's name but is neither a file nor shipped.
