@@ -35,7 +35,7 @@ def make_images(folder: Path, count: int, distinct: int) -> None:
     """``count`` PNG files; the first ``distinct`` are scenes, the rest hard links to them (same bytes)."""
     from PIL import Image
 
-    from clipseg.data.shapes import ShapesConfig, draw_sample
+    from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 
     folder.mkdir(parents=True)
     config = ShapesConfig(size=256)

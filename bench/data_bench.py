@@ -40,9 +40,9 @@ from torch.utils.data import DataLoader
 
 from clipseg.core.config import PreprocessConfig
 from clipseg.data.device_finish import finish_batch
-from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.sample_io import encode_png, make_row
 from clipseg.data.schema import SHARD_FEATURES
-from clipseg.data.shapes import ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 from clipseg.data.streaming import PromptPolicy, ShardStream, decode_image
 from clipseg.data.transforms import SampleTransform, collate
 

@@ -3,14 +3,14 @@
     OMP_NUM_THREADS=1 python bench/finetune_shift.py --work outputs/finetune-shift [--renderer third]
 
 1. writes ``--scenes`` training scenes and ``--heldout`` held-out scenes of ``--renderer``: ``shift``
-   (``clipseg.data.shapes_shift``, where the defaults of configs/finetune.yaml are chosen) or ``third``
+   (``clipseg.data.shapes.shift``, where the defaults of configs/finetune.yaml are chosen) or ``third``
    (``bench/shapes_third.py``, which plays no part in choosing them); an annotated folder each, the
    held-out one with one absent-object prompt per image;
 2. runs, as a user would: ``clipseg prepare folder``, ``clipseg fit --config configs/finetune.yaml
    --model.init_from shapes-tiny ...`` (plus ``--fit-args``, to try a recipe) and ``clipseg predict``;
 3. prints (and writes to ``<work>/results.json``) held-out text mIoU@0.5 and absent-prompt marked
    pixels before → after, the original shapes quality before → after (forgetting; the mean over the
-   five acceptance seeds of ``clipseg.quality``), and wall times.
+   five acceptance seeds of ``clipseg.eval.quality``), and wall times.
 
 Not a ``*_bench.py``: it trains for minutes, so ``make bench`` leaves it out.
 """
@@ -29,7 +29,7 @@ import shapes_third
 from shapes_robustness import measure
 
 from clipseg import load_model
-from clipseg.data import shapes_shift
+from clipseg.data.shapes import shift as shapes_shift
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune.yaml"
 # Each renderer's folder writer and (training, held-out) seeds; bench/shapes_robustness.py uses the same

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python bench/finetune_steps.py --work outputs/finetune-steps
 
-For each folder size (``--sizes``, default 10 and 100 scenes of ``clipseg.data.shapes_shift``):
+For each folder size (``--sizes``, default 10 and 100 scenes of ``clipseg.data.shapes.shift``):
 ``clipseg prepare folder``, then ``clipseg fit --config configs/finetune.yaml`` twice, for ``--short``
 and ``--long`` steps (batch 4, one loader worker, no validation). The time per step is the
 difference of the two wall times over the difference of steps, so start-up (imports, model load,
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from clipseg.data.shapes_shift import ShiftConfig, write_folder
+from clipseg.data.shapes.shift import ShiftConfig, write_folder
 from clipseg.data.streaming import ShardStream
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune.yaml"

@@ -25,12 +25,12 @@ from clipseg.backends.onnx import OnnxBackend
 from clipseg.backends.torch import TorchBackend
 from clipseg.core.preprocess import preprocess
 from clipseg.core.tokenizer import build_clip_tokenizer
-from clipseg.data.shapes import COLORS, SHAPES, ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import COLORS, SHAPES, ShapesConfig, draw_sample
+from clipseg.eval.quality import QUALITY_SEED, shapes_quality
 from clipseg.export.onnx import export_onnx
 from clipseg.export.quantize import quantize_export
 from clipseg.inference import Predictor
 from clipseg.modeling.convert import random_cidas_clipseg
-from clipseg.quality import QUALITY_SEED, shapes_quality
 from clipseg.zoo import load_weights
 
 PHRASES = [f"a photo of a {color} {shape}." for color in COLORS for shape in SHAPES]

@@ -18,7 +18,16 @@ import json
 import numpy as np
 from scipy import ndimage
 
-from clipseg.data.shapes import _RADIUS, COLORS, SHAPES, SIZES, _background, _coverage, draw_sample, free_spot
+from clipseg.data.shapes.scenes import (
+    COLORS,
+    RADIUS,
+    SHAPES,
+    SIZES,
+    draw_sample,
+    free_spot,
+    plain_background,
+    rasterize,
+)
 from clipseg.inference.presence import presence
 from clipseg.inference.segment import find_instances
 from clipseg.zoo import load_model
@@ -67,18 +76,18 @@ def presence_rows(predictor, scenes: int, seed: int) -> dict[str, dict[str, floa
 
 def copies_scene(rng: np.random.Generator, copies: int) -> tuple[np.ndarray, str, int, list]:
     """A scene with ``copies`` objects of one color + shape and 0-2 others: image, phrase, copies, objects."""
-    image = _background(rng, SIZE)
+    image = plain_background(rng, SIZE)
     target = (str(rng.choice(list(COLORS))), str(rng.choice(SHAPES)))
     others = [p for p in ((c, s) for c in COLORS for s in SHAPES) if p != target]
     kinds = [target] * copies + [others[j] for j in rng.choice(len(others), int(rng.integers(0, 3)))]
     placed, objects = [], []
     for color, shape in kinds:
-        r = rng.uniform(*_RADIUS[str(rng.choice(SIZES))]) * SIZE
+        r = rng.uniform(*RADIUS[str(rng.choice(SIZES))]) * SIZE
         spot = free_spot(rng, r, SIZE, placed)
         if spot is None:
             return copies_scene(rng, copies)
         placed.append((*spot, r))
-        coverage = _coverage(shape, *spot, r, rng.uniform(-0.25, 0.25), SIZE)
+        coverage = rasterize(shape, *spot, r, rng.uniform(-0.25, 0.25), SIZE)
         image[coverage] = COLORS[color]
         objects.append(((color, shape), coverage))
     return image, f"{target[0]} {target[1]}", copies, objects

@@ -1,7 +1,7 @@
 """Sharp full-resolution masks: none / guided / tiles / tiles+guided on high-resolution shapes scenes.
 
 ``shapes-tiny`` (input 96²) on 512² scenes with 30–70 px anti-aliased objects
-(``clipseg.data.shapes_hires``): mIoU@0.5, boundary IoU and ms per image of each variant; then the
+(``clipseg.data.shapes.hires``): mIoU@0.5, boundary IoU and ms per image of each variant; then the
 same on 1024² scenes with 250–500 px objects (``LARGE``: several windows wide, which the tiles must
 not lose); then the matting errors (``MattingErrors``: SAD / MSE / MAD / Grad) of none vs guided on
 soft-edged scenes. The defaults were chosen on seeds 1 and 2; the default seed is ``REFINE_SEED``,
@@ -19,8 +19,8 @@ import time
 import torch
 
 from clipseg import load_model
-from clipseg.data.shapes_hires import HiresShapesConfig
-from clipseg.refine_quality import REFINE_SEED, matting_quality, segmentation_quality
+from clipseg.data.shapes.hires import HiresShapesConfig
+from clipseg.eval.refine_quality import REFINE_SEED, matting_quality, segmentation_quality
 
 LARGE = HiresShapesConfig(size=1024, min_diameter=250, max_diameter=500, min_objects=1, max_objects=3)
 

@@ -1,6 +1,6 @@
 """Draw the docs' side-by-side picture (docs/sharp-masks.md) of plain vs refined masks: ``docs/refine.png``.
 
-A 512² high-resolution shapes scene (``clipseg.data.shapes_hires``), ``shapes-tiny``, one prompt; the
+A 512² high-resolution shapes scene (``clipseg.data.shapes.hires``), ``shapes-tiny``, one prompt; the
 panels show a crop around the target: the image, then the predicted probabilities (white = 1) of
 ``refine="none"`` (plain bilinear upsampling), ``refine="guided"`` and ``tiles=True`` +
 ``refine="guided"``, each with the true object's outline in red.
@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clipseg import load_model
-from clipseg.data.shapes_hires import hires_scene
-from clipseg.refine_quality import inner_band
+from clipseg.data.shapes.hires import hires_scene
+from clipseg.eval.refine_quality import inner_band
 
 PANEL = 200  # crop side in scene pixels; panels are drawn at 1:1 so the edges are as predicted
 VARIANTS = (

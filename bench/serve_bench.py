@@ -27,7 +27,7 @@ PROMPTS = ["red square", "blue circle"]
 def scenes() -> list[bytes]:
     from PIL import Image
 
-    from clipseg.data.shapes import ShapesConfig, draw_sample
+    from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 
     out = []
     for i in range(REQUESTS):

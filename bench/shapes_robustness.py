@@ -4,9 +4,9 @@
 
 For each ``--model`` (a zoo name or model file), on three renderers:
 
-- original: ``clipseg.quality.shapes_quality_over_seeds`` (the zoo card's numbers: text, visual, absent,
+- original: ``clipseg.eval.quality.shapes_quality_over_seeds`` (the zoo card's numbers: text, visual, absent,
   swapped; mean over the five acceptance seeds of ``--original-scenes`` scenes each);
-- shifted: ``--scenes`` held-out scenes of ``clipseg.data.shapes_shift`` (seed 2, as
+- shifted: ``--scenes`` held-out scenes of ``clipseg.data.shapes.shift`` (seed 2, as
   ``bench/finetune_shift.py``'s held-out folder), text mIoU@0.5 and marked pixels of absent prompts;
 - third: ``--scenes`` scenes of ``bench/shapes_third.py`` (seed 3), the same two numbers.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import shapes_third
 
 from clipseg import load_model
-from clipseg.data import shapes_shift
+from clipseg.data.shapes import shift as shapes_shift
+from clipseg.eval.quality import folder_quality, shapes_quality_over_seeds
 from clipseg.inference import Predictor
-from clipseg.quality import folder_quality, shapes_quality_over_seeds
 
 SHIFT_SEED, THIRD_SEED = 2, 3
 COLUMNS = (

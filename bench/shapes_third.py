@@ -1,6 +1,6 @@
 """A third shapes renderer, for evaluation only: scenes drawn by other code than the two in ``clipseg.data``.
 
-Neither ``clipseg.data.shapes`` (training) nor ``clipseg.data.shapes_shift`` (the fine-tuning benchmark)
+Neither ``clipseg.data.shapes.scenes`` (training) nor ``clipseg.data.shapes.shift`` (the fine-tuning benchmark)
 draws like this, and nothing in the project was chosen by looking at its scenes: it only reports. Its
 own choices, as a paint program or another person's script would make them:
 
@@ -12,7 +12,7 @@ own choices, as a paint program or another person's script would make them:
 - the mask of an object is where its supersampled coverage is at least one half.
 
 ``write_folder`` writes the annotated-folder format of ``clipseg prepare folder`` (via
-``clipseg.data.shapes_shift.write_folder``), one row per colour + shape present and, with
+``clipseg.data.shapes.shift.write_folder``), one row per colour + shape present and, with
 ``absent_prompts``, one absent colour + shape per image.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clipseg.data import shapes_shift
+from clipseg.data.shapes import shift as shapes_shift
 
 # MS Paint's palette: what "red" is when someone picks it from a paint program.
 PAINT_COLORS: dict[str, tuple[int, int, int]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipseg.training import cli
+from clipseg.cli import train as cli
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "shapes-tiny.yaml")
 SHORT = [

@@ -11,10 +11,11 @@ import pytest
 from fixture_data.custom_formats import read_csv_rows, write_csv_rows, write_small_coco, write_small_folder
 from PIL import Image
 
+from clipseg.cli.prepare import prepare_main
 from clipseg.data import prepare as prep
 from clipseg.data.coco import decode_segmentation
-from clipseg.data.custom import read_binary_mask, validation_images
 from clipseg.data.folder import iter_rows as folder_rows
+from clipseg.data.user_data import read_binary_mask, validation_images
 
 
 def _rows(out, split):
@@ -76,7 +77,7 @@ def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys
     ]
     write_csv_rows(src, [*rows, *bad])
     argv = ["folder", "--src", str(src), "--out", str(tmp_path / "out"), "--workers", workers]
-    assert prep.prepare_main(argv) == 0
+    assert prepare_main(argv) == 0
     out = capsys.readouterr().out
     assert "images/nope.png is missing" in out and "skipped annotations.csv:" in out  # reasons shown
     skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
@@ -95,7 +96,7 @@ def test_bad_folder_rows_are_named_counted_and_the_rest_written(tmp_path, capsys
 def test_a_csv_without_a_needed_column_stops_before_anything_is_written(tmp_path, capsys):
     src = write_small_folder(tmp_path / "raw", n=3)
     write_csv_rows(src, read_csv_rows(src), columns=("image", "prompt"))
-    assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
+    assert prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
     out = capsys.readouterr().err
     assert out.count("error:") == 1 and "lacks the column(s) mask" in out
     assert not (tmp_path / "out").exists()
@@ -155,7 +156,7 @@ def test_coco_rows_merge_instances_per_image_and_category(tmp_path):
     instances = write_small_coco(tmp_path / "coco", n=8)
     data = json.loads(instances.read_text())
     argv = ["coco", "--src", str(instances), "--images", str(tmp_path / "coco" / "images")]
-    assert prep.prepare_main([*argv, "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
+    assert prepare_main([*argv, "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
     rows = _rows(tmp_path / "out", "train") + _rows(tmp_path / "out", "val")
     pairs = {(a["image_id"], a["category_id"]) for a in data["annotations"]}
     assert len(rows) == len(pairs)
@@ -195,13 +196,13 @@ def test_coco_polygons_decode_to_their_area():
 
 def test_coco_without_images_folder_is_one_clear_error(tmp_path, capsys):
     instances = write_small_coco(tmp_path / "coco", n=1)
-    assert prep.prepare_main(["coco", "--src", str(instances), "--out", str(tmp_path / "out")]) == 2
+    assert prepare_main(["coco", "--src", str(instances), "--out", str(tmp_path / "out")]) == 2
     assert "needs --images" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def _prompt_row(image_id: str, text: str, prompts: list[str]) -> dict:
-    from clipseg.data.rawio import encode_png, make_row
+    from clipseg.data.sample_io import encode_png, make_row
 
     mask = np.zeros((8, 8), dtype=bool)
     mask[2:5, 2:5] = True
@@ -238,7 +239,7 @@ def test_visual_prompts_come_from_another_image_with_the_same_phrase():
 def test_an_annotation_file_without_rows_is_one_error_line(tmp_path, capsys):
     src = write_small_folder(tmp_path / "raw", n=2)
     write_csv_rows(src, [])  # the header alone
-    assert prep.prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
+    assert prepare_main(["folder", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error:" in err[0] and "has no annotation rows" in err[0]
     assert not (tmp_path / "out").exists()

@@ -25,7 +25,7 @@ import clipseg.data.streaming
 import clipseg.data.transforms
 from clipseg.core.config import CLIP_STD
 from clipseg.data.datamodules import PhraseCutDataModule
-from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.sample_io import encode_png, make_row
 from clipseg.data.transforms import ForegroundCrop, collate
 
 SIZE, ROWS, BATCH = 48, 200, 16

@@ -7,6 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from clipseg.cli.prepare import prepare_main
 from clipseg.data import prepare as prep
 
 
@@ -74,19 +75,19 @@ def test_cli_prepares_shapes_without_src_and_reports(tmp_path, capsys):
         "--option",
         "size=32",
     ]
-    assert prep.prepare_main(argv) == 0
+    assert prepare_main(argv) == 0
     assert "val: 5 rows in 2 shards (written); 0 skipped" in capsys.readouterr().out
-    assert prep.prepare_main(argv) == 0
+    assert prepare_main(argv) == 0
     assert "test: 5 rows in 2 shards (up to date)" in capsys.readouterr().out
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
-    assert prep.prepare_main(["phrasecut", "--out", str(tmp_path)]) == 2
+    assert prepare_main(["phrasecut", "--out", str(tmp_path)]) == 2
     assert "needs --src" in capsys.readouterr().err
-    assert prep.prepare_main(["phrasecut", "--src", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert prepare_main(["phrasecut", "--src", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        prep.prepare_main(["imagenet", "--out", str(tmp_path)])
+        prepare_main(["imagenet", "--out", str(tmp_path)])
 
 
 def test_an_unknown_reader_option_is_one_error_line(tmp_path, capsys):
@@ -94,7 +95,7 @@ def test_an_unknown_reader_option_is_one_error_line(tmp_path, capsys):
 
     write_pascal5i(tmp_path / "raw")
     argv = ["pascal5i", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "--option", "bogus=1"]
-    assert prep.prepare_main(argv) == 2
+    assert prepare_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert (
         err.startswith("clipseg prepare: error: --option bogus")

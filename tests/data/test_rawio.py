@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipseg.data.rawio import encode_png, make_row, read_image, read_png_array, sample_rng, seeded_candidates
+from clipseg.data.sample_io import (
+    encode_png,
+    make_row,
+    read_image,
+    read_png_array,
+    sample_rng,
+    seeded_candidates,
+)
 from clipseg.data.schema import SHARD_FEATURES, BadSample
 
 

@@ -10,7 +10,8 @@ import torch
 from scipy import ndimage
 
 from clipseg.data.datamodules import ShapesDataModule
-from clipseg.data.shapes import (
+from clipseg.data.shapes.dataset import ShapesDataset
+from clipseg.data.shapes.scenes import (
     COLORS,
     NUM_CATEGORIES,
     POSITIONS,
@@ -20,7 +21,6 @@ from clipseg.data.shapes import (
     make_sample,
     make_scene,
 )
-from clipseg.data.shapes_dataset import ShapesDataset
 
 SIZE = 64
 VOCABULARY = set(COLORS) | set(SHAPES) | set(SIZES) | set(POSITIONS) | {"object", "on", "at", "the"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipseg.data.shapes import COLORS
-from clipseg.data.shapes_hires import HiresShapesConfig, hires_scene
+from clipseg.data.shapes.hires import HiresShapesConfig, hires_scene
+from clipseg.data.shapes.scenes import COLORS
 
 
 def test_scene_is_deterministic_with_anti_aliased_edges_and_objects_in_range():

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 from PIL import Image
 
-from clipseg.data.shapes_shift import ANNOTATION_HEADER, write_folder
+from clipseg.data.shapes.shift import ANNOTATION_HEADER, write_folder
 
 
 def test_write_folder_writes_another_renderers_scenes(tmp_path):

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 
 from clipseg.data.datamodules import ShapesDataModule
-from clipseg.data.shapes import COLORS, SHAPES, ShapesConfig, make_sample, make_scene
-from clipseg.data.shapes_dataset import ShapesDataset
-from clipseg.data.shapes_varied import BACKGROUNDS, VariedStyle, _pattern, finish, paint, varied_background
+from clipseg.data.shapes.dataset import ShapesDataset
+from clipseg.data.shapes.scenes import COLORS, SHAPES, ShapesConfig, make_sample, make_scene
+from clipseg.data.shapes.varied import BACKGROUNDS, VariedStyle, _pattern, finish, paint, varied_background
 
 ALWAYS = VariedStyle(prob=1.0)
 # No finishing touches and aliased edges: every object pixel keeps the colour it was painted with.

@@ -14,7 +14,7 @@ import pytest
 from fixture_data.shards import referring_rows, write_shapes_shards
 
 from clipseg.core.prompts import visual_prompt
-from clipseg.data.shapes import ShapesConfig, make_sample
+from clipseg.data.shapes.scenes import ShapesConfig, make_sample
 from clipseg.data.streaming import CorruptRow, PromptPolicy, ShardStream, shard_files
 
 SIZE = 48

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipseg.data.shapes import ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from clipseg.cli import main
-from clipseg.data.shapes import ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 from clipseg.inference.postprocess import PostProcess
 
 PROMPTS = ["red square", "blue circle"]

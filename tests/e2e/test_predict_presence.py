@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from clipseg.cli import main
-from clipseg.data.shapes import COLORS, SHAPES, make_scene
+from clipseg.data.shapes.scenes import COLORS, SHAPES, make_scene
 
 
 def test_presence_in_json_and_min_presence_empties_the_absent_prompt(tmp_path, capsys):
@@ -33,15 +33,15 @@ def test_presence_in_json_and_min_presence_empties_the_absent_prompt(tmp_path, c
 
 def _two_circles(tmp_path):
     """A scene with two red circles and a blue square, saved as PNG."""
-    from clipseg.data.shapes import _background, _coverage
+    from clipseg.data.shapes.scenes import plain_background, rasterize
 
-    image = _background(np.random.default_rng(0), 128)
+    image = plain_background(np.random.default_rng(0), 128)
     for shape, (cx, cy), colour in (
         ("circle", (35, 40), "red"),
         ("circle", (90, 85), "red"),
         ("square", (90, 30), "blue"),
     ):
-        image[_coverage(shape, cx, cy, 16, 0.0, 128)] = COLORS[colour]
+        image[rasterize(shape, cx, cy, 16, 0.0, 128)] = COLORS[colour]
     path = tmp_path / "two.png"
     Image.fromarray(image).save(path)
     return path

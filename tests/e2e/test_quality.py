@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipseg.quality import QUALITY_SCENES, QUALITY_SEEDS, shapes_quality_over_seeds
+from clipseg.eval.quality import QUALITY_SCENES, QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.zoo import get_card
 
 # Acceptance bar of the zoo issue: text (color + shape) mIoU@0.5, absent prompts, visual prompts.

@@ -12,8 +12,8 @@ from PIL import Image
 
 from clipseg.cli import main
 from clipseg.core.preprocess import preprocess
-from clipseg.data.shapes_hires import hires_scene
-from clipseg.refine_quality import REFINE_SEED, segmentation_quality
+from clipseg.data.shapes.hires import hires_scene
+from clipseg.eval.refine_quality import REFINE_SEED, segmentation_quality
 
 # The fast check uses its own scenes: neither the bench's (REFINE_SEED) nor those the defaults were chosen on.
 TEST_SEED = REFINE_SEED + 7
@@ -84,7 +84,7 @@ def test_tiles_on_a_known_scene_keep_a_large_object_and_find_a_small_one(predict
     IoU 0.02 here), and they must outline the square better than the whole-image view at 96² input."""
     from fixture_data.known_scenes import Thing, draw_scene
 
-    from clipseg.quality import iou
+    from clipseg.eval.quality import iou
 
     things = (Thing("yellow", "triangle", 420, 520, 300), Thing("purple", "square", 880, 150, 30))
     image, masks = draw_scene(things, size=1024)

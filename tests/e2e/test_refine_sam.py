@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipseg.backends.sam import SamRefiner, mask_boxes
 from clipseg.cli import main
-from clipseg.data.shapes_hires import HiresShapesConfig, hires_scene
-from clipseg.sam_refine import SamRefiner, mask_boxes
+from clipseg.data.shapes.hires import HiresShapesConfig, hires_scene
 
 sam = pytest.importorskip("transformers.models.sam", reason="this transformers has no SAM")
 

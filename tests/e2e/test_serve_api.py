@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from starlette.routing import Mount
 
-from clipseg.data.shapes import ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.writers import mask_to_gray
 from clipseg.serve import BatchLimits, UploadLimits, create_app, running
@@ -321,7 +321,7 @@ def test_presence_instances_and_labels_in_the_answer(server, predictor):
     sample, _ = draw_sample(1, 0, split="test", config=ShapesConfig(size=136))
     image = sample["image"]
     objects = sample["meta"]["objects"]
-    from clipseg.data.shapes import COLORS, SHAPES
+    from clipseg.data.shapes.scenes import COLORS, SHAPES
 
     present = list(dict.fromkeys(f"{color} {shape}" for color, shape, *_ in objects))
     absent = next(f"{c} {s}" for c in COLORS for s in SHAPES if f"{c} {s}" not in present)

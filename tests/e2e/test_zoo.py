@@ -11,7 +11,7 @@ import pytest
 import clipseg
 from clipseg.cli.zoo import main as zoo_main
 from clipseg.core.files import sha256_of
-from clipseg.core.network import hub_command
+from clipseg.core.hub_access import hub_command
 from clipseg.zoo import ZooError, get_card
 from clipseg.zoo.store import SHIPPED_DIR, repo_zoo_dir
 

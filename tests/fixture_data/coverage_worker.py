@@ -11,7 +11,7 @@ import sys
 
 from torch.utils.data import DataLoader
 
-from clipseg.data.shapes_dataset import ShapesDataset
+from clipseg.data.shapes.dataset import ShapesDataset
 from clipseg.data.streaming import ShardStream
 
 

@@ -1,6 +1,6 @@
 """Users' own data, written by code: an annotated folder (CSV / JSONL) and a COCO instances file.
 
-Scenes come from ``clipseg.data.shapes_shift`` (colour + shape prompts that the shipped shapes-tiny
+Scenes come from ``clipseg.data.shapes.shift`` (colour + shape prompts that the shipped shapes-tiny
 tokenizer knows), drawn small so that the tests stay fast.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from clipseg.data.shapes_shift import ShiftConfig, render_scene, write_folder
+from clipseg.data.shapes.shift import ShiftConfig, render_scene, write_folder
 
 SMALL = ShiftConfig(size=48, radius=(0.12, 0.2), min_objects=2, max_objects=3)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clipseg.data.shapes import COLORS
+from clipseg.data.shapes.scenes import COLORS
 
 SIZE = 128
 SCENE_BACKGROUND = (120, 128, 124)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from clipseg.data.prepare import prepare
-from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.sample_io import encode_png, make_row
 from clipseg.data.schema import BadSample
 
 

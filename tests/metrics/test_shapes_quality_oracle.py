@@ -1,4 +1,4 @@
-"""``clipseg.quality.shapes_quality`` checked against predictors whose scores are known in advance.
+"""``clipseg.eval.quality.shapes_quality`` checked against predictors whose scores are known in advance.
 
 The card's numbers and the acceptance test both come from this measure, so a bug in it would move
 them together; here fake predictors that know each scene's truth pin what it must return.
@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from clipseg.data.shapes import COLORS, SHAPES, ShapesConfig, draw_sample
-from clipseg.quality import QUALITY_SEED, shapes_quality
+from clipseg.data.shapes.scenes import COLORS, SHAPES, ShapesConfig, draw_sample
+from clipseg.eval.quality import QUALITY_SEED, shapes_quality
 
 SCENES = 24
 SIZE = 64

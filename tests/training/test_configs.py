@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from fixture_data.logged_metrics import RecordLoggedMetrics
 
-from clipseg.core.network import hub_command
-from clipseg.training.cli import config_chain, expand_env, run_cli
+from clipseg.cli.train import run_cli
+from clipseg.core.hub_access import hub_command
+from clipseg.training.lightning_cli import config_chain, expand_env
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # finetune.yaml takes its whole model from init_from: tests/training/test_finetune.py runs it.

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from clipseg.cli import eval_all as eval_all_cli
+from clipseg.eval import eval_all
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.training import eval_all
 
 
 @pytest.fixture
@@ -59,7 +60,9 @@ def test_main_on_a_fresh_machine_runs_shapes(models, tmp_path, monkeypatch):
     monkeypatch.setattr(eval_all, "zoo_models", lambda: ({"tiny": models["tiny"]}, {}))
     monkeypatch.setenv("CLIPSEG_DATA", str(tmp_path / "no-data"))
     out = tmp_path / "results"
-    assert eval_all.main(["--out", str(out), "--limit", "1", "--batch-size", "2", "--num-workers", "0"]) == 0
+    assert (
+        eval_all_cli.main(["--out", str(out), "--limit", "1", "--batch-size", "2", "--num-workers", "0"]) == 0
+    )
     report = json.loads((out / "eval-all.json").read_text())
     assert report["results"]["tiny"]["shapes"]["status"] == "ok"
     assert report["benchmarks"]["phrasecut"].startswith("skipped: no prepared data")
@@ -68,7 +71,7 @@ def test_main_on_a_fresh_machine_runs_shapes(models, tmp_path, monkeypatch):
 
 def test_an_unknown_model_is_an_error_and_a_model_file_is_a_model(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        eval_all.main(["--models", "nosuch", "--out", str(tmp_path / "r")])
+        eval_all_cli.main(["--models", "nosuch", "--out", str(tmp_path / "r")])
     assert exit_info.value.code == 2 and "--models 'nosuch'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
     from clipseg.zoo.store import repo_zoo_dir
@@ -86,7 +89,7 @@ def test_an_unknown_model_is_an_error_and_a_model_file_is_a_model(tmp_path, caps
         "--num-workers",
         "0",
     ]
-    assert eval_all.main([*args, "--out", str(tmp_path / "r")]) == 0
+    assert eval_all_cli.main([*args, "--out", str(tmp_path / "r")]) == 0
     report = json.loads((tmp_path / "r" / "eval-all.json").read_text())
     assert report["results"][shipped]["shapes"]["status"] == "ok"
 

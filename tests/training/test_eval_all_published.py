@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from clipseg.training import eval_all
-from clipseg.training.report import PUBLISHED_REFMATTE, render_markdown
+from clipseg.cli import eval_all as eval_all_cli
+from clipseg.eval import eval_all
+from clipseg.eval.report import PUBLISHED_REFMATTE, render_markdown
 
 ROWS = (
     "| group 1 | 0.0394 | 0.0358 | 69.13 | 0.0419 | 0.0381 | 73.53 |",
@@ -40,7 +41,7 @@ def test_published_numbers_sit_beside_our_refmatte_numbers():
 def test_eval_all_prints_them_without_refmatte_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(eval_all, "zoo_models", lambda: ({"absent": "weights not on this machine"}, {}))
     out = tmp_path / "results"
-    assert eval_all.main(["--out", str(out), "--data-root", str(tmp_path / "no-data")]) == 0
+    assert eval_all_cli.main(["--out", str(out), "--data-root", str(tmp_path / "no-data")]) == 0
     printed = capsys.readouterr().out
     for row in ROWS:
         assert row in printed

@@ -14,14 +14,14 @@ from safetensors.torch import load_file
 
 import clipseg
 from clipseg.cli import main as clipseg_main
+from clipseg.cli.train import run_cli
 from clipseg.core.config import ClipSegConfig
 from clipseg.data.prepare import prepare
 from clipseg.modeling import ClipSeg
 from clipseg.training.callbacks import SampleOverlays
-from clipseg.training.cli import run_cli
-from clipseg.training.export import export_checkpoint
-from clipseg.training.finetune import finetune_metadata
+from clipseg.training.finetune_output import finetune_metadata
 from clipseg.training.module import ClipSegModule
+from clipseg.training.pack import pack_checkpoint
 
 FINETUNE = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.yaml")
 FEW_STEPS = [
@@ -75,8 +75,8 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
     assert clipseg_main([*argv, "--out", str(tmp_path / "pred"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert Path(summary["images"][0]["masks"][0]["file"]).is_file()
-    # `clipseg zoo export` of the run's checkpoint gives the same weights (the tokenizer comes from init_from)
-    exported = export_checkpoint(
+    # `clipseg zoo pack` of the run's checkpoint gives the same weights (the tokenizer comes from init_from)
+    exported = pack_checkpoint(
         tmp_path / "runs" / "mine" / "checkpoints" / "last.ckpt", tmp_path / "z.safetensors", "z"
     )
     assert load_file(str(exported)).keys() == load_file(str(model_file)).keys()

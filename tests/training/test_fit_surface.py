@@ -12,7 +12,8 @@ import tomllib
 import yaml
 from PIL import Image
 
-from clipseg.training import cli
+from clipseg.cli.train import run_cli
+from clipseg.training import lightning_cli as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def test_init_from_that_is_no_model_is_one_error_line(tmp_path, capsys, monkeypa
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(init_from)
     out = tmp_path / "outputs"
     args = ["fit", "--config", "finetune", "--model.init_from", init_from]
-    assert cli.run_cli([*args, "--output_root", str(out), "--wandb_mode", "disabled"]) == 2
+    assert run_cli([*args, "--output_root", str(out), "--wandb_mode", "disabled"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: model.init_from: "), errors
     assert init_from in errors[0]

@@ -15,21 +15,16 @@ from training_helpers import CONFIG, SHORT
 from training_helpers import short_fit as fit
 
 import clipseg
+from clipseg.cli.train import run_cli
 from clipseg.cli.zoo import main as zoo_main
 from clipseg.core.files import sha256_of
 from clipseg.core.prompts import tokenize_prompts
 from clipseg.core.tokenizer import read_tokenizer
 from clipseg.data.datamodules import ShapesDataModule
 from clipseg.data.transforms import collate
+from clipseg.eval.quality import QUALITY_SEEDS, shapes_quality_over_seeds
 from clipseg.modeling import ClipSeg, ClipSegConfig
-from clipseg.quality import QUALITY_SEEDS, shapes_quality_over_seeds
-from clipseg.training import cli
-from clipseg.training.export import (
-    META_NAME,
-    export_checkpoint,
-    load_lightning_checkpoint,
-    module_from_checkpoint,
-)
+from clipseg.training.lightning_cli import auto_precision
 from clipseg.training.losses import (
     FromScratchLosses,
     dense_label_loss,
@@ -37,6 +32,12 @@ from clipseg.training.losses import (
     soft_dice_loss,
 )
 from clipseg.training.module import ClipSegModule
+from clipseg.training.pack import (
+    META_NAME,
+    load_lightning_checkpoint,
+    module_from_checkpoint,
+    pack_checkpoint,
+)
 from clipseg.training.steps import batch_conditionals, forward_step
 from clipseg.zoo import get_card
 from clipseg.zoo.store import repo_zoo_dir
@@ -176,7 +177,7 @@ def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path, c
     checkpoint = load_lightning_checkpoint(folder / "last.ckpt")
     head = {k.removeprefix("losses.") for k in checkpoint["state_dict"] if k.startswith("losses.dense_head.")}
     assert head == {"dense_head.0.weight", "dense_head.0.bias", "dense_head.1.weight", "dense_head.1.bias"}
-    exported = ClipSeg.from_pretrained(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
+    exported = ClipSeg.from_pretrained(pack_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
     module = module_from_checkpoint(folder / "last.ckpt")
     assert exported.state_dict().keys() == module.model.state_dict().keys()
     # Without label maps the auxiliary term has nothing to score: the run refuses, naming what is missing.
@@ -184,7 +185,7 @@ def test_dense_label_head_trains_and_stays_out_of_the_exported_model(tmp_path, c
         fit(tmp_path / "no-labels", "--data.init_args.category_labels", "false")
     # A frozen vision tower has nothing to learn from it: the CLI refuses, naming the clash.
     args = ["fit", "--config", CONFIG, *SHORT, "--model.config.freeze_backbone", "true"]
-    assert cli.run_cli([*args, "--output_root", str(tmp_path / "frozen")]) == 2
+    assert run_cli([*args, "--output_root", str(tmp_path / "frozen")]) == 2
     assert "freeze_backbone" in capsys.readouterr().err
 
 
@@ -225,7 +226,7 @@ def test_frozen_named_backbone_is_not_in_checkpoints_and_reloads_from_its_name(t
         "--ckpt_path",
         str(folder / "last.ckpt"),
     ]
-    assert cli.run_cli(args) == 0
+    assert run_cli(args) == 0
 
 
 def test_zoo_export_updates_the_card_and_records_measured_quality(tmp_path, monkeypatch):
@@ -266,7 +267,7 @@ def test_zoo_export_to_a_file_outside_the_zoo_needs_no_name(tmp_path, capsys):
 
 def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_fit(tmp_path):
     folder = fit(tmp_path)
-    path = str(export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
+    path = str(pack_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "t"))
     trained = module_from_checkpoint(folder / "last.ckpt")
     hparams = dict(trained.hparams)
     started = ClipSegModule(**hparams | {"init_from": path}).model.state_dict()
@@ -290,7 +291,7 @@ def test_init_from_starts_a_run_from_a_model_file_and_refuses_one_that_does_not_
 
 def test_export_writes_a_zoo_file_that_predicts_like_the_checkpoint(tmp_path):
     folder = fit(tmp_path)
-    path = export_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "shapes-tiny")
+    path = pack_checkpoint(folder / "last.ckpt", tmp_path / "zoo", "shapes-tiny")
     assert path == tmp_path / "zoo" / "shapes-tiny.safetensors"
     module = module_from_checkpoint(folder / "last.ckpt")
     model, tokenizer = ClipSeg.from_pretrained(path).eval(), read_tokenizer(path)
@@ -361,7 +362,7 @@ def test_default_logger_is_offline_wandb_under_the_run_folder_with_overlays(tmp_
         "--overlays.every_n_steps",
         "1",
     ]
-    assert cli.run_cli(args) == 0
+    assert run_cli(args) == 0
     runs = list((tmp_path / "shapes-tiny" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].rglob("train/samples*.png"))  # the sample overlays
@@ -380,7 +381,7 @@ def test_default_logger_is_offline_wandb_under_the_run_folder_with_overlays(tmp_
 def test_precision_is_decided_by_the_hardware(monkeypatch, cuda, bf16, accelerator, want):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
-    assert cli.auto_precision(accelerator) == want
+    assert auto_precision(accelerator) == want
 
 
 def test_resume_restores_the_datamodule_step_before_building_the_train_stream(tmp_path, monkeypatch):

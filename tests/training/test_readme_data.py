@@ -12,8 +12,8 @@ import pytest
 from fixture_data.raw_formats import write_pascal5i, write_phrasecut, write_refmatte
 
 from clipseg.cli import main
-from clipseg.training.benchmarks import BENCHMARKS
-from clipseg.training.cli import run_cli
+from clipseg.cli.train import run_cli
+from clipseg.eval.benchmarks import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[2]
 # Users' own data ("folder", "coco") has no default folder: its commands name --out themselves.

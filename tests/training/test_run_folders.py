@@ -10,8 +10,8 @@ from pathlib import Path
 
 from training_helpers import CONFIG, SHORT, short_fit
 
-from clipseg.core import network
-from clipseg.training import cli
+from clipseg.cli import train as cli
+from clipseg.core import hub_access as network
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

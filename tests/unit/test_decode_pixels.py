@@ -9,7 +9,7 @@ import pytest
 from fixture_data.reference_loader import reference_decode_mask_pair
 from PIL import Image
 
-from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.sample_io import encode_png, make_row
 from clipseg.data.streaming import CorruptRow, decode_mask_pair, decode_row
 
 RNG = np.random.default_rng(0)

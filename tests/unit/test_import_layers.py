@@ -1,5 +1,6 @@
-"""The package's rooms import one way only (read from the source by AST: nothing is imported), and the
-torch-free rooms (core, inference, zoo cards) import without torch."""
+"""The package's rooms import one way only and in no circle (read from the source by AST: nothing is
+imported; imports inside functions count, and so do a package's ``__init__`` and ``from package import
+name``), and the torch-free rooms (core, inference, zoo cards) import without torch."""
 
 from __future__ import annotations
 
@@ -18,33 +19,33 @@ PACKAGE = Path(clipseg.__file__).parent
 RANKS = {
     "clipseg.core": 0,
     "clipseg.modeling": 1,
-    "clipseg.convert": 1,  # the public name of modeling.convert
     "clipseg.data": 1,
     "clipseg.metrics": 1,
     "clipseg.inference": 2,
     "clipseg.zoo": 2,
     "clipseg.backends": 2,
-    "clipseg.sam_refine": 2,  # a torch runtime (SAM) that the predictor calls as ``predictor.sam``
     "clipseg.training": 3,
     "clipseg.export": 3,
     "clipseg.serve": 3,
-    "clipseg.quality": 3,
-    "clipseg.refine_quality": 3,
-    "clipseg.cli": 4,
+    "clipseg.ray": 3,  # a second inference engine (Ray Data), beside serve
+    "clipseg.eval": 4,
+    "clipseg.cli": 5,
 }
 TORCH = ("torch", "lightning", "torchmetrics", "torchvision")
 TORCH_FREE = (
     "clipseg.core",
     "clipseg.inference",
     "clipseg.zoo.cards",
+    "clipseg.zoo.catalog",
     "clipseg.zoo.store",
+    "clipseg.zoo.weights",
     "clipseg.zoo.onnx",
     "clipseg.backends.onnx",
 )
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, root: Path = PACKAGE.parent) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -56,10 +57,31 @@ def rank(module: str) -> int | None:
     return RANKS[max(prefixes, key=len)] if prefixes else None
 
 
-def imports(path: Path) -> set[str]:
-    """Every module ``path`` imports, at any depth of its code (function-level imports too)."""
+def bound_names(init: Path) -> set[str]:
+    """The names a package's ``__init__.py`` binds at its top level (functions, classes, assignments,
+    imported names): ``from package import name`` takes these from the ``__init__``, any other name is a
+    submodule."""
+    names: set[str] = set()
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def imports(path: Path, root: Path = PACKAGE.parent) -> set[str]:
+    """Every module ``path`` imports, at any depth of its code (function-level imports too).
+
+    ``from package import name`` is the submodule ``package.name`` where one exists and the package does
+    not bind ``name`` itself, else the package (its ``__init__``).
+    """
     found: set[str] = set()
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    own = module_name(path, root)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -67,14 +89,45 @@ def imports(path: Path) -> set[str]:
             base = node.module or ""
             if node.level:  # relative: `from . import x` is the package itself, each dot one level up
                 parts = package.split(".")
-                base = ".".join([*parts[: len(parts) - node.level + 1], base])
-            found.add(base.rstrip("."))
+                base = ".".join([*parts[: len(parts) - node.level + 1], base]).rstrip(".")
+            folder = root.joinpath(*base.split("."))
+            init = folder / "__init__.py"
+            for alias in node.names:
+                submodule = (folder / f"{alias.name}.py").exists() or (
+                    folder / alias.name / "__init__.py"
+                ).exists()
+                bound = init.exists() and alias.name in bound_names(init)
+                found.add(f"{base}.{alias.name}" if submodule and not bound else base)
     return found
+
+
+def module_graph(root: Path, top: str) -> dict[str, set[str]]:
+    """``module -> the modules it imports`` for every module of the package ``root/top``."""
+    return {module_name(p, root): imports(p, root) for p in sorted((root / top).rglob("*.py"))}
 
 
 @functools.cache
 def graph() -> dict[str, set[str]]:
-    return {module_name(p): imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    return module_graph(PACKAGE.parent, "clipseg")
+
+
+def find_cycle(modules: dict[str, set[str]]) -> list[str] | None:
+    """One circle of imports between ``modules`` (``[a, b, ..., a]``), or ``None``. A package's
+    ``__init__`` is a module like any other: ``zoo -> zoo.onnx -> zoo`` is a circle."""
+    edges = {src: sorted(d for d in dsts if d in modules and d != src) for src, dsts in modules.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in edges[node]:
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    return next((c for m in sorted(edges) if m not in state and (c := visit(m, [m]))), None)
 
 
 def test_every_module_has_a_room():
@@ -92,24 +145,50 @@ def test_no_import_points_up():
 
 
 def test_no_circles_between_modules():
-    modules = graph()
-    edges = {src: {d for d in dsts if d in modules} for src, dsts in modules.items()}
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    assert find_cycle(graph()) is None
 
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        state[node] = 1
-        for nxt in sorted(edges[node] - {node}):
-            if nxt.startswith(node + "."):  # a package importing its own submodule is no circle
-                continue
-            if state.get(nxt) == 1:
-                return [*path, node, nxt]
-            if nxt not in state and (cycle := visit(nxt, [*path, node])):
-                return cycle
-        state[node] = 2
-        return None
 
-    cycles = [c for m in sorted(edges) if m not in state and (c := visit(m, []))]
-    assert cycles == []
+def write_package(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.mark.parametrize(
+    "onnx",
+    [
+        "from pkg import load\n",  # a name the package's __init__ binds
+        "def backend():\n    from pkg import load\n",  # the same, imported lazily
+        "def backend():\n    import pkg\n",
+    ],
+)
+def test_a_circle_through_a_package_init_or_a_lazy_import_is_found(tmp_path, onnx):
+    """The shape of the zoo's old circle: ``__init__`` re-exports a factory that imports ``onnx``
+    lazily, and ``onnx`` takes a name from the package's ``__init__``."""
+    write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.factory import load\n",
+            "pkg/factory.py": "def load():\n    from pkg.onnx import backend\n",
+            "pkg/onnx.py": onnx,
+        },
+    )
+    cycle = find_cycle(module_graph(tmp_path, "pkg"))
+    assert cycle is not None and cycle[0] == cycle[-1] and {"pkg", "pkg.onnx"} <= set(cycle)
+
+
+def test_a_submodule_taken_from_its_package_is_no_circle(tmp_path):
+    """``from pkg import sibling`` (a submodule the ``__init__`` does not bind) imports the sibling."""
+    write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.predictor import Predictor\n",
+            "pkg/predictor.py": "from pkg import bulk\n\nclass Predictor: ...\n",
+            "pkg/bulk.py": "import os\n",
+        },
+    )
+    modules = module_graph(tmp_path, "pkg")
+    assert modules["pkg.predictor"] == {"pkg.bulk"} and find_cycle(modules) is None
 
 
 def test_serve_uses_only_core_inference_and_zoo():

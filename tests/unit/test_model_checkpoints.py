@@ -13,14 +13,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from clipseg.cli import main
-from clipseg.convert import (
-    CheckpointError,
-    UnsafeCheckpointError,
+from clipseg.core.errors import CheckpointError, UnsafeCheckpointError
+from clipseg.modeling import ClipSeg, ClipSegConfig
+from clipseg.modeling.convert import (
     convert_original_checkpoint,
     convert_transformers_checkpoint,
     from_transformers,
 )
-from clipseg.modeling import ClipSeg, ClipSegConfig
 
 TOL = 1e-4
 

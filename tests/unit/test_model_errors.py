@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from clipseg.core.errors import BackboneUnavailableError
-from clipseg.core.network import hub_command
+from clipseg.core.hub_access import hub_command
 from clipseg.core.prompts import tokenize_prompts
 from clipseg.modeling import ClipSeg, ClipSegConfig
 from clipseg.modeling.convert import from_transformers

@@ -17,7 +17,7 @@ import tomllib
 import clipseg
 from clipseg.backends.onnx import OnnxBackend
 from clipseg.core.prompts import Prompt
-from clipseg.data.shapes import COLORS, SHAPES, ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import COLORS, SHAPES, ShapesConfig, draw_sample
 from clipseg.export.onnx import check_graphs, export_onnx
 from clipseg.zoo import load_weights
 

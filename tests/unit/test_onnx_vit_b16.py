@@ -8,7 +8,7 @@ import pytest
 import clipseg
 from clipseg.backends.torch import TorchBackend
 from clipseg.core.prompts import Prompt
-from clipseg.data.shapes import ShapesConfig, draw_sample
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
 from clipseg.export.onnx import export_onnx
 from clipseg.inference import Predictor
 from clipseg.modeling.convert import random_cidas_clipseg

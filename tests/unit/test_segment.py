@@ -80,7 +80,7 @@ def test_low_presence_prompt_gets_no_instances_nor_labels():
 
 
 def test_shipped_model_says_present_for_a_drawn_object_and_absent_for_another(recwarn):
-    from clipseg.data.shapes import COLORS, SHAPES, make_scene
+    from clipseg.data.shapes.scenes import COLORS, SHAPES, make_scene
     from clipseg.zoo import load_model
 
     predictor = load_model("shapes-tiny", device="cpu")

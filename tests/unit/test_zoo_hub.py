@@ -29,7 +29,7 @@ from PIL import Image
 import clipseg
 from clipseg.cli import main as clipseg_main
 from clipseg.cli.zoo import main as zoo_main
-from clipseg.core.network import hub_command
+from clipseg.core.hub_access import hub_command
 from clipseg.zoo import ZooError, hub
 from clipseg.zoo.store import repo_zoo_dir
 

@@ -10,19 +10,19 @@ DEFAULT_MODEL = "shapes-tiny"  # what `predict` and `serve` load without --model
 
 # command → (module:function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fit": ("clipseg.training.cli:run_cli", "train a model (LightningCLI; see --help)"),
-    "validate": ("clipseg.training.cli:run_cli", "validate a model (LightningCLI)"),
-    "test": ("clipseg.training.cli:run_cli", "test a model (LightningCLI)"),
+    "fit": ("clipseg.cli.train:run_cli", "train a model (LightningCLI; see --help)"),
+    "validate": ("clipseg.cli.train:run_cli", "validate a model (LightningCLI)"),
+    "test": ("clipseg.cli.train:run_cli", "test a model (LightningCLI)"),
     "predict": ("clipseg.cli.predict:main", "segment images from text or image prompts"),
-    "prepare": ("clipseg.data.prepare:prepare_main", "convert a raw dataset to parquet shards"),
+    "prepare": ("clipseg.cli.prepare:prepare_main", "convert a raw dataset to parquet shards"),
     "serve": ("clipseg.cli.serve:main", "web app (Gradio) and JSON API for a model, on 127.0.0.1:7860"),
-    "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch and export zoo models"),
+    "zoo": ("clipseg.cli.zoo:main", "list, verify, fetch, pack and push zoo models"),
     "export": ("clipseg.cli.export:main", "export a model to ONNX (onnxruntime, optional int8)"),
     "calibrate": (
-        "clipseg.training.calibrate:main",
+        "clipseg.cli.calibrate:main",
         "fit a model's presence calibration on a prepared val split",
     ),
-    "eval-all": ("clipseg.training.eval_all:main", "evaluate every local zoo model on every local benchmark"),
+    "eval-all": ("clipseg.cli.eval_all:main", "evaluate every local zoo model on every local benchmark"),
 }
 _PASS_COMMAND = {"fit", "validate", "test"}  # LightningCLI wants the subcommand itself
 
@@ -66,7 +66,8 @@ def kebab_options(args: list[str]) -> list[str]:
     ]
 
 
-def _resolve(target: str) -> Callable[[list[str]], int]:
+def resolve(target: str) -> Callable[..., int | None]:
+    """The function a ``"module:function"`` target names (imported now)."""
     module, func = target.split(":")
     return getattr(import_module(module), func)
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clipseg: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        run = _resolve(COMMANDS[command][0])
+        run = resolve(COMMANDS[command][0])
         # LightningCLI commands keep Lightning's own spelling (`--trainer.max_steps`, `--ckpt_path`).
         return int(run([command, *rest] if command in _PASS_COMMAND else kebab_options(rest)) or 0)
     except ModuleNotFoundError as err:

@@ -197,7 +197,7 @@ def load_predictor(model: str, device: str | None):
         return load_model(model, device=device)
     from clipseg.backends.torch import TorchBackend
     from clipseg.inference import Predictor
-    from clipseg.training.export import load_checkpoint_model
+    from clipseg.training.pack import load_checkpoint_model
 
     network, tokenizer = load_checkpoint_model(model)
     return Predictor(TorchBackend(network, tokenizer, device=device), name=model)
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     predictor = load_predictor(args.model, args.device)
     if args.sam is not None:
-        from clipseg.sam_refine import SamRefiner
+        from clipseg.backends.sam import SamRefiner
 
         predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.backend.device)
     summary = predictor.predict_folder(

@@ -1,4 +1,4 @@
-"""``clipseg zoo list|verify|fetch|export|push``."""
+"""``clipseg zoo list|verify|fetch|pack|push`` (``zoo export`` is pack's earlier name, still accepted)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_name(args: argparse.Namespace) -> str:
+def _pack_name(args: argparse.Namespace) -> str:
     """``--name``, or the file name of a ``.safetensors`` ``--out`` (a folder needs ``--name`` to name the file)."""
     if args.name:
         return args.name
@@ -81,14 +81,14 @@ def _export_name(args: argparse.Namespace) -> str:
     raise ValueError(f"--out {args.out} is a folder: pass --name NAME to name the file (NAME.safetensors)")
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from clipseg.training.export import export_checkpoint
+def cmd_pack(args: argparse.Namespace) -> int:
+    from clipseg.training.pack import pack_checkpoint
 
-    args.name = _export_name(args)
-    out = export_checkpoint(args.ckpt, args.out, args.name)
+    args.name = _pack_name(args)
+    out = pack_checkpoint(args.ckpt, args.out, args.name)
     digest = sha256_of(out)
     size_mb = out.stat().st_size / 1e6
-    print(f"exported {args.ckpt} -> {out} ({size_mb:.1f} MB, sha256 {digest})")
+    print(f"packed {args.ckpt} -> {out} ({size_mb:.1f} MB, sha256 {digest})")
     quality = _shapes_quality(out, args.quality_scenes) if args.quality_scenes else {}
     known = cards()
     if args.name in known and out.parent.resolve() == repo_zoo_dir().resolve():
@@ -134,8 +134,8 @@ def _vocabulary(path: Path) -> tuple[str, ...]:
 
 def _shapes_quality(path: Path, scenes: int) -> dict[str, Any]:
     """``shapes-quality/...`` numbers of the model file at ``path``: means and worst seeds over
-    ``clipseg.quality.QUALITY_SEEDS``, ``scenes`` scenes each, with the seeds and scene count."""
-    from clipseg.quality import shapes_quality_over_seeds
+    ``clipseg.eval.quality.QUALITY_SEEDS``, ``scenes`` scenes each, with the seeds and scene count."""
+    from clipseg.eval.quality import shapes_quality_over_seeds
     from clipseg.zoo import load_model
 
     scores = shapes_quality_over_seeds(load_model(str(path)), n=scenes)
@@ -158,8 +158,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
+    def command(name: str, help_: str, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, aliases=list(aliases), help=help_, description=help_, formatter_class=HelpFormatter
+        )
 
     command("list", "every card, whether its file is here and where").set_defaults(run=cmd_list)
     v = command("verify", "check the sha256 of local files")
@@ -169,7 +171,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("names", nargs="+", metavar="NAME", help="zoo names of hub models")
     f.add_argument("--revision", help=REVISION_HELP)
     f.set_defaults(run=cmd_fetch)
-    e = command("export", "Lightning checkpoint -> zoo safetensors (updates the card when in zoo/)")
+    # "export" is ONNX (`clipseg export onnx`); the checkpoint's packing kept its earlier name as an alias.
+    e = command(
+        "pack", "Lightning checkpoint -> zoo safetensors (updates the card when in zoo/)", aliases=("export",)
+    )
     e.add_argument(
         "--ckpt",
         type=Path,
@@ -195,13 +200,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="measure shapes quality (clipseg.quality) on N fresh scenes of each of its seeds; "
+        help="measure shapes quality (clipseg.eval.quality) on N fresh scenes of each of its seeds; "
         "recorded on the card when in zoo/",
     )
-    e.set_defaults(run=cmd_export)
+    e.set_defaults(run=cmd_pack)
     u = command("push", "upload a model file to the Hugging Face Hub with a generated model card")
     u.add_argument(
-        "file", type=Path, metavar="FILE", help="model file of `clipseg fit` or `clipseg zoo export`"
+        "file", type=Path, metavar="FILE", help="model file of `clipseg fit` or `clipseg zoo pack`"
     )
     u.add_argument("--repo", required=True, metavar="ORG/NAME", help="hub repository (created if missing)")
     u.add_argument(

@@ -52,7 +52,7 @@ def write_safetensors_bytes(blob: bytes, path: str | Path) -> Path:
     """Write a serialized safetensors file (e.g. ``safetensors.torch.save(...)``) byte for byte reproducibly.
 
     safetensors writes its metadata in hash order, which changes from process to process, so one
-    checkpoint exported twice got two sha256 digests (and zoo cards pin digests). Here the JSON header
+    checkpoint packed twice got two sha256 digests (and zoo cards pin digests). Here the JSON header
     is rewritten with sorted keys; tensor offsets are explicit in it, so the data block is unchanged.
     The write is atomic.
     """

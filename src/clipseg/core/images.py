@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,21 +33,63 @@ def max_pixels() -> int:
     return int(value)
 
 
-def _too_large(name: str, size: str, limit: int) -> ImageError:
-    return ImageError(
-        f"{name}: {size} is larger than the limit of {limit:,} pixels; "
-        f"raise it with the environment variable {MAX_PIXELS_ENV} (e.g. {MAX_PIXELS_ENV}={2 * limit})"
-    )
-
-
 class ImageError(ValueError):
     """An input image that cannot be used; the message names the input and the reason."""
+
+
+class TooManyPixels(ImageError):
+    """An image over a pixel limit: ``size`` (width, height) from its header, or ``None`` where PIL
+    counted frames or tiles larger than the header says."""
+
+    def __init__(self, size: tuple[int, int] | None, limit: int) -> None:
+        self.size, self.limit = size, limit
+        shown = f"{size[0]}x{size[1]}" if size else "the image"
+        super().__init__(f"{shown} is larger than the limit of {limit:,} pixels")
+
+
+@contextmanager
+def open_decoded(source: Path | BinaryIO, limit: int) -> Iterator[Image.Image]:
+    """The image of a file or byte stream, decoded, if its width x height is at most ``limit``: the one
+    guard against decompression bombs (the size is read from the header, before any pixel is decoded).
+
+    Raises:
+        TooManyPixels: over ``limit``.
+        PIL.UnidentifiedImageError, OSError, SyntaxError: not an image, or a truncated or corrupt one
+            (callers name the input in their own terms).
+    """
+    # PIL's own limit (about 89 M pixels to warn, twice that to refuse) would refuse images below ours
+    # with a message that names neither; ours decides.
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(source)
+        except Image.DecompressionBombError:
+            raise TooManyPixels(None, limit) from None
+    with img:
+        if img.width * img.height > limit:
+            raise TooManyPixels(img.size, limit)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()
+        except Image.DecompressionBombError:  # frames or tiles PIL counts larger than the header says
+            raise TooManyPixels(None, limit) from None
+        yield img
+
+
+def _too_large(name: str, err: TooManyPixels) -> ImageError:
+    return ImageError(
+        f"{name}: {err}; raise it with the environment variable {MAX_PIXELS_ENV} "
+        f"(e.g. {MAX_PIXELS_ENV}={2 * err.limit})"
+    )
 
 
 def _to_rgb_array(img: Image.Image, name: str) -> np.ndarray:
     limit = max_pixels()
     if img.width * img.height > limit:
-        raise _too_large(name, f"{img.width}x{img.height}", limit)
+        raise _too_large(name, TooManyPixels(img.size, limit))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit / 32-bit grayscale: rescale the value range to 8 bits instead of clipping.
         arr = np.asarray(img, dtype=np.float64)
@@ -73,23 +118,13 @@ def load_image(image: ImageLike, name: str | None = None) -> np.ndarray:
             raise ImageError(f"{name}: no such file")
         if path.stat().st_size == 0:
             raise ImageError(f"{name}: the file is empty (0 bytes)")
-        limit = max_pixels()
-        # PIL's own limit (about 89 M pixels to warn, twice that to refuse) would refuse images below
-        # ours with a message that names neither; ours decides, checked on the header before decoding.
-        if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
-            Image.MAX_IMAGE_PIXELS = limit
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as img:
-                    if img.width * img.height > limit:
-                        raise _too_large(name, f"{img.width}x{img.height}", limit)
-                    img.load()
-                    return _to_rgb_array(img, name)
+            with open_decoded(path, max_pixels()) as img:
+                return _to_rgb_array(img, name)
+        except TooManyPixels as err:
+            raise _too_large(name, err) from None
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ImageError(f"{name}: not a readable image ({err})") from None
-        except Image.DecompressionBombError:  # frames or tiles PIL counts larger than the header says
-            raise _too_large(name, "the image", limit) from None
     name = name or "image"
     if isinstance(image, Image.Image):
         return _to_rgb_array(image, name)

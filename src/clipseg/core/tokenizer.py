@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from safetensors import safe_open
 
 from clipseg.core.errors import BackboneUnavailableError
-from clipseg.core.network import hub_command, hub_reachable
+from clipseg.core.hub_access import hub_command, hub_reachable
 
 if TYPE_CHECKING:  # transformers imports torch where it is installed: only the loaders below import it
     from transformers import CLIPTokenizerFast, PreTrainedTokenizerBase

@@ -29,9 +29,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from clipseg.core.files import sha256_of
-from clipseg.data.custom import RowTasks, check_split, validation_images
-from clipseg.data.rawio import check_size, encode_png, load_json, make_row, read_image
+from clipseg.data.sample_io import check_size, encode_png, load_json, make_row, read_image
 from clipseg.data.schema import BadSample
+from clipseg.data.user_data import RowTasks, check_split, validation_images
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from clipseg.core.config import PreprocessConfig
 from clipseg.core.prompts import TEMPLATES, VisualPromptStyle
 from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
 from clipseg.data.device_finish import finish_batch
-from clipseg.data.shapes_dataset import ShapesDataset
+from clipseg.data.shapes.dataset import ShapesDataset
 from clipseg.data.streaming import PromptPolicy, ShardStream
 from clipseg.data.transforms import SampleTransform, collate
 
@@ -177,7 +177,7 @@ class ShapesDataModule(ClipSegDataModule):
         category_labels: train batches carry ``label``, the per-pixel category map (see
             ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
         varied_prob: share of train scenes drawn with a varied look (backgrounds, colours, edges,
-            object and canvas sizes, JPEG: ``shapes_varied``); val and test stay plain.
+            object and canvas sizes, JPEG: ``clipseg.data.shapes.varied``); val and test stay plain.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 

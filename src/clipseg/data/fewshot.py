@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from clipseg.data.classes import COCO_CLASSES, N_FOLDS, held_out_classes, voc_prompt_name
-from clipseg.data.rawio import (
+from clipseg.data.sample_io import (
     check_size,
     encode_png,
     make_row,

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from clipseg.core.files import sha256_of
-from clipseg.data.custom import RowTasks, check_split, read_binary_mask, validation_images
-from clipseg.data.rawio import check_size, encode_png, make_row, read_image
+from clipseg.data.sample_io import check_size, encode_png, make_row, read_image
 from clipseg.data.schema import BadSample
+from clipseg.data.user_data import RowTasks, check_split, read_binary_mask, validation_images
 
 ANNOTATION_FILES = ("annotations.csv", "annotations.jsonl")
 REQUIRED_COLUMNS = ("image", "mask", "prompt")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clipseg.data.rawio import (
+from clipseg.data.sample_io import (
     check_size,
     encode_png,
     load_json,

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from clipseg.data.rawio import (
+from clipseg.data.sample_io import (
     check_size,
     encode_png,
     first_existing,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from clipseg.data.classes import VOC_CLASSES
-from clipseg.data.rawio import (
+from clipseg.data.sample_io import (
     check_size,
     encode_png,
     first_existing,

@@ -108,7 +108,7 @@ class Predictor:
         self.backend = backend
         self.name = name
         self._warned_words: set[str] = set()
-        # refine="sam" runs this (a clipseg.sam_refine.SamRefiner); None until a user sets one.
+        # refine="sam" runs this (a clipseg.backends.sam.SamRefiner); None until a user sets one.
         self.sam = None
         # Presence calibration from the model file (clipseg.inference.presence); None: uncalibrated.
         self.calibration: Calibration | None = None
@@ -196,7 +196,7 @@ class Predictor:
         if refine == "sam" and self.sam is None:
             raise ValueError(
                 "refine='sam' needs a SAM model: predictor.sam = "
-                "clipseg.sam_refine.SamRefiner.from_pretrained('facebook/sam-vit-base')"
+                "clipseg.backends.sam.SamRefiner.from_pretrained('facebook/sam-vit-base')"
             )
 
     def _tiled(self, image: np.ndarray, conditionals: np.ndarray, batch_size: int) -> np.ndarray:
@@ -268,7 +268,7 @@ class Predictor:
         (``clipseg.inference.refine``); ``tiles=True`` adds detail from full-resolution windows of
         the model's input size, gated by the whole-image prediction (``clipseg.inference.tiles``).
         ``refine="sam"`` replaces each mask by SAM's inside the mask's box (``predictor.sam``, see
-        ``clipseg.sam_refine``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
+        ``clipseg.backends.sam``). ``refine="none"`` and ``tiles=False`` give the plain bilinear
         upsampling (transformers parity). A single path / PIL image / array is one image, and a
         single string or ``Prompt`` one prompt.
         """

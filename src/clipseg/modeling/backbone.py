@@ -21,7 +21,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from clipseg.core.errors import BackboneUnavailableError
 from clipseg.core.files import looks_like_path
-from clipseg.core.network import hub_command, hub_offline, hub_reachable
+from clipseg.core.hub_access import hub_command, hub_offline, hub_reachable
 from clipseg.modeling.fast_block import FastClipBlocks
 
 

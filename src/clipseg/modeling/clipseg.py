@@ -23,8 +23,8 @@ WEIGHTS_NAME = "model.safetensors"
 META_CONFIG = "clipseg_config"
 META_WEIGHTS = "clipseg_weights"  # "decoder" (backbone referenced by name) or "full"
 META_CLIP_CONFIG = "clip_config"  # architecture of the backbone in full files, so nothing is downloaded
-META_NAME = "clipseg_name"  # the name given at `clipseg zoo export` (clipseg.training.export)
-META_FINETUNE = "clipseg_finetune"  # JSON record of a `clipseg fit` run (clipseg.training.finetune)
+META_NAME = "clipseg_name"  # the name given at `clipseg zoo pack` (clipseg.training.pack)
+META_FINETUNE = "clipseg_finetune"  # JSON record of a `clipseg fit` run (clipseg.training.finetune_output)
 
 
 def finetune_record(metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -229,7 +229,7 @@ class ClipSeg(nn.Module):
         except SafetensorError as err:
             raise CheckpointError(
                 f"{file} is not a safetensors model file ({err}); pass a zoo name, a file written by "
-                "`clipseg zoo export`, or a `.ckpt` of `clipseg fit`"
+                "`clipseg zoo pack`, or a `.ckpt` of `clipseg fit`"
             ) from None
         if META_CONFIG not in metadata:
             raise CheckpointError(

@@ -20,7 +20,6 @@ import base64
 import io
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -31,7 +30,7 @@ from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clipseg.core.images import ImageError, load_image
+from clipseg.core.images import ImageError, TooManyPixels, load_image, open_decoded
 from clipseg.inference.postprocess import PostProcess, postprocess
 from clipseg.inference.predictor import Job
 from clipseg.inference.presence import presence
@@ -65,24 +64,21 @@ def read_upload(data: bytes, limits: UploadLimits, *, name: str = "image") -> np
     if not data:
         raise HTTPException(400, f"{name}: the upload is empty (0 bytes); send an image file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > limits.max_pixels:
-                    raise TooLarge(
-                        f"{name}: {img.width}x{img.height} pixels is over this server's limit of "
-                        f"{limits.max_pixels:,} pixels; send a smaller image"
-                    )
-                img.load()
-                return load_image(img, name=name)
+        with open_decoded(io.BytesIO(data), limits.max_pixels) as img:
+            return load_image(img, name=name)
+    except TooManyPixels as err:
+        if err.size is None:
+            raise TooLarge(f"{name}: the image is too large to decode safely; send a smaller image") from None
+        raise TooLarge(
+            f"{name}: {err.size[0]}x{err.size[1]} pixels is over this server's limit of "
+            f"{err.limit:,} pixels; send a smaller image"
+        ) from None
     except UnidentifiedImageError:
         raise HTTPException(400, f"{name}: not a readable image; send a PNG, JPEG or WebP file") from None
     except (OSError, SyntaxError) as err:  # a truncated or corrupt file of a known format
         raise HTTPException(400, f"{name}: not a readable image ({err}); send a whole image file") from None
     except ImageError as err:
         raise HTTPException(400, str(err)) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooLarge(f"{name}: the image is too large to decode safely; send a smaller image") from None
 
 
 def mask_png(mask: np.ndarray) -> bytes:

@@ -7,9 +7,7 @@ model file's metadata; tensors and every other metadata entry are copied unchang
 
 from __future__ import annotations
 
-import argparse
 import glob
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import numpy as np
 import pyarrow.parquet as pq
 from safetensors import safe_open
 
-from clipseg.core.help import HelpFormatter
 from clipseg.data.streaming import decode_row, shard_files
 from clipseg.inference import Predictor
 from clipseg.inference.presence import PRESENCE_META, Calibration, fit_calibration
@@ -88,34 +85,3 @@ def calibrate(
     calibration = fit_calibration(maps, present)
     write_calibration(path, calibration, out)
     return calibration
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="clipseg calibrate", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
-    )
-    parser.add_argument("--model", required=True, metavar="MODEL", help="zoo name or .safetensors model file")
-    parser.add_argument(
-        "--data", required=True, metavar="DIR", help="a `clipseg prepare` output folder (its val split)"
-    )
-    parser.add_argument(
-        "--out",
-        metavar="PATH",
-        help="model file to write (default: MODEL's name + '-calibrated.safetensors')",
-    )
-    parser.add_argument(
-        "--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help="val rows to use (default: %(default)s)"
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    out = Path(args.out or f"{Path(args.model).stem}-calibrated.safetensors")
-    try:
-        calibration = calibrate(args.model, args.data, out, limit=args.limit)
-    except (ValueError, OSError, RuntimeError) as err:
-        print(f"clipseg calibrate: error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {out} (presence calibration: weights {[round(w, 3) for w in calibration.weights]})")
-    return 0

@@ -96,7 +96,7 @@ class FromScratchLosses(nn.Module):
             what the shape words mean; telling "red circle" from "red square" in the support images
             forces both towers to encode shape.
         dense_label_weight: this times ``dense_label_loss`` of the deepest extracted patch tokens
-            against ``batch["label"]``, through a training-only head ``C -> K`` (not in exported
+            against ``batch["label"]``, through a training-only head ``C -> K`` (not in packed
             models): the vision tower otherwise encodes each patch's color but not its shape.
         dense_label_classes: ``K``, the number of label classes (needed with ``dense_label_weight``).
         identity_film: start FiLM as the identity (``ClipSegDecoder.reset_film_to_identity``). With a

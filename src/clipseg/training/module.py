@@ -15,8 +15,8 @@ from clipseg.metrics import ReferringSegMetrics
 from clipseg.modeling.clipseg import ClipSeg, load_state
 from clipseg.training.evaluation import make_evaluator
 from clipseg.training.losses import FromScratchLosses
+from clipseg.training.model_setup import build_model
 from clipseg.training.steps import Batch, bce_loss, forward_step
-from clipseg.training.tokenizers import build_model
 from clipseg.zoo import load_weights
 
 BACKBONE_PREFIX = "model.backbone."

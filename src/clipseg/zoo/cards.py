@@ -1,6 +1,6 @@
 """The registry of named pretrained models (cards), separate from architecture configs.
 
-Cards live in ``zoo/cards.json`` next to the shipped weights, so that ``clipseg zoo export`` can
+Cards live in ``zoo/cards.json`` next to the shipped weights, so that ``clipseg zoo pack`` can
 record the digest of a model it has just written. A card says where a model's weights come from and
 how to check them; the architecture lives in the weights file's own metadata (our safetensors), in
 ``config.json`` (transformers layout), or is read off the tensors of the original ``.pth`` files.
@@ -47,7 +47,7 @@ class ModelCard:
         paper: numbers the paper reports for this model (``benchmark/metric`` → value), shown by
             ``make eval-all`` beside ours.
         measured: numbers this project measured on the file (e.g. ``shapes-quality/text_miou``, the
-            mean over ``shapes-quality/seeds`` of ``clipseg.quality.shapes_quality``), with how they
+            mean over ``shapes-quality/seeds`` of ``clipseg.eval.quality.shapes_quality``), with how they
             were measured (seeds, scenes); the tests check the shipped file still reaches them.
         vocabulary: the words of a model whose tokenizer was built from a fixed corpus (shown by
             ``clipseg zoo list``; other words mean nothing to it). Empty for CLIP's own tokenizer.

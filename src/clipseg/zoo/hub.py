@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from clipseg.core.network import hub_command, hub_offline, network_errors
+from clipseg.core.hub_access import hub_command, hub_offline, network_errors
 from clipseg.zoo.errors import ZooError
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -76,7 +76,7 @@ def choose_weights(names: Iterable[str], *, where: str) -> str:
     """The weights file to load among a repository's or folder's top-level file names.
 
     ``model.safetensors``; else the only other ``*.safetensors`` (this project's files keep their
-    export name, e.g. ``shapes-tiny.safetensors``); else ``pytorch_model.bin`` (read with
+    packed name, e.g. ``shapes-tiny.safetensors``); else ``pytorch_model.bin`` (read with
     ``weights_only=True``).
     """
     top = sorted(n for n in names if "/" not in n)

@@ -105,7 +105,7 @@ def load_path(path: Path) -> Loaded:
     if path.suffix == ".ckpt":  # training code rebuilds these; the zoo sits below training
         raise ZooError(
             f"{path}: a `clipseg fit` checkpoint; `clipseg predict --model {path}` and `clipseg eval-all "
-            "--models` read it, in Python `clipseg.training.export.load_checkpoint_model`, or make it a "
-            "model file with `clipseg zoo export`"
+            "--models` read it, in Python `clipseg.training.pack.load_checkpoint_model`, or make it a "
+            "model file with `clipseg zoo pack`"
         )
     return load_weights_file(path)

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from clipseg.backends.onnx import OnnxBackend, is_export_folder
-from clipseg.zoo import WeightsFile, resolve_weights
 from clipseg.zoo.store import ZooError, cache_dir
+from clipseg.zoo.weights import WeightsFile, resolve_weights
 
 
 def onnx_cache_folder(weights: WeightsFile, quantize: str | None = None) -> Path:

@@ -6,7 +6,7 @@ finds it, and its sha256 stays the same) and a ``README.md`` model card written 
 file's metadata, the license, and how to load it.
 
 Metadata read (all optional except the config): ``clipseg_config`` (architecture), ``clipseg_name``
-(the name given at export), and ``clipseg_finetune``, a JSON object that ``clipseg fit`` writes at
+(the name given at ``clipseg zoo pack``), and ``clipseg_finetune``, a JSON object that ``clipseg fit`` writes at
 the end of a fine-tuning run: ``base_model`` (its ``init_from``), ``data_dir``, ``steps``,
 ``val_metrics`` (``{"val/...": value}``) and ``val_step``.
 """
@@ -22,7 +22,7 @@ from safetensors import safe_open
 
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.files import sha256_of
-from clipseg.core.network import hub_command, hub_offline, network_errors
+from clipseg.core.hub_access import hub_command, hub_offline, network_errors
 from clipseg.modeling.clipseg import META_CONFIG, META_NAME, META_WEIGHTS, finetune_record
 from clipseg.zoo.cards import ModelCard as ZooCard
 from clipseg.zoo.errors import ZooError
@@ -35,14 +35,14 @@ def read_metadata(path: Path) -> dict[str, str]:
     """The metadata of one of this project's model files (``ZooError`` for anything else)."""
     if not path.is_file():
         raise ZooError(
-            f"{path}: no such file; pass a model file written by `clipseg fit` or `clipseg zoo export`"
+            f"{path}: no such file; pass a model file written by `clipseg fit` or `clipseg zoo pack`"
         )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
     except Exception as err:  # safetensors raises its own error types for any unreadable header
         raise ZooError(
-            f"{path}: not a safetensors file ({err}); export a checkpoint with `clipseg zoo export`"
+            f"{path}: not a safetensors file ({err}); pack a checkpoint with `clipseg zoo pack`"
         ) from None
     if META_CONFIG not in metadata:
         raise ZooError(f"{path}: not a clipseg model file (no {META_CONFIG!r} in its metadata)")
@@ -90,7 +90,7 @@ def model_card(
     backbone = f"`{config.backbone}` (not stored)" if decoder_only else "stored in the file"
     not_recorded = "not recorded"
     facts = [
-        ("Exported as", f"`{metadata[META_NAME]}`" if META_NAME in metadata else not_recorded),
+        ("Packed as", f"`{metadata[META_NAME]}`" if META_NAME in metadata else not_recorded),
         ("Base model", f"`{base}`" if base else not_recorded),
         ("Training data", f"`{training['data_dir']}`" if training.get("data_dir") else not_recorded),
         ("Training steps", str(training["steps"]) if "steps" in training else not_recorded),

@@ -1,6 +1,6 @@
 """High-resolution ``shapes`` scenes with anti-aliased (or soft, matting-style) object edges.
 
-The scenes of ``clipseg.data.shapes`` are drawn at the model's scale with hard, pixel-exact edges. To
+The scenes of ``clipseg.data.shapes.scenes`` are drawn at the model's scale with hard, pixel-exact edges. To
 measure how sharp a mask is at full resolution, these scenes are large (512² by default) with small
 objects (30–70 px across, so the model sees them at a few pixels) and edges that are
 anti-aliased: each object is rasterised at ``supersample`` times the resolution and box-averaged, so
@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-# The private helpers are shared on purpose: the same backgrounds and outlines as the training scenes.
-from clipseg.data.shapes import COLORS, SHAPES, _background, _outline, phrase_for
+# The same backgrounds, outlines and placement as the training scenes.
+from clipseg.data.shapes.scenes import COLORS, SHAPES, free_spot, outline, phrase_for, plain_background
 
 _COLOR_JITTER = 12  # as in shapes: keeps colors far apart
 
@@ -70,7 +70,7 @@ def _alpha(shape: str, cx: float, cy: float, r: float, angle: float, config: Hir
     draw = ImageDraw.Draw(canvas)
     # Coordinates of the supersampled window; pixel centres sit at (i + 0.5) / s in scene pixels.
     lx, ly = (cx - x0) * s, (cy - y0) * s
-    corners = _outline(shape, lx, ly, r * s, angle)
+    corners = outline(shape, lx, ly, r * s, angle)
     if corners is None:
         draw.ellipse((lx - r * s, ly - r * s, lx + r * s, ly + r * s), fill=255)
     else:
@@ -92,7 +92,7 @@ def hires_scene(seed: int, index: int, config: HiresShapesConfig = HiresShapesCo
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 512, index]))
     size = config.size
-    image = _background(rng, size).astype(np.float32)
+    image = plain_background(rng, size).astype(np.float32)
     n_objects = int(rng.integers(config.min_objects, config.max_objects + 1))
     placed: list[tuple[float, float, float]] = []
     objects: list[tuple[str, str, float]] = []
@@ -100,13 +100,12 @@ def hires_scene(seed: int, index: int, config: HiresShapesConfig = HiresShapesCo
     for _ in range(n_objects):
         color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
         r = rng.uniform(config.min_diameter, config.max_diameter) / 2
-        margin = r + 3 * config.edge_sigma + 2
-        for _ in range(30):  # rejection sampling of a free spot, with a gap for soft edges
-            cx, cy = rng.uniform(margin, size - margin, size=2)
-            if all(np.hypot(cx - px, cy - py) > r + pr + 4 + 6 * config.edge_sigma for px, py, pr in placed):
-                break
-        else:
+        # Soft edges reach 3 sigma beyond the outline: keep that much more from the border and each other.
+        margin, gap = r + 3 * config.edge_sigma + 2, 4 + 6 * config.edge_sigma
+        spot = free_spot(rng, r, size, placed, attempts=30, margin=margin, gap=gap)
+        if spot is None:
             continue
+        cx, cy = spot
         placed.append((cx, cy, r))
         alpha = _alpha(shape, cx, cy, r, rng.uniform(-0.25, 0.25), config)
         rgb = np.clip(np.array(COLORS[color]) + rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, 3), 0, 255)

@@ -10,17 +10,29 @@ import io
 import json
 import math
 import random
-import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from clipseg.core.images import MAX_PIXELS_ENV, TooManyPixels, max_pixels, open_decoded
 from clipseg.data.schema import NO_CLASS, BadSample
 
 T = TypeVar("T")
+
+
+@contextmanager
+def decoded(path: Path, sample_id: str, what: str, data: bytes | None = None) -> Iterator[Image.Image]:
+    """The decoded image of ``path`` (or of its bytes ``data``, already read) within the pixel limit of
+    ``clipseg.core.images`` (``BadSample`` above it); unreadable files raise PIL's errors for the caller."""
+    try:
+        with open_decoded(path if data is None else io.BytesIO(data), max_pixels()) as img:
+            yield img
+    except TooManyPixels as err:
+        raise BadSample(sample_id, f"{what} {path}: {err} ({MAX_PIXELS_ENV} raises it)") from None
 
 
 def read_image(path: Path, sample_id: str) -> tuple[bytes, tuple[int, int]]:
@@ -33,14 +45,11 @@ def read_image(path: Path, sample_id: str) -> tuple[bytes, tuple[int, int]]:
         raise BadSample(sample_id, f"image {path} is missing")
     data = path.read_bytes()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                return data, img.size
+        with decoded(path, sample_id, "image", data) as img:
+            return data, img.size
     except UnidentifiedImageError:
         raise BadSample(sample_id, f"image {path} is not in a known image format") from None
-    except (OSError, SyntaxError, Image.DecompressionBombWarning) as err:
+    except (OSError, SyntaxError) as err:
         raise BadSample(sample_id, f"image {path} is not readable ({err})") from None
 
 
@@ -55,8 +64,7 @@ def read_png_array(path: Path, sample_id: str, what: str = "mask") -> np.ndarray
     if not path.is_file():
         raise BadSample(sample_id, f"{what} {path} is missing")
     try:
-        with Image.open(path) as img:
-            img.load()
+        with decoded(path, sample_id, what) as img:
             if img.mode in ("L", "P"):
                 return np.asarray(img, dtype=np.uint8).copy()
             if img.mode in ("LA", "RGB", "RGBA") and what == "alpha matte":

@@ -26,9 +26,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clipseg.core.prompts import VisualPromptStyle, visual_prompt
-from clipseg.data.rawio import encode_png, make_row
+from clipseg.data.sample_io import encode_png, make_row
 from clipseg.data.schema import NO_CLASS, Sample
-from clipseg.data.shapes_varied import VariedStyle, finish, paint, varied_background
+from clipseg.data.shapes.varied import VariedStyle, finish, paint, varied_background
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -44,7 +44,7 @@ POSITIONS = ("left", "right", "top", "bottom")
 SPLITS = ("train", "val", "test")
 
 # Radius ranges as fractions of the canvas side: disjoint, so "small"/"large" are never ambiguous.
-_RADIUS = {"small": (0.06, 0.09), "large": (0.14, 0.19)}
+RADIUS = {"small": (0.06, 0.09), "large": (0.14, 0.19)}
 # Centers inside the middle band (0.4–0.6 of the side) have no left/right (top/bottom) side.
 _SIDE_BAND = (0.4, 0.6)
 _COLOR_JITTER = 12  # per-channel jitter of an object's color; keeps colors far apart
@@ -88,7 +88,7 @@ class ShapesConfig:
             dense auxiliary supervision in training.
         prompt_style: how the support scene becomes a visual prompt.
         style: draw a ``style.prob`` share of the scenes with a varied look (backgrounds, colours,
-            edges, object and canvas sizes, compression: see ``shapes_varied``); ``None`` keeps the
+            edges, object and canvas sizes, compression: see ``clipseg.data.shapes.varied``); ``None`` keeps the
             plain world (and its scenes exactly as they were).
     """
 
@@ -121,7 +121,7 @@ def _side(center: float, extent: int, names: tuple[str, str]) -> str | None:
     return None
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def plain_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A ``size x size x 3`` uint8 background: muted solid or gradient, optionally textured.
 
     Built on a coarse grid and upsampled (smooth content, so nothing is lost) because full-resolution
@@ -150,7 +150,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return (np.asarray(image, dtype=np.int16) + grain).clip(0, 255).astype(np.uint8)
 
 
-def _outline(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]] | None:
+def outline(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]] | None:
     """Polygon vertices for square/triangle (``None`` for a circle, drawn as an ellipse)."""
     if shape == "circle":
         return None
@@ -166,14 +166,15 @@ def _outline(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
     ]
 
 
-def _coverage(shape: str, cx: float, cy: float, r: float, angle: float, size: int) -> np.ndarray:
+def rasterize(shape: str, cx: float, cy: float, r: float, angle: float, size: int) -> np.ndarray:
+    """The ``size x size`` bool coverage of one object (no anti-aliasing: the painted pixels exactly)."""
     canvas = Image.new("1", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
-    outline = _outline(shape, cx, cy, r, angle)
-    if outline is None:
+    corners = outline(shape, cx, cy, r, angle)
+    if corners is None:
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=1)
     else:
-        draw.polygon(outline, fill=1)
+        draw.polygon(corners, fill=1)
     return np.asarray(canvas, dtype=bool)
 
 
@@ -183,14 +184,20 @@ def free_spot(
     size: int,
     placed: list[tuple[float, float, float]],
     attempts: int = 20,
+    *,
+    margin: float | None = None,
+    gap: float = 2.0,
 ) -> tuple[float, float] | None:
-    """A center for an object of radius ``r`` inside the canvas, 2 px clear of every ``placed`` (cx, cy, r).
+    """A center for an object of radius ``r``, ``gap`` px clear of every ``placed`` (cx, cy, r): the one
+    placement loop of every shapes world.
 
-    Rejection sampling: ``None`` when ``attempts`` random centers all collide.
+    Centers are drawn at least ``margin`` (default ``r + 1``) from the canvas edges. Rejection sampling:
+    ``None`` when ``attempts`` random centers all collide.
     """
+    margin = r + 1 if margin is None else margin
     for _ in range(attempts):
-        cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
-        if all(np.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
+        cx, cy = rng.uniform(margin, size - margin, size=2)
+        if all(np.hypot(cx - px, cy - py) > r + pr + gap for px, py, pr in placed):
             return float(cx), float(cy)
     return None
 
@@ -208,9 +215,9 @@ def make_scene(
     ``required`` = (color, shape) forces the first object to have that color and shape (used for the
     support scene of a visual prompt). ``twin`` gives the second object the first one's color and
     another shape. Objects never overlap, so each coverage is fully visible. ``style`` draws the scene
-    with a varied look (see ``shapes_varied``; the same objects and masks).
+    with a varied look (see ``clipseg.data.shapes.varied``; the same objects and masks).
     """
-    image = _background(rng, size) if style is None else varied_background(rng, size)
+    image = plain_background(rng, size) if style is None else varied_background(rng, size)
     # The style's draws come only with a style, so plain scenes stay exactly as they were.
     scale, turn = (1.0, 0.25) if style is None else (rng.uniform(*style.object_scale), style.rotation)
     antialias = style is not None and rng.random() < style.antialias_prob
@@ -225,13 +232,13 @@ def make_scene(
         else:
             color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
         size_name = str(rng.choice(SIZES))
-        r = rng.uniform(*_RADIUS[size_name]) * size * scale
+        r = rng.uniform(*RADIUS[size_name]) * size * scale
         spot = free_spot(rng, r, size, placed)
         if spot is None:
             continue
         cx, cy = spot
         placed.append((cx, cy, r))
-        coverage = _coverage(shape, cx, cy, r, rng.uniform(-turn, turn), size)
+        coverage = rasterize(shape, cx, cy, r, rng.uniform(-turn, turn), size)
         if style is None:
             jitter = rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, 3)
             image[coverage] = np.clip(np.array(COLORS[color]) + jitter, 0, 255).astype(np.uint8)

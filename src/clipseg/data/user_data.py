@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from clipseg.data.rawio import sample_rng
+from clipseg.data.sample_io import decoded, sample_rng
 from clipseg.data.schema import BadSample
 
 T = TypeVar("T")
@@ -43,8 +43,7 @@ def read_binary_mask(path: Path, sample_id: str) -> np.ndarray:
     if not path.is_file():
         raise BadSample(sample_id, f"mask {path} is missing")
     try:
-        with Image.open(path) as img:
-            img.load()
+        with decoded(path, sample_id, "mask") as img:
             if img.mode == "P" and "transparency" in img.info:
                 img = img.convert("RGBA")
             if img.mode in ("LA", "RGBA", "PA"):

@@ -28,7 +28,7 @@ DataModuleFactory = Callable[[Path, dict[str, Any]], LightningDataModule]
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One evaluation: a datamodule's ``test`` split scored with an ``evaluation.PROTOCOLS`` protocol.
+    """One evaluation: a datamodule's ``test`` split scored with a ``clipseg.training.evaluation.PROTOCOLS`` protocol.
 
     Args:
         name: result key, e.g. "pascal5i-fold0" (paper numbers are keyed ``<name>/<metric>``).

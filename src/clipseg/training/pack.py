@@ -1,4 +1,4 @@
-"""Lightning checkpoint → zoo safetensors file (``clipseg zoo export`` calls ``export_checkpoint``).
+"""Lightning checkpoint → zoo safetensors file (``clipseg zoo pack`` calls ``pack_checkpoint``).
 
 The zoo file is ``ClipSeg.save_pretrained``'s safetensors (config JSON in the metadata; decoder only
 for a frozen, named backbone). A randomly initialised backbone has no tokenizer to load by name, so
@@ -82,7 +82,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[ClipSeg, PreTrainedTokenize
     return module.model, module.tokenizer
 
 
-def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path:
+def pack_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path:
     """Write the model of ``ckpt_path`` as a zoo file and return its path.
 
     Args:
@@ -92,10 +92,10 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, name: str) -> Path
     """
     out = Path(out)
     target = out if out.suffix == ".safetensors" else out / f"{name}.safetensors"
-    return export_module(module_from_checkpoint(ckpt_path), target, name)
+    return pack_module(module_from_checkpoint(ckpt_path), target, name)
 
 
-def export_module(
+def pack_module(
     module: ClipSegModule, target: str | Path, name: str, extra: dict[str, str] | None = None
 ) -> Path:
     """Write ``module``'s model to the ``.safetensors`` file ``target`` (atomically) and return its path.

@@ -1,6 +1,6 @@
 """``make eval-all`` / ``clipseg eval-all --out results``: every local zoo model on every local benchmark.
 
-Each (model, benchmark) pair runs the paper's protocol (``evaluation.PROTOCOLS``) on the benchmark's
+Each (model, benchmark) pair runs the paper's protocol (``clipseg.training.evaluation.PROTOCOLS``) on the benchmark's
 test split and lands in ``<out>/eval-all.json``; ``<out>/eval-all.md`` lays the numbers out like the
 paper's tables with the paper's numbers beside them. A model whose weights are not on this machine,
 or a benchmark whose data is not prepared, becomes a "skipped: reason" entry, never an error. The
@@ -9,10 +9,7 @@ shapes benchmark is generated, so a fresh checkout always evaluates at least sha
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -23,11 +20,10 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from clipseg.core.help import DEVICE_HELP, HelpFormatter, hidden_alias
+from clipseg.eval.benchmarks import BENCHMARKS, Benchmark
+from clipseg.eval.report import add_fold_means, render_markdown
 from clipseg.modeling.clipseg import ClipSeg
-from clipseg.training.benchmarks import BENCHMARKS, Benchmark
 from clipseg.training.evaluation import make_evaluator
-from clipseg.training.report import add_fold_means, published_refmatte_table, render_markdown
 
 ModelLoader = Callable[[], tuple[ClipSeg, PreTrainedTokenizerBase]]
 
@@ -60,7 +56,7 @@ def model_loader(name_or_path: str) -> ModelLoader:
 
     def load() -> tuple[ClipSeg, PreTrainedTokenizerBase]:
         if name_or_path.endswith(".ckpt"):
-            from clipseg.training.export import load_checkpoint_model
+            from clipseg.training.pack import load_checkpoint_model
 
             return load_checkpoint_model(name_or_path)
         from clipseg.zoo import load_weights
@@ -197,65 +193,3 @@ def write_report(
     )
     markdown.write_text(text)
     return markdown
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``clipseg eval-all [--out results] [--data-root DIR] [--models ...] [--benchmarks ...] [--limit N]``."""
-    parser = argparse.ArgumentParser(
-        prog="clipseg eval-all",
-        description="Evaluate every local zoo model (or --models) on every benchmark with prepared data; "
-        "writes DIR/eval-all.md and DIR/eval-all.json.",
-        formatter_class=HelpFormatter,
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("results"), metavar="DIR", help="folder of eval-all.md / .json"
-    )
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        default=Path(os.environ.get("CLIPSEG_DATA", "data")),
-        metavar="DIR",
-        help="prepared benchmarks (default $CLIPSEG_DATA or ./data)",
-    )
-    parser.add_argument(
-        "--models",
-        nargs="*",
-        metavar="MODEL",
-        help="only these: zoo names, model files or `clipseg fit` .ckpt files",
-    )
-    parser.add_argument("--benchmarks", nargs="*", choices=[b.name for b in BENCHMARKS], help="only these")
-    parser.add_argument(
-        "--limit", type=int, metavar="N", help="at most this many batches per benchmark (quick checks)"
-    )
-    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per batch")
-    parser.add_argument("--workers", type=int, default=2, metavar="N", help="data loader processes")
-    hidden_alias(parser, "--num-workers", "--workers", type=int)  # the spelling of earlier versions
-    parser.add_argument("--device", help=DEVICE_HELP)
-    args = parser.parse_args(argv)
-
-    models, paper = zoo_models()
-    if args.models:
-        try:
-            models = select_models(models, args.models)
-        except ValueError as err:
-            parser.exit(2, f"clipseg eval-all: error: {err}\n")
-    benchmarks = [b for b in BENCHMARKS if not args.benchmarks or b.name in args.benchmarks]
-    report = run_eval_all(
-        models,
-        data_root=args.data_root,
-        benchmarks=benchmarks,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        limit=args.limit,
-        device=args.device,
-    )
-    header = [
-        f"- date: {time.strftime('%Y-%m-%d %H:%M')}, host: {platform.node()}, torch {torch.__version__}",
-        f"- data root: `{args.data_root}`"
-        + (f", at most {args.limit} batches per benchmark" if args.limit else ""),
-        "- IoU and AP in %, matting errors as in RefMatte (SAD / 1000 per image); paper numbers in parentheses.",
-    ]
-    markdown = write_report(report, paper, args.out, header)
-    print("\n".join(published_refmatte_table()))  # what to compare RefMatte with, data or not
-    print(f"wrote {markdown}")
-    return 0

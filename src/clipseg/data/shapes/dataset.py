@@ -1,4 +1,4 @@
-"""``ShapesDataset``: the shapes world (``clipseg.data.shapes``) as a torch ``IterableDataset``."""
+"""``ShapesDataset``: the shapes world (``clipseg.data.shapes.scenes``) as a torch ``IterableDataset``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from clipseg.data.schema import Sample
-from clipseg.data.shapes import SPLITS, ShapesConfig, make_sample
-from clipseg.data.shapes_varied import VariedStyle
+from clipseg.data.shapes.scenes import SPLITS, ShapesConfig, make_sample
+from clipseg.data.shapes.varied import VariedStyle
 from clipseg.data.sharding import rank_and_world_size, stream_entropy, worker_shard
 
 
@@ -29,7 +29,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         length: number of samples (required for val/test; ``None`` = infinite train stream).
         negative_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects /
             category_labels: see ``ShapesConfig``.
-        varied_prob: share of scenes drawn with a varied look (``shapes_varied.VariedStyle``'s
+        varied_prob: share of scenes drawn with a varied look (``varied.VariedStyle``'s
             defaults; 0 draws the plain world).
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
         first_epoch: epoch number of the first infinite train stream (a resumed run starts past the

@@ -1,6 +1,6 @@
 """A domain-shifted shapes world, written as a folder for ``clipseg prepare folder``: a fine-tuning benchmark.
 
-Against the shapes world that ``shapes-tiny`` was trained on (``clipseg.data.shapes``), scenes here have
+Against the shapes world that ``shapes-tiny`` was trained on (``clipseg.data.shapes.scenes``), scenes here have
 a larger canvas (192 px against 128), smaller objects (radius 5–12 % of the side against 6–19 %), more
 of them (2–5), busier backgrounds (stripes, checkerboards, strong blotches instead of muted gradients)
 and colours jittered in hue and lighting (±30 per channel and a 0.8–1.1 brightness factor, against
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipseg.data.shapes import COLORS, SHAPES, _coverage, free_spot
+from clipseg.data.shapes.scenes import COLORS, SHAPES, free_spot, rasterize
 
 ANNOTATION_HEADER = ("image", "mask", "prompt")
 # A scene renderer: generator -> (image S x S x 3 uint8, {(color, shape): S x S bool mask}).
@@ -79,7 +79,7 @@ def render_scene(
             continue
         cx, cy = spot
         placed.append((cx, cy, r))
-        coverage = _coverage(shape, cx, cy, r, rng.uniform(-0.4, 0.4), size)
+        coverage = rasterize(shape, cx, cy, r, rng.uniform(-0.4, 0.4), size)
         jitter = rng.integers(-config.color_jitter, config.color_jitter + 1, 3)
         rgb = (np.array(COLORS[color]) + jitter) * rng.uniform(*config.brightness)
         image[coverage] = rgb.clip(0, 255).astype(np.uint8)

@@ -20,6 +20,8 @@ On top of LightningCLI:
 - a fresh ``fit`` into a run folder that holds checkpoints is refused unless ``--ckpt_path`` resumes it
   or ``--overwrite`` starts it over;
 - the training bar counts steps of ``max_steps``; known dependency warnings and tips are silenced.
+
+The entry points of both commands (one error line and an exit code) are in ``clipseg.cli.train``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,10 @@ from jsonargparse import ActionConfigFile, Namespace
 from lightning import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from clipseg.core.errors import BackboneUnavailableError, NoShards
 from clipseg.training.callbacks import LastCheckpoint, SampleOverlays, StepProgressBar
 from clipseg.training.module import ClipSegModule
 from clipseg.zoo.errors import ZooError
-
-SIGTERM_EXIT = 143  # what a shell reports for a process ended by SIGTERM
 
 
 class ConfigurationError(ValueError):
@@ -255,7 +252,7 @@ class ClipSegCLI(LightningCLI):
         """Checkpoints a fresh ``fit`` would write beside: refused unless resuming or ``--overwrite``.
 
         Without this, a second run under the same name writes ``last-v1.ckpt`` next to the first
-        run's ``last.ckpt`` and replaces its ``config.yaml``, so ``--ckpt_path last`` and export pick
+        run's ``last.ckpt`` and replaces its ``config.yaml``, so ``--ckpt_path last`` and ``clipseg zoo pack`` pick
         the wrong run.
         """
         folders = {Path(cfg[key].dirpath) for key in ("checkpoint", "best_checkpoint")}
@@ -330,35 +327,3 @@ def quiet_dependency_noise() -> None:
     tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # where `rank_zero_info` logs
     if not any(isinstance(f, _DropTips) for f in tips.filters):
         tips.addFilter(_DropTips())
-
-
-def run_cli(argv: list[str] | None = None) -> int:
-    """Run a LightningCLI subcommand (``argv`` like ``["fit", "--config", "configs/vitb16.yaml"]``).
-
-    Returns the exit code: 0 done, 2 configuration problem, 143 stopped by SIGTERM (``last.ckpt`` saved).
-    """
-    quiet_dependency_noise()
-    try:
-        ClipSegCLI(args=argv)
-    except BackboneUnavailableError as err:
-        print(
-            f"error: {err}\nIn a config that is `model.config.backbone` (`--model.config.backbone FOLDER`).",
-            file=sys.stderr,
-        )
-        return 2
-    except (ConfigurationError, NoShards) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except SIGTERMException:
-        print("stopped by SIGTERM; continue with --ckpt_path last", file=sys.stderr)
-        return SIGTERM_EXIT
-    return 0
-
-
-def lightning_main() -> None:
-    """Entry point of the ``lightning`` console script."""
-    sys.exit(run_cli())
-
-
-if __name__ == "__main__":
-    lightning_main()

@@ -19,7 +19,7 @@ def load_tokenizer(
     """The tokenizer named by ``source`` (hub name / folder), built from ``corpus``, or the backbone's own.
 
     A tokenizer built from a corpus is deterministic, so every process of a run (and every later run
-    with the same config) gets the same vocabulary without sharing files; export stores it with the model.
+    with the same config) gets the same vocabulary without sharing files; packing (``clipseg zoo pack``) stores it with the model.
     """
     if corpus is not None:
         if source is not None:

@@ -1,7 +1,7 @@
 """The end of a fine-tuning run: ``outputs/<name>/model.safetensors``, ready for ``clipseg.load_model``.
 
-``ExportModel`` (a callback of ``configs/finetune.yaml``) writes the trained model in the format of
-``clipseg zoo export`` when ``fit`` ends, with what the run started from and its last validation in
+``PackModel`` (a callback of ``configs/finetune.yaml``) writes the trained model in the format of
+``clipseg zoo pack`` when ``fit`` ends, with what the run started from and its last validation in
 the metadata (``clipseg_finetune``, a JSON object; see ``finetune_metadata``).
 """
 
@@ -15,10 +15,10 @@ from lightning import Callback, LightningModule, Trainer
 from safetensors import safe_open
 
 from clipseg.modeling.clipseg import META_FINETUNE, finetune_record
-from clipseg.training.export import export_module
+from clipseg.training.pack import pack_module
 
 
-class ExportModel(Callback):
+class PackModel(Callback):
     """Writes ``<run folder>/<filename>`` (the run folder is ``outputs/<name>``) when ``fit`` ends.
 
     The metadata records ``base_model`` (``init_from``), ``data_dir``, ``steps`` and ``val_metrics``
@@ -51,7 +51,7 @@ class ExportModel(Callback):
             "val_metrics": self.val_metrics,
             "val_step": self.val_step,
         }
-        target = export_module(
+        target = pack_module(
             pl_module,
             run_dir / self.filename,
             run_dir.name,
@@ -61,6 +61,6 @@ class ExportModel(Callback):
 
 
 def finetune_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``clipseg_finetune`` record of a model file written by ``ExportModel`` (``{}`` for other files)."""
+    """The ``clipseg_finetune`` record of a model file written by ``PackModel`` (``{}`` for other files)."""
     with safe_open(str(path), framework="numpy") as handle:
         return finetune_record(handle.metadata() or {})

@@ -27,9 +27,9 @@ import numpy as np
 from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
 from clipseg.core.prompts import Prompt
-from clipseg.data.custom import read_binary_mask
 from clipseg.data.folder import annotation_file, read_lines
-from clipseg.data.shapes import ShapesConfig, draw_sample, phrase_for
+from clipseg.data.shapes.scenes import ShapesConfig, draw_sample, phrase_for
+from clipseg.data.user_data import read_binary_mask
 from clipseg.inference import Predictor
 
 # Training streams use seeds derived from small integers; this one is reserved for acceptance checks.

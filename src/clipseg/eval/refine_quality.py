@@ -1,6 +1,6 @@
 """How sharp are full-resolution masks? mIoU, boundary IoU, matting errors and time, per refinement.
 
-Scenes come from ``clipseg.data.shapes_hires``: 512² images with 30–70 px objects and anti-aliased
+Scenes come from ``clipseg.data.shapes.hires``: 512² images with 30–70 px objects and anti-aliased
 edges (segmentation), or soft, blurred alpha edges (matting, like RefMatte's composites). Each
 variant (``none``, ``guided``, ``tiles``, ``tiles+guided``) runs ``Predictor.predict`` on the same
 scenes with the prompt naming one object's color + shape.
@@ -22,9 +22,9 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from clipseg.data.shapes_hires import HiresShapesConfig, hires_scene
+from clipseg.data.shapes.hires import HiresShapesConfig, hires_scene
+from clipseg.eval.quality import iou
 from clipseg.inference import Predictor
-from clipseg.quality import iou
 
 # Streams of scenes never used for choosing the defaults are drawn from other seeds.
 REFINE_SEED = 20_261_202

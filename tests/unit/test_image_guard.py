@@ -1,0 +1,83 @@
+"""One guard against decompression bombs (``clipseg.core.images.open_decoded``), used by every reader of
+users' images: ``predict`` (``load_image``), the data readers of ``prepare`` and the server's uploads."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageFile
+
+from clipseg.core.images import ImageError, TooManyPixels, load_image, open_decoded
+from clipseg.data.sample_io import read_image, read_png_array
+from clipseg.data.schema import BadSample
+from clipseg.data.user_data import read_binary_mask
+
+LIMIT = 100 * 100
+
+
+@pytest.fixture
+def big_png(tmp_path) -> Path:
+    path = tmp_path / "big.png"
+    Image.new("L", (200, 100)).save(path)  # 20,000 pixels: twice LIMIT
+    return path
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Any decoding of pixels fails the test: the limit must be read from the header alone."""
+
+    def refuse(self):
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def test_an_image_over_the_limit_is_refused_from_its_header(big_png, no_decoding):
+    refused = pytest.raises(TooManyPixels, match=r"200x100 is larger than the limit of 10,000 pixels")
+    with refused as caught, open_decoded(big_png, LIMIT):
+        pass
+    assert caught.value.size == (200, 100) and caught.value.limit == LIMIT
+
+
+def test_an_image_within_the_limit_is_decoded(big_png):
+    with open_decoded(io.BytesIO(big_png.read_bytes()), 2 * LIMIT) as img:
+        assert img.size == (200, 100) and img.tobytes() == bytes(200 * 100)
+
+
+def test_far_over_pil_s_count_is_refused_by_ours_too(big_png, monkeypatch):
+    """PIL refuses (DecompressionBombError) above twice its own limit before the header check; that is
+    the same refusal, without a size."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    with pytest.raises(TooManyPixels, match="the image is larger"), open_decoded(big_png, 20):
+        pass
+
+
+def test_predict_s_reader_uses_the_guard(big_png, monkeypatch, no_decoding):
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(LIMIT))
+    with pytest.raises(ImageError, match=r"big.png: 200x100 is larger than .* CLIPSEG_MAX_PIXELS="):
+        load_image(big_png)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda path: read_image(path, "s1"),
+        lambda path: read_png_array(path, "s1"),
+        lambda path: read_binary_mask(path, "s1"),
+    ],
+    ids=["image", "label png", "binary mask"],
+)
+def test_prepare_s_readers_use_the_guard(big_png, monkeypatch, no_decoding, read):
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(LIMIT))
+    with pytest.raises(
+        BadSample, match=r"200x100 is larger than the limit of 10,000 pixels.*CLIPSEG_MAX_PIXELS"
+    ):
+        read(big_png)
+
+
+def test_the_server_refuses_uploads_over_its_limit_from_the_header(big_png, no_decoding):
+    api = pytest.importorskip("clipseg.serve.api", reason="needs the serve extra")
+    with pytest.raises(api.TooLarge, match=r"200x100 pixels is over this server's limit of 10,000"):
+        api.read_upload(big_png.read_bytes(), api.UploadLimits(max_pixels=LIMIT))
