@@ -88,17 +88,17 @@ eval-all: install
 
 zoo-shapes-tiny: install
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny.yaml
-	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny \
+	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny \
 		--out outputs/shapes-tiny/stage1.safetensors
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-twins.yaml
-	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny-twins/checkpoints/last.ckpt --name shapes-tiny \
+	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny-twins/checkpoints/last.ckpt --name shapes-tiny \
 		--out zoo --quality-scenes 200
 
 # shapes-tiny v2 from the shipped v1, on the varied shapes world, then the before -> after table
 # (docs/shapes-tiny.md; not shipped: 0.011 below v1 on the original renderer). One core, ~25-55 min.
 shapes-tiny-v2: install
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.yaml
-	$(BIN)/clipseg zoo export --ckpt outputs/shapes-tiny-v2/checkpoints/last.ckpt --name shapes-tiny \
+	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny-v2/checkpoints/last.ckpt --name shapes-tiny \
 		--out outputs/shapes-tiny-v2/v2.safetensors
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model shapes-tiny \
 		--model outputs/shapes-tiny-v2/v2.safetensors
