@@ -107,17 +107,19 @@ def page_summary(
     labels: list[str],
     calibration: Calibration | None,
     options: PostProcess,
+    image: np.ndarray | None = None,
 ) -> tuple[list[list], Image.Image]:
     """The table rows ``[label, presence, instance count]`` of ``N x H x W`` prompt probabilities and
-    the label map (palette image) of all prompts; ``M x H x W`` negatives are removed first, the
-    page's threshold (0.5 for soft masks) and min_area apply."""
+    the label map (palette image, in the overlay's legend colours for ``image``) of all prompts;
+    ``M x H x W`` negatives are removed first, the page's threshold (0.5 for soft masks) and
+    min_area apply."""
     cut = options.cut
     # Soft still: only the negatives' pixels are zeroed, at the cut the masks use.
     kept = np.where(negatives.max(axis=0) >= cut, np.float32(0.0), probs) if len(negatives) else probs
     found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area)
     counts = np.bincount([i.prompt for i in found.instances], minlength=len(probs))
     rows = [[label, round(float(p), 3), int(c)] for label, p, c in zip(labels, found.presence, counts)]
-    return rows, labels_image(kept, cut)
+    return rows, labels_image(kept, cut, labels, image)
 
 
 # Mask files live this long: Gradio copies them into its own cache when the answer goes out.
@@ -164,7 +166,7 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
         count = len(job.prompts)
         masks = postprocess(probs[:count], probs[count:], job.postprocess)
         summary, label_image = page_summary(
-            probs[:count], probs[count:], labels, batcher.predictor.calibration, job.postprocess
+            probs[:count], probs[count:], labels, batcher.predictor.calibration, job.postprocess, image
         )
         labels = job.postprocess.labels(labels)
         shown = overlay(image, masks, labels, threshold=job.postprocess.threshold)
