@@ -68,3 +68,16 @@ def test_calibrating_a_shipped_file_in_place_updates_its_card(tmp_path, monkeypa
     assert (
         load_model("shapes-tiny", device="cpu").calibration == load_model(shipped, device="cpu").calibration
     )
+
+
+def test_fit_ends_with_an_uncalibrated_model_and_a_reason_when_the_split_cannot_be_used(tmp_path):
+    import shutil
+
+    from clipseg.training.finetune import calibrate_in_place
+
+    model = tmp_path / "model.safetensors"
+    shutil.copy(resolve_weights("shapes-tiny").path, model)
+    before = model.read_bytes()
+    message = calibrate_in_place(model, str(tmp_path / "no-data"), 50)
+    assert message.startswith("presence calibration: not fitted") and "no val shards" in message
+    assert model.read_bytes() == before  # the run's model is kept as it was

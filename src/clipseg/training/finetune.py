@@ -73,7 +73,7 @@ def calibrate_in_place(model_file: Path, data_dir: str | None, limit: int) -> st
         return "presence calibration: skipped (no data_dir or calibrate_limit 0)"
     try:
         calibrate(model_file, data_dir, model_file, limit=limit)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # RuntimeError: ZooError (e.g. a backbone offline)
         return f"presence calibration: not fitted ({err}); `clipseg calibrate` fits one later"
     return f"presence calibration: fitted on up to {limit} rows of {data_dir}'s val split"
 
