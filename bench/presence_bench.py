@@ -7,7 +7,8 @@ AUROC, recall and false-found rate at 0.5, expected calibration error (10 bins),
 max-probability baseline. Instances: scenes with 1-3 copies of one color + shape among other objects;
 exact count of ``Segmentation.instances`` vs naive connected components (same ``--min-area``).
 Label maps: every object's "color shape" prompted at once; mIoU of ``labels`` vs the true map.
-Seeds differ from the calibration's (``clipseg calibrate`` on ``clipseg prepare shapes``: seed 0).
+Seeds differ from the calibration's (``clipseg calibrate`` on ``clipseg prepare shapes``: seed 0) and
+from the ones the settings were chosen on (presence L2: 7001, 7004; instances: 7002, 7003).
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ def main() -> None:
     parser.add_argument("--model", default="shapes-tiny")
     parser.add_argument("--scenes", type=int, default=600)
     parser.add_argument("--seed", type=int, default=9001)
-    parser.add_argument("--min-area", type=int, default=20)
+    # 50 px (0.3 % of a 128 px scene): chosen on scenes of seeds 7002 and 7003 (exact count 0.910 / 0.930
+    # at 50, 0.892 / 0.926 at 20, flat to 60, lower at 80), not on the reported seed.
+    parser.add_argument("--min-area", type=int, default=50)
     args = parser.parse_args()
     predictor = load_model(args.model, device="cpu")
     result = {

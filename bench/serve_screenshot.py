@@ -36,7 +36,7 @@ def main() -> None:
     app = create_app(
         load_model("shapes-tiny", device="cpu"), batching=BatchLimits(max_queue=0) if args.busy else None
     )
-    driver = chromium(width=1280, height=1060)
+    driver = chromium(width=1280, height=1500)
     try:
         with running(app) as url:
             wait = WebDriverWait(driver, 120)

@@ -106,3 +106,30 @@ def test_coco_and_instances_together_are_refused(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "coco and instances" in err[0]
+
+
+def test_a_video_gives_instances_and_a_label_map_per_frame(tmp_path):
+    import av
+    from pycocotools.coco import COCO
+
+    frame = np.asarray(Image.open(_two_circles(tmp_path)).convert("RGB"))
+    video = tmp_path / "clip.mp4"
+    with av.open(str(video), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.height, stream.width = frame.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out"
+    args = ["predict", str(video), "--prompt", "red circle", "--prompt", "blue square"]
+    assert main([*args, "--format", "instances,labels", "--out", str(out)]) == 0
+    coco = COCO(str(out / "instances.json"))
+    images = coco.loadImgs(coco.getImgIds())
+    assert [(i["file_name"], i["frame"]) for i in images] == [("clip.mp4", f) for f in range(3)]
+    for image in images:  # each frame: the two red circles apart, the blue square once
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
+        assert sorted(a["category_id"] for a in anns) == [1, 1, 2]
+        labels = np.asarray(Image.open(out / "clip.mp4" / f"{image['frame']:06d}_labels.png"))
+        assert labels[40, 35] == labels[85, 90] == 1 and labels[30, 90] == 2 and labels[5, 5] == 0
+    assert json.loads((out / "labels.json").read_text())["1"] == "red circle"

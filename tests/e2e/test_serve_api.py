@@ -225,7 +225,7 @@ def test_the_pages_endpoint_takes_an_image_prompt_with_its_painted_mask(server, 
     options = [0.5, "", "none", 0, 0, False, 0, 0, "none", False]  # threshold, negatives, ..., tiles
     client = Client(f"{server[0]}/", verbose=False)
     try:
-        _, gallery, files = client.predict(
+        _, gallery, files, summary, _ = client.predict(
             scene_file, "blue circle", editor, None, *options, api_name="/segment"
         )
     finally:
@@ -234,6 +234,8 @@ def test_the_pages_endpoint_takes_an_image_prompt_with_its_painted_mask(server, 
     masks = [np.asarray(Image.open(g["image"]).convert("L")) > 127 for g in gallery]
     assert (masks[0] & blue).sum() > 0.8 * blue.sum() and (masks[0] & red).sum() == 0
     assert (masks[1] & red).sum() > 0.8 * red.sum() and (masks[1] & blue).sum() == 0
+    # The presence table names the image prompt too: one object found for each prompt.
+    assert [(row[0], row[2]) for row in summary["data"]] == [("blue circle", 1), ("image prompt", 1)]
 
 
 # ---- no file outside the app through any route -------------------------------------------------

@@ -130,6 +130,18 @@ def test_the_page_segments_the_example_and_offers_the_masks_for_download(
     overlay = driver.find_element(By.CSS_SELECTOR, "#overlay img")
     assert driver.execute_script("return arguments[0].naturalHeight", overlay) > api["height"]  # + legend
 
+    # Presence and instance count per prompt (the API's presence), and the label map (+ 1 colour).
+    rows = [
+        [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
+        for row in driver.find_elements(By.CSS_SELECTOR, "#presence tbody tr")
+    ]
+    rows = [row for row in rows if any(row)]  # Gradio's table keeps an empty spacer row
+    assert [row[0] for row in rows] == PROMPTS
+    for row, entry in zip(rows, api["masks"]):
+        assert float(row[1]) == pytest.approx(entry["presence"], abs=1e-3) and int(row[2]) >= 1
+    labels = _png(httpx.get(driver.find_element(By.CSS_SELECTOR, "#labels img").get_attribute("src")).content)
+    assert labels.shape == want[0].shape and len(np.unique(labels)) == 3  # background and 2 prompts
+
     # Downloaded: clicking each link saves the prompt's PNG mask.
     assert [a.get_attribute("download") for a in links] == ["0_red-square.png", "1_blue-circle.png"]
     for link in links:

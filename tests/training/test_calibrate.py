@@ -46,3 +46,38 @@ def test_calibrate_without_val_shards_is_one_error_line(tmp_path, capsys):
         and str(tmp_path) in err[0]
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_calibrating_a_shipped_file_in_place_updates_its_card(tmp_path, monkeypatch):
+    import shutil
+
+    from clipseg.zoo import get_card
+    from clipseg.zoo.store import SHIPPED_DIR
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(SHIPPED_DIR, zoo)
+    monkeypatch.setenv("CLIPSEG_ZOO", str(zoo))
+    before = get_card("shapes-tiny")
+    data = tmp_path / "shapes"
+    prepare("shapes", None, out=data, splits=["val"], options={"length": 16, "size": 96})
+    shipped = str(zoo / "shapes-tiny.safetensors")
+    assert clipseg_main(["calibrate", "--model", shipped, "--data", str(data), "--out", shipped]) == 0
+    after = get_card("shapes-tiny")
+    assert after.sha256 != before.sha256 and after.measured == before.measured
+    # The zoo name still loads (its file is verified against the card) with the new calibration.
+    assert (
+        load_model("shapes-tiny", device="cpu").calibration == load_model(shipped, device="cpu").calibration
+    )
+
+
+def test_fit_ends_with_an_uncalibrated_model_and_a_reason_when_the_split_cannot_be_used(tmp_path):
+    import shutil
+
+    from clipseg.training.finetune_output import calibrate_in_place
+
+    model = tmp_path / "model.safetensors"
+    shutil.copy(resolve_weights("shapes-tiny").path, model)
+    before = model.read_bytes()
+    message = calibrate_in_place(model, str(tmp_path / "no-data"), 50)
+    assert message.startswith("presence calibration: not fitted") and "no val shards" in message
+    assert model.read_bytes() == before  # the run's model is kept as it was

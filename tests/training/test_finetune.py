@@ -57,7 +57,9 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
     assert record["base_model"] == "shapes-tiny" and record["data_dir"] == str(tmp_path / "data")
     assert record["steps"] == 5 and record["val_step"] == 4
     assert {"val/miou_0.5", "val/fgiou_0.5", "val/ap"} <= set(record["val_metrics"])
+    assert "presence calibration: fitted" in capsys.readouterr().out
     tuned = clipseg.load_model(model_file)
+    assert tuned.calibration is not None  # fitted on the run's val split when fit ended
     base = clipseg.load_model("shapes-tiny")
     assert (
         tuned.backend.model.config == base.backend.model.config

@@ -212,6 +212,8 @@ def test_load_model_by_name_exports_once_into_the_cache(tmp_path, monkeypatch, t
         np.abs(predictor.predict(image, PHRASES[:2]) - torch_predictor.predict(image, PHRASES[:2])).max()
         <= TOL
     )
+    # The shipped file's presence calibration travels with the export (config.json).
+    assert torch_predictor.calibration is not None and predictor.calibration == torch_predictor.calibration
 
     def no_child(*args, **kwargs):
         raise AssertionError("exported again")

@@ -37,6 +37,14 @@ def test_one_rectangle_or_disk_stays_one_instance_and_min_area_drops_fragments()
     assert len(kept) == 2 and {i.prompt for i in kept} == {3}
 
 
+@pytest.mark.parametrize("radius", [10, 17])
+def test_a_slightly_smeared_disk_stays_one_instance(radius):
+    # Two discs 2 px apart: a round blob whose distance transform has two separate top pixels (a
+    # plain local-maximum rule cut it in two); its neck is no neck, so it is one object.
+    blob = disk((64, 64), (32, 32), radius) | disk((64, 64), (33, 34), radius)
+    assert len(find_instances(blob.astype(np.float32), 0)) == 1
+
+
 def test_label_map_against_hand_made_probabilities():
     probs = np.zeros((2, 4, 4), np.float32)
     probs[0, :, :2] = 0.9

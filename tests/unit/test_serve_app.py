@@ -90,3 +90,30 @@ def test_the_app_builds_with_the_installed_gradios_api_without_warnings():
         warnings.simplefilter("error", UserWarning)
         app = create_app(predictor)
     app.state.batcher.close()
+
+
+def test_the_page_summary_gives_presence_instances_and_the_label_map_respecting_negatives():
+    from clipseg.inference.overlay import legend_colours
+    from clipseg.inference.postprocess import PostProcess
+    from clipseg.serve.app import page_summary
+
+    names = ["red square", "blue circle"]
+    probs = np.zeros((2, 40, 60), np.float32)
+    probs[0, 5:15, 5:15] = probs[0, 25:35, 40:55] = 0.9  # two objects of prompt 0
+    probs[1, 20:30, 5:15] = 0.3  # prompt 1: nothing at the cut
+    no_negatives = np.zeros((0, 40, 60), np.float32)
+    rows, image = page_summary(
+        probs, no_negatives, names, None, PostProcess(), np.zeros((40, 60, 3), np.uint8)
+    )
+    assert rows == [["red square", 0.9, 2], ["blue circle", 0.3, 0]]
+    labels = np.asarray(image)
+    assert image.mode == "P" and set(np.unique(labels)) == {0, 1}
+    assert (labels == 1).sum() == (probs[0] >= 0.5).sum()
+    # Each prompt's colour is the one the overlay's legend gives it (not the palette's order).
+    palette = image.getpalette()[3:9]
+    assert palette == [v for colour in legend_colours(names, np.zeros((40, 60, 3), np.uint8)) for v in colour]
+    negative = np.zeros((1, 40, 60), np.float32)
+    negative[0, 25:35, 40:55] = 0.8  # removes prompt 0's second object
+    rows, image = page_summary(probs, negative, names, None, PostProcess(threshold=0.2))
+    assert rows == [["red square", 0.9, 1], ["blue circle", 0.3, 1]]  # the lower cut finds prompt 1's object
+    assert (np.asarray(image) == 1).sum() == 100 and (np.asarray(image) == 2).sum() == 100

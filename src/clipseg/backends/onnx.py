@@ -57,6 +57,7 @@ class ExportLayout:
         fixed_vocabulary: the tokenizer was built from a fixed corpus (``Backend.fixed_vocabulary``).
         quantize: ``"int8"`` for dynamically quantized graphs, else ``None``.
         source: the model name or path the export was made from, and its sha256.
+        presence: the source file's presence calibration (``clipseg.inference.presence``, JSON), or "".
     """
 
     preprocessing: PreprocessConfig
@@ -68,6 +69,7 @@ class ExportLayout:
     quantize: str | None = None
     source: str = ""
     source_sha256: str = ""
+    presence: str = ""
 
     def to_json(self) -> str:
         data = {"format": FORMAT, "version": FORMAT_VERSION, **self.__dict__}

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from clipseg.core.help import HelpFormatter
-from clipseg.training.calibrate import DEFAULT_LIMIT, calibrate
+from clipseg.training.calibrate import DEFAULT_LIMIT, calibrate, refresh_card
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,4 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clipseg calibrate: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {out} (presence calibration: weights {[round(w, 3) for w in calibration.weights]})")
+    card = refresh_card(out)
+    if card is not None:
+        print(f"updated the card {card!r}: sha256 of the calibrated file")
     return 0

@@ -42,12 +42,13 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     # Imported here: `clipseg export --help` must not import torch.
     from clipseg.export.onnx import check_out_folder, export_onnx
-    from clipseg.zoo import load_resolved, resolve_weights
+    from clipseg.zoo import load_resolved, read_file_calibration, resolve_weights
 
     out: Path = args.out
     check_out_folder(out, overwrite=args.overwrite)  # before the model is loaded: fail fast
     weights = resolve_weights(args.model, args.revision)  # resolved (and verified) once
     model, tokenizer = load_resolved(weights)
+    calibration = read_file_calibration(weights.path)
     diffs = export_onnx(
         model,
         tokenizer,
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         source=args.model,
         source_sha256=weights.digest(),
+        presence=calibration.to_json() if calibration else "",
         overwrite=args.overwrite,
         progress=True,
     )

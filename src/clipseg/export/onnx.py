@@ -324,10 +324,12 @@ def export_onnx(
     quantize: str | None = None,
     source: str = "",
     source_sha256: str = "",
+    presence: str = "",
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
     """Write ``out``: ``vision / text / visual / decoder.onnx``, ``config.json`` and ``tokenizer/``.
+    ``presence`` (the source's presence calibration, JSON) travels in ``config.json``.
 
     The fp32 graphs are checked against torch (``check_graphs``) before anything is written; ``out``
     appears complete or not at all. ``progress`` shows a bar over the steps. Returns the checked max differences per graph.
@@ -341,7 +343,7 @@ def export_onnx(
     out = Path(out)
     check_out_folder(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    layout = layout_of(model, tokenizer, source=source, source_sha256=source_sha256)
+    layout = layout_of(model, tokenizer, source=source, source_sha256=source_sha256, presence=presence)
     steps = len(GRAPHS) + 1 + (quantize is not None)
     with (
         tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp,

@@ -1,9 +1,11 @@
 """``Predictor.segment``: probabilities plus presence per prompt, instances and one label map.
 
 Instances are the 8-connected components of a prompt's thresholded mask, each split by a marker
-watershed on its distance transform: two touching round objects have two distance maxima joined by
-a narrow neck, while one object has one maximum (or one connected ridge). Components (and pieces)
-under ``min_area`` pixels are dropped.
+watershed on its distance transform: two touching round objects have two distance peaks joined by
+a narrow neck, while one object has one peak. Peaks are the h-maxima of the distance (``DYNAMIC``):
+a peak counts only when it rises well above the saddle that joins it to a higher one, so the many
+small local maxima of a pixelated disc's distance transform stay one object. Components (and
+pieces) under ``min_area`` pixels are dropped.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from scipy import ndimage
 from clipseg.inference.presence import Calibration, presence
 
 _EIGHT = np.ones((3, 3), dtype=bool)
-# A distance maximum seeds its own instance only when it is this deep relative to the component's
-# deepest point: shallow bumps on an object's outline are not objects.
-MIN_PEAK_DEPTH = 0.5
+# A distance peak seeds its own instance only when it rises this much (relative to the component's
+# deepest distance) above the saddle to a higher peak: two touching discs of radius r split when
+# their neck is under 0.7 r wide. Chosen on validation scenes (seeds 7002, 7003; flat from 0.1 to
+# 0.4). The earlier local-maximum rule cut single round blobs in two (exact count at min_area 40:
+# 0.896 / 0.912 there, against 0.904 / 0.930 with this one).
+DYNAMIC = 0.3
+# Step (pixels) of the second reconstruction that finds the plateaus on top of the h-maxima: far
+# below the gaps between distinct distance values, so only equal tops join.
+_PLATEAU_STEP = 1e-3
 
 
 @dataclass(frozen=True)
@@ -59,13 +67,23 @@ class Segmentation:
     calibrated: bool
 
 
+def _reconstruct(marker: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Grey reconstruction by dilation of ``marker`` under ``mask`` (both ``H x W``, marker <= mask)."""
+    while True:
+        grown = np.minimum(ndimage.grey_dilation(marker, footprint=_EIGHT), mask)
+        if np.array_equal(grown, marker):
+            return marker
+        marker = grown
+
+
 def split_component(component: np.ndarray) -> np.ndarray:
     """``H x W`` int32 pieces (1..K, 0 outside) of one connected ``H x W`` bool component."""
     distance = ndimage.distance_transform_edt(component)
-    deepest = distance.max()
-    radius = max(1, int(deepest))
-    local_max = distance == ndimage.maximum_filter(distance, size=2 * radius + 1)
-    peaks = local_max & (distance >= MIN_PEAK_DEPTH * deepest) & component
+    h = DYNAMIC * distance.max()
+    # h-maxima: the distance with every peak lowered by h; the peaks that survive are the plateaus
+    # on top of it (found by a second reconstruction one small step down).
+    domes = _reconstruct(np.maximum(distance - h, 0.0), distance)
+    peaks = (domes - _reconstruct(domes - _PLATEAU_STEP, domes) > 0) & component
     markers, count = ndimage.label(peaks, structure=_EIGHT)  # a plateau or ridge is one marker
     if count <= 1:
         return component.astype(np.int32)

@@ -169,7 +169,7 @@ def write_frame(
         arrays = {"masks": masks.astype(np.float32), "labels": np.array(layout.labels)}
         jobs.append((path, partial(_save_npz, **arrays, **{STAMP_KEY: np.array(layout.stamp)})))
     for path in files.get("labels", []):
-        jobs.append((path, partial(save_png, labels_image(masks, layout.cut))))
+        jobs.append((path, partial(save_png, labels_image(masks, layout.cut, layout.labels, image))))
     for path in files.get("overlay", []):
         jobs.append((path, partial(save_png, overlay(image, masks, list(layout.labels)))))
     for path, save in jobs:
@@ -177,15 +177,17 @@ def write_frame(
     return files
 
 
-def labels_image(masks: np.ndarray, cut: float) -> Image.Image:
-    """An indexed (palette) PNG image of ``label_map(masks, cut)``: 0 black, ``k + 1`` prompt ``k``'s legend colour."""
-    from clipseg.inference.overlay import NAMED_PALETTE
+def labels_image(
+    masks: np.ndarray, cut: float, labels: Sequence[str], image: np.ndarray | None = None
+) -> Image.Image:
+    """An indexed (palette) PNG image of ``label_map(masks, cut)`` (``K x H x W`` masks): 0 black,
+    ``k + 1`` the colour the overlay's legend gives ``labels[k]`` on ``image`` (``legend_colours``)."""
+    from clipseg.inference.overlay import legend_colours
     from clipseg.inference.segment import label_map
 
-    image = Image.fromarray(label_map(masks, cut).astype(np.uint8), "P")
-    colours = [c for c, _ in NAMED_PALETTE]
-    image.putpalette([0, 0, 0] + [v for k in range(len(masks)) for v in colours[k % len(colours)]])
-    return image
+    indexed = Image.fromarray(label_map(masks, cut).astype(np.uint8), "P")
+    indexed.putpalette([0, 0, 0] + [v for colour in legend_colours(labels, image) for v in colour])
+    return indexed
 
 
 def _save_png(image: Image.Image, path: Path, *, stamp: str) -> None:

@@ -1,4 +1,5 @@
-"""The Gradio page: an image, text prompts, an optional image prompt, options; an overlay and mask files.
+"""The Gradio page: an image, text prompts, an optional image prompt, options; an overlay, mask files,
+presence and instance count per prompt, and the label map of all prompts.
 
 Every run goes through the server's ``Batcher``, so page users and API clients share one model and
 are batched together. The page loads nothing from other hosts (system fonts, no analytics, no
@@ -12,6 +13,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,12 @@ from PIL import Image
 
 from clipseg.core.prompts import Prompt
 from clipseg.inference.overlay import overlay
-from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
+from clipseg.inference.postprocess import COMBINE_MODES, PostProcess, postprocess
 from clipseg.inference.predictor import Job
+from clipseg.inference.presence import Calibration
 from clipseg.inference.refine import REFINE_MODES
-from clipseg.inference.writers import mask_to_gray, slug
+from clipseg.inference.segment import segmentation
+from clipseg.inference.writers import labels_image, mask_to_gray, slug
 from clipseg.serve.api import UploadLimits
 from clipseg.serve.batcher import Batcher, Busy
 
@@ -94,6 +98,30 @@ def job_from_inputs(
     return Job(image=image, prompts=prompts, postprocess=post, refine=refine, tiles=tiles), labels
 
 
+SUMMARY_HEADERS = ["prompt", "presence", "instances"]
+
+
+def page_summary(
+    probs: np.ndarray,
+    negatives: np.ndarray,
+    labels: list[str],
+    calibration: Calibration | None,
+    options: PostProcess,
+    image: np.ndarray | None = None,
+) -> tuple[list[list], Image.Image]:
+    """The table rows ``[label, presence, instance count]`` of ``N x H x W`` prompt probabilities and
+    the label map (palette image, in the overlay's legend colours for ``image``) of all prompts;
+    ``M x H x W`` negatives are removed first, the page's threshold (0.5 for soft masks) and
+    min_area apply."""
+    cut = options.cut
+    # Soft still: only the negatives' pixels are zeroed, at the cut the masks use.
+    kept = np.where(negatives.max(axis=0) >= cut, np.float32(0.0), probs) if len(negatives) else probs
+    found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area)
+    counts = np.bincount([i.prompt for i in found.instances], minlength=len(probs))
+    rows = [[label, round(float(p), 3), int(c)] for label, p, c in zip(labels, found.presence, counts)]
+    return rows, labels_image(kept, cut, labels, image)
+
+
 # Mask files live this long: Gradio copies them into its own cache when the answer goes out.
 KEEP_FILES_S = 3600
 
@@ -121,9 +149,12 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
         job, labels = job_from_inputs(
             image, prompts_text or "", support, support_mask, options, limits=limits
         )
+        # Probabilities come back whole (negatives after the prompts): presence and the label map
+        # read them; the page's post-processing runs here.
+        raw = replace(job, prompts=[*job.prompts, *job.postprocess.negative], postprocess=None)
         try:
-            future = batcher.submit(job)
-            masks = future.result(timeout=batcher.limits.timeout_s)
+            future = batcher.submit(raw)
+            probs = future.result(timeout=batcher.limits.timeout_s)
         except Busy as err:  # a full queue: said on the page, not a silent failure (nor a traceback)
             raise gr.Error(str(err), title="Server busy", print_exception=False) from None
         except FutureTimeout:
@@ -132,6 +163,11 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
             raise gr.Error(message, title="Server busy", print_exception=False) from None
         except ValueError as err:  # a bad prompt (e.g. an all-black mask): the message names it
             raise gr.Error(str(err)) from None
+        count = len(job.prompts)
+        masks = postprocess(probs[:count], probs[count:], job.postprocess)
+        summary, label_image = page_summary(
+            probs[:count], probs[count:], labels, batcher.predictor.calibration, job.postprocess, image
+        )
         labels = job.postprocess.labels(labels)
         shown = overlay(image, masks, labels, threshold=job.postprocess.threshold)
         grays = [Image.fromarray(mask_to_gray(mask)) for mask in masks]  # shown and saved
@@ -141,7 +177,7 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
             path = folder / f"{i}_{slug(label)}.png"
             gray.save(path)
             files.append(str(path))
-        return shown, list(zip(grays, labels)), files
+        return shown, list(zip(grays, labels)), files, summary, label_image
 
     # delete_cache: Gradio's copies of uploads and answers older than KEEP_FILES_S go, checked hourly.
     blocks = gr.Blocks(
@@ -189,8 +225,17 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
                     label="masks", format="png", elem_id="masks", columns=4, height=280, object_fit="contain"
                 )
                 files = gr.File(label="mask files (PNG)", file_count="multiple", elem_id="downloads")
+                summary = gr.Dataframe(
+                    headers=SUMMARY_HEADERS, label="presence (probability the object is there) and instances",
+                    elem_id="presence", interactive=False,
+                )  # fmt: skip
+                label_map = gr.Image(
+                    label="label map (one colour per prompt)", type="pil", format="png", elem_id="labels",
+                    interactive=False,
+                )  # fmt: skip
         gr.Examples(EXAMPLES, inputs=[image, prompts], label="examples (bundled images)")
         inputs = [image, prompts, support, support_mask, threshold, negative, combine, erode, min_area,
                   fill_holes, dilate, feather, refine, tiles]  # fmt: skip
-        run.click(segment, inputs, [shown, gallery, files], concurrency_limit=batcher.limits.max_images)
+        outputs = [shown, gallery, files, summary, label_map]
+        run.click(segment, inputs, outputs, concurrency_limit=batcher.limits.max_images)
     return blocks

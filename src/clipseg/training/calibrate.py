@@ -2,11 +2,14 @@
 
 Each val sample gives one example: its own phrase, present when its mask is not empty (see
 ``calibration_examples`` for splits without empty masks). The calibration (``clipseg.inference.presence``) is stored in the
-model file's metadata; tensors and every other metadata entry are copied unchanged.
+model file's metadata; tensors and every other metadata entry are copied unchanged. Written over a
+shipped model file (``zoo/``), its card's sha256 and size follow (``refresh_card``), so
+``make zoo-shapes-tiny`` calibrates the shipped file in one step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from safetensors import safe_open
 
+from clipseg.core.files import sha256_of
 from clipseg.data.streaming import decode_row, shard_files
 from clipseg.inference import Predictor
 from clipseg.inference.presence import PRESENCE_META, Calibration, fit_calibration
@@ -85,3 +89,23 @@ def calibrate(
     calibration = fit_calibration(maps, present)
     write_calibration(path, calibration, out)
     return calibration
+
+
+def refresh_card(out: Path) -> str | None:
+    """When ``out`` is a shipped model file (in ``repo_zoo_dir()``), its card's sha256 and size follow
+    the new file; the measured numbers stay (the weights, so the masks, are unchanged). Returns the
+    card's name, or None for any other file."""
+    from clipseg.zoo import cards
+    from clipseg.zoo.cards import write_cards
+    from clipseg.zoo.store import repo_zoo_dir
+
+    if out.resolve().parent != repo_zoo_dir().resolve():
+        return None
+    known = cards()
+    name = next((name for name, card in known.items() if card.filename == out.name), None)
+    if name is None:
+        return None
+    size_mb = round(out.stat().st_size / 1e6, 2)
+    known[name] = dataclasses.replace(known[name], sha256=sha256_of(out), size_mb=size_mb)
+    write_cards(repo_zoo_dir() / "cards.json", known)
+    return name

@@ -2,7 +2,8 @@
 
 ``PackModel`` (a callback of ``configs/finetune.yaml``) writes the trained model in the format of
 ``clipseg zoo pack`` when ``fit`` ends, with what the run started from and its last validation in
-the metadata (``clipseg_finetune``, a JSON object; see ``finetune_metadata``).
+the metadata (``clipseg_finetune``, a JSON object; see ``finetune_metadata``), then fits its presence
+calibration on the run's val split (``clipseg.training.calibrate``), as ``clipseg calibrate`` would.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from lightning import Callback, LightningModule, Trainer
 from safetensors import safe_open
 
 from clipseg.modeling.clipseg import META_FINETUNE, finetune_record
+from clipseg.training.calibrate import DEFAULT_LIMIT, calibrate
 from clipseg.training.pack import pack_module
 
 
@@ -26,10 +28,12 @@ class PackModel(Callback):
 
     Args:
         filename: name of the model file inside the run folder.
+        calibrate_limit: val rows the presence calibration is fitted on (0: no calibration).
     """
 
-    def __init__(self, *, filename: str = "model.safetensors") -> None:
+    def __init__(self, *, filename: str = "model.safetensors", calibrate_limit: int = DEFAULT_LIMIT) -> None:
         self.filename = filename
+        self.calibrate_limit = calibrate_limit
         self.val_metrics: dict[str, float] = {}
         self.val_step: int | None = None
 
@@ -58,6 +62,20 @@ class PackModel(Callback):
             {META_FINETUNE: json.dumps(record, sort_keys=True)},
         )
         print(f"fine-tuned model: {target} (load it with clipseg.load_model or `clipseg predict --model`)")
+        print(calibrate_in_place(target, record["data_dir"], self.calibrate_limit))
+
+
+def calibrate_in_place(model_file: Path, data_dir: str | None, limit: int) -> str:
+    """Fit ``model_file``'s presence calibration on ``data_dir``'s val split and store it in the file;
+    the line to print. A split it cannot fit on (one phrase only, no val rows) leaves the file
+    uncalibrated (presence is then the maximum probability) and says why: the run's model is kept."""
+    if not data_dir or limit <= 0:
+        return "presence calibration: skipped (no data_dir or calibrate_limit 0)"
+    try:
+        calibrate(model_file, data_dir, model_file, limit=limit)
+    except (ValueError, OSError, RuntimeError) as err:  # RuntimeError: ZooError (e.g. a backbone offline)
+        return f"presence calibration: not fitted ({err}); `clipseg calibrate` fits one later"
+    return f"presence calibration: fitted on up to {limit} rows of {data_dir}'s val split"
 
 
 def finetune_metadata(path: str | Path) -> dict[str, Any]:

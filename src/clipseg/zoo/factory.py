@@ -49,9 +49,13 @@ def load_model(
             raise ValueError(
                 f"device {device!r}: the onnx backend runs on onnxruntime's CPU provider; use cpu"
             )
+        from clipseg.inference.presence import Calibration
         from clipseg.zoo.onnx import onnx_backend
 
-        return Predictor(onnx_backend(name_or_path, revision, quantize), name=name)
+        onnx = Predictor(onnx_backend(name_or_path, revision, quantize), name=name)
+        presence = onnx.backend.layout.presence  # the exported file's calibration, carried by the export
+        onnx.calibration = Calibration.from_json(presence) if presence else None
+        return onnx
     if quantize is not None:
         raise ValueError(f"quantize {quantize!r} runs on onnxruntime: use backend='onnx'")
     if is_export_folder(name_or_path):
