@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     # Imported here: `clipseg export --help` must not import torch.
     from clipseg.export.onnx import check_out_folder, export_onnx
-    from clipseg.zoo import load_resolved, read_file_calibration, resolve_weights
+    from clipseg.zoo import load_resolved, resolve_weights
+    from clipseg.zoo.factory import read_file_calibration
 
     out: Path = args.out
     check_out_folder(out, overwrite=args.overwrite)  # before the model is loaded: fail fast
