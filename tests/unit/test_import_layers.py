@@ -28,6 +28,7 @@ RANKS = {
     "clipseg.training": 3,
     "clipseg.export": 3,
     "clipseg.serve": 3,
+    "clipseg.ray": 3,
     "clipseg.quality": 3,
     "clipseg.refine_quality": 3,
     "clipseg.cli": 4,
