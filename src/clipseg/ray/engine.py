@@ -6,8 +6,9 @@ input's ``Outcome`` as it comes back (progress, errors by name) and finishes the
 legend, summary). Each actor loads the model once and runs ``BulkMasker.outcomes`` on its batches:
 decoding, masking, post-processing and writing are the local engine's code, so names, formats and
 bytes are the same; the actors write under ``--out``, which every node must see (one machine, or a
-shared file system). A killed actor is restarted and its batch retried (its outputs are rewritten
-whole: every file is written under a partial name and renamed into place).
+shared file system). A killed actor is restarted and its batch retried (Ray Data's defaults for actor
+pools); the batch's outputs are written again whole (every file is written under a partial name and
+renamed into place; the run clears the partial files at its end).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from clipseg.inference.bulk import BulkMasker
 from clipseg.inference.runs import BulkRun, BulkSummary, MaskOptions, Outcome
 from clipseg.inference.sources import Input
 from clipseg.inference.writers import Layout
-
-RETRIES = 3  # restarts of a dead actor, and retries of its batch: a file that kills its worker each time ends the run
 
 
 class RayEngine:
@@ -104,7 +103,8 @@ class RayEngine:
             }
             for i, item in enumerate(todo)
         ]
-        blocks = -(-len(rows) // options.batch_size)  # one block per batch: batches spread over the actors
+        # One block per batch, and at least one per actor: the batches spread over the actors.
+        blocks = min(len(rows), max(self.workers, -(-len(rows) // options.batch_size)))
         masked = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             _Worker,
             fn_constructor_args=(self.load, list(prompts), options, layout),
@@ -113,8 +113,9 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(size=self.workers),
             num_cpus=1,
             num_gpus=self.gpus or None,
-            max_restarts=RETRIES,
-            max_task_retries=RETRIES,
+            # Fault tolerance is Ray Data's default for actor pools (max_restarts=-1,
+            # max_task_retries=-1: a dead actor is restarted and its batches retried); setting them
+            # through ray_remote_args is deprecated in Ray 2.60. A retried batch's rows come back once.
         )
         for row in masked.iter_rows():
             found = json.loads(row["outcome"])
@@ -131,6 +132,7 @@ def connected(address: str | None) -> Iterator[None]:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the run's own bar counts inputs
     context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" lines
     try:
         yield
     finally:
