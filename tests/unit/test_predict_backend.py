@@ -1,0 +1,81 @@
+"""``clipseg predict --backend torch|onnx [--quantize int8]`` and the Ray engine's flags: the choice reaches
+``load_model``, and flags that the chosen engine or backend would ignore end in one error line."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import clipseg
+from clipseg.cli import main
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "in" / "scene.png"
+    path.parent.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def predict(image, out, *args: str) -> int:
+    return main(
+        ["predict", str(image), "--prompt", "a red circle", "--format", "npz", "--out", str(out), *args]
+    )
+
+
+def one_error(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("clipseg predict: error: "), lines
+    return lines[0]
+
+
+def test_backend_onnx_masks_with_onnxruntime_and_torch_refuses_an_export(
+    tiny_export, image, tmp_path, capsys
+):
+    assert predict(image, tmp_path / "out", "--model", str(tiny_export), "--backend", "onnx") == 0
+    with np.load(tmp_path / "out" / "scene.npz") as saved:
+        expected = clipseg.load_model(tiny_export, backend="onnx").predict(image, ["a red circle"])
+        np.testing.assert_allclose(saved["masks"], expected, atol=1e-6)
+    capsys.readouterr()
+    assert predict(image, tmp_path / "torch", "--model", str(tiny_export), "--backend", "torch") == 1
+    assert "is an ONNX export" in one_error(capsys)
+    assert (
+        predict(
+            image, tmp_path / "int8", "--model", str(tiny_export), "--backend", "onnx", "--quantize", "int8"
+        )
+        == 1
+    )
+    assert "int8" in one_error(capsys)  # an fp32 export asked for int8: the flag reached load_model
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "2"], "--workers: only with --engine ray"),
+        (
+            ["--ray-address", "auto", "--gpus-per-worker", "1"],
+            "--ray-address, --gpus-per-worker: only with --engine ray",
+        ),
+        (["--engine", "ray", "--workers", "0"], "--workers 0: at least 1 Ray actor"),
+        (["--quantize", "int8"], "--quantize int8 runs on onnxruntime: add --backend onnx"),
+    ],
+)
+def test_flags_the_engine_or_backend_would_ignore_are_refused(image, tmp_path, capsys, args, message):
+    assert predict(image, tmp_path / "out", *args) == 1
+    assert one_error(capsys).endswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_clipseg_ray_without_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: `import ray` fails
+    for name in [m for m in sys.modules if m == "clipseg.ray" or m.startswith("clipseg.ray.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ModuleNotFoundError) as failure:
+        importlib.import_module("clipseg.ray")
+    assert str(failure.value) == "clipseg.ray needs ray, which is not installed: pip install 'clipseg[ray]'"
