@@ -67,8 +67,10 @@ def ray_outcomes(backend: dict, workers: int, layout: Layout, todo: list) -> Ite
     from clipseg.inference.runs import MaskOptions
     from clipseg.ray import RayEngine
 
-    engine = RayEngine(partial(load_model, "shapes-tiny", device="cpu", **backend), workers=workers)
-    return engine.outcomes(layout, todo, PROMPTS, MaskOptions())
+    engine = RayEngine(
+        partial(load_model, "shapes-tiny", device="cpu", **backend), PROMPTS, MaskOptions(), workers=workers
+    )
+    return engine.outcomes(layout, todo)
 
 
 def load() -> str:

@@ -24,6 +24,7 @@ from clipseg.cli import main  # noqa: E402
 from clipseg.data.shapes import ShapesConfig, draw_sample  # noqa: E402
 from clipseg.inference.bulk import MaskOptions  # noqa: E402
 from clipseg.inference.postprocess import PostProcess  # noqa: E402
+from clipseg.inference.runs import BulkRun  # noqa: E402
 from clipseg.ray import RayEngine, Segmenter  # noqa: E402
 from clipseg.zoo import load_model  # noqa: E402
 
@@ -145,12 +146,12 @@ def test_a_killed_actor_mid_run_still_ends_with_every_output(cluster, tmp_path):
     names = [f"img{i:03d}.png" for i in range(48)]
     save_scenes(tmp_path / "in", names, size=128)
     options = MaskOptions(postprocess=PostProcess(threshold=0.5), batch_size=2)
-    engine = RayEngine(partial(load_model, "shapes-tiny", device="cpu"), workers=1)
-    run = partial(
-        engine.predict_folder, "shapes-tiny", PROMPTS, options, tmp_path / "in", formats=("png", "coco")
+    engine = RayEngine(partial(load_model, "shapes-tiny", device="cpu"), PROMPTS, options, workers=1)
+    plan = BulkRun.plan(
+        "shapes-tiny", PROMPTS, options, tmp_path / "in", out=tmp_path / "ray", formats=("png", "coco")
     )
     summary = {}
-    worker = threading.Thread(target=lambda: summary.update(ray=run(out=tmp_path / "ray")))
+    worker = threading.Thread(target=lambda: summary.update(ray=plan.run(engine.outcomes)))
     worker.start()
     deadline = time.monotonic() + 240
     while not list((tmp_path / "ray").glob("img*.png")) and time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from clipseg.core.help import DEVICE_HELP, MODEL_HELP, HelpFormatter
 from clipseg.core.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
 from clipseg.inference.refine import REFINE_MODES
-from clipseg.inference.runs import BulkSummary, MaskOptions
+from clipseg.inference.runs import BulkRun, MaskOptions
 from clipseg.inference.sources import collect_inputs
 from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
@@ -314,28 +314,29 @@ def run(args: argparse.Namespace) -> dict:
     if (args.refine == "sam") != (args.sam is not None):
         raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     load = partial(load_predictor, args.model, args.device, args.backend, args.quantize, args.sam)
-    where = {
-        "out": args.out,
-        "formats": tuple(args.formats or ("png", "overlay")),
-        "overwrite": args.overwrite,
-        "video_output": args.video_output,
-        "on_error": lambda path, message: print(f"clipseg predict: error: {message}", file=sys.stderr),
-    }
-    summary: BulkSummary
+    plan = BulkRun.plan(
+        args.model,  # the predictor's name: what the outputs' stamps record
+        prompts,
+        options,
+        args.images,
+        out=args.out,
+        formats=tuple(args.formats or ("png", "overlay")),
+        overwrite=args.overwrite,
+        video_output=args.video_output,
+        on_error=lambda path, message: print(f"clipseg predict: error: {message}", file=sys.stderr),
+    )
     if args.engine == "ray":
         from clipseg.ray import RayEngine
 
+        workers, gpus = args.workers or 1, args.gpus_per_worker or 0.0
         engine = RayEngine(
-            load,
-            address=args.ray_address,
-            workers=args.workers or 1,
-            gpus_per_worker=args.gpus_per_worker or 0.0,
+            load, prompts, options, address=args.ray_address, workers=workers, gpus_per_worker=gpus
         )
-        summary = engine.predict_folder(args.model, prompts, options, args.images, **where)
     else:
         from clipseg.inference.bulk import BulkMasker
 
-        summary = BulkMasker(load(), prompts, options).predict_folder(args.images, **where)
+        engine = BulkMasker(load(), prompts, options)
+    summary = plan.run(engine.outcomes)
     return {
         "model": args.model,
         "backend": args.backend,

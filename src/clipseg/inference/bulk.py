@@ -179,7 +179,7 @@ class BulkMasker:
         layout, resume-skip, collisions). A bad input is reported (``on_error(path, message)``;
         default: an ``error:`` line on stderr), the run goes on and the summary lists it under
         ``failed``. ``progress`` None shows the bar on a terminal only."""
-        plan = BulkRun.plan(
+        return BulkRun.plan(
             self.predictor.name,
             self.prompts,
             self.options,
@@ -190,11 +190,7 @@ class BulkMasker:
             video_output=video_output,
             progress=progress,
             on_error=on_error,
-        )
-        with plan as run:
-            for outcome in self.outcomes(run.layout, run.todo):
-                run.record(outcome)
-            return run.finish()
+        ).run(self.outcomes)
 
 
 def _written(item: Input, write: Future) -> Outcome:

@@ -2,9 +2,10 @@
 
 ``BulkRun.plan`` collects the inputs, builds the ``Layout`` (names, formats, the options stamp),
 refuses inputs that would write the same file, clears what a killed run left half-written and
-keeps the inputs whose outputs are not complete (resume-skip). An engine (``BulkMasker.outcomes``
-in this process, or ``clipseg.ray`` actors) masks and writes those through ``inference.writers``
-and hands back one ``Outcome`` per input; ``record`` counts it, reports a failure by name and moves
+keeps the inputs whose outputs are not complete (resume-skip). ``run(engine.outcomes)`` hands those
+to an engine (``BulkMasker.outcomes`` in this process, or ``clipseg.ray.RayEngine.outcomes`` on Ray
+actors), which masks and writes them through ``inference.writers`` and hands back one ``Outcome``
+per input; ``record`` counts it, reports a failure by name and moves
 the progress bar; ``finish`` assembles the COCO file and the labels legend and returns the summary,
 its entries in input order so that every engine gives the same summary.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def gather_inputs(sources: Sequence[str | Path] | str | Path, exclude: Path | No
 
 
 class BulkRun:
-    """One run into ``layout``: ``todo`` are the inputs left to mask; a context manager (the bar)."""
+    """One run into ``layout``: ``todo`` are the inputs left to mask; ``run`` does it (or, by hand:
+    ``with run:`` draws the progress bar, then ``record`` each outcome and ``finish``)."""
 
     def __init__(
         self,
@@ -113,12 +115,8 @@ class BulkRun:
         self._order = {item: i for i, item in enumerate(inputs)}
         self._done: list[Outcome] = []
         self._report = on_error or (lambda path, message: tqdm.write(f"error: {message}", file=sys.stderr))
-        self._bar = tqdm(
-            total=len(todo),
-            unit="input",
-            disable=None if progress is None else not progress,
-            file=sys.stderr,
-        )
+        self._progress = progress
+        self._bar: tqdm | None = None  # drawn from ``__enter__``: planning may end in an error first
 
     @classmethod
     def plan(
@@ -155,12 +153,20 @@ class BulkRun:
         todo = [item for item in inputs if overwrite or not layout.is_complete(item)]
         return cls(layout, inputs, todo, on_error=on_error, progress=progress)
 
+    def run(self, outcomes: Callable[[Layout, list[Input]], Iterable[Outcome]]) -> BulkSummary:
+        """Record every outcome of an engine's ``outcomes(layout, todo)`` and finish: the whole run."""
+        with self:
+            for outcome in outcomes(self.layout, self.todo):
+                self.record(outcome)
+            return self.finish()
+
     def record(self, outcome: Outcome) -> None:
         """Count ``outcome``; a failure is reported (``on_error``) at once."""
         if outcome.error is not None:
             self._report(outcome.input.path, outcome.error)
         self._done.append(outcome)
-        self._bar.update(1)
+        if self._bar is not None:
+            self._bar.update(1)
 
     def finish(self) -> BulkSummary:
         """Assemble ``coco.json`` / ``instances.json`` and the labels legend; the summary."""
@@ -181,10 +187,13 @@ class BulkRun:
         return summary
 
     def __enter__(self) -> BulkRun:
+        disable = None if self._progress is None else not self._progress  # None: on a terminal only
+        self._bar = tqdm(total=len(self.todo), unit="input", disable=disable, file=sys.stderr)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _refuse_collisions(layout: Layout, inputs: Sequence[Input]) -> None:

@@ -1,7 +1,7 @@
 """``clipseg predict --engine ray``: the same run as the local engine, its inputs masked by Ray actors.
 
-The driver (this process) plans the run (``runs.BulkRun``: inputs, layout, resume-skip), hands the
-inputs left to do to a Ray Data pipeline as rows (path and output names, no pixels), records each
+The driver (this process) plans the run (``runs.BulkRun``: inputs, layout, resume-skip) and hands
+``RayEngine.outcomes`` the inputs left to do, which go to a Ray Data pipeline as rows (path and output names, no pixels), records each
 input's ``Outcome`` as it comes back (progress, errors by name) and finishes the run (COCO file,
 legend, summary). Each actor loads the model once and runs ``BulkMasker.outcomes`` on its batches:
 decoding, masking, post-processing and writing are the local engine's code, so names, formats and
@@ -25,17 +25,18 @@ import ray.data
 
 from clipseg.inference import Predictor
 from clipseg.inference.bulk import BulkMasker
-from clipseg.inference.runs import BulkRun, BulkSummary, MaskOptions, Outcome
+from clipseg.inference.runs import MaskOptions, Outcome
 from clipseg.inference.sources import Input
 from clipseg.inference.writers import Layout
 
 
 class RayEngine:
-    """Bulk masking on a Ray cluster.
+    """Bulk masking on a Ray cluster: ``BulkRun.plan(...).run(RayEngine(...).outcomes)``.
 
     Args:
         load: makes the predictor, called once in each actor (picklable: a module-level function or
             a ``functools.partial`` of one, e.g. of ``clipseg.load_model``).
+        prompts: as ``BulkMasker``'s; options: as ``BulkMasker``'s (``batch_size``: inputs per Ray task too).
         address: the cluster (``ray.init(address)``); None: ``RAY_ADDRESS``, else a local cluster
             for the run. A Ray already initialised in this process is used as it is.
         workers: actors, each with its own model.
@@ -45,6 +46,8 @@ class RayEngine:
     def __init__(
         self,
         load: Callable[[], Predictor],
+        prompts: Sequence[object],
+        options: MaskOptions,
         *,
         address: str | None = None,
         workers: int = 1,
@@ -52,47 +55,14 @@ class RayEngine:
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers {workers}: at least 1 Ray actor")
-        self.load, self.address, self.workers, self.gpus = load, address, workers, gpus_per_worker
+        self.load, self.prompts, self.options = load, list(prompts), options
+        self.address, self.workers, self.gpus = address, workers, gpus_per_worker
 
-    def predict_folder(
-        self,
-        model: str,
-        prompts: Sequence[object],
-        options: MaskOptions,
-        sources: Sequence[str | Path] | str | Path,
-        *,
-        out: str | Path,
-        formats: Sequence[str] = ("png", "overlay"),
-        overwrite: bool = False,
-        video_output: str = "frames",
-        progress: bool | None = None,
-        on_error: Callable[[Path, str], None] | None = None,
-    ) -> BulkSummary:
-        """``BulkMasker.predict_folder`` on the cluster; ``model`` names the model in the outputs' stamp
-        (as the predictor's ``name``: the zoo name or path that ``load`` loads)."""
-        plan = BulkRun.plan(
-            model,
-            prompts,
-            options,
-            sources,
-            out=out,
-            formats=formats,
-            overwrite=overwrite,
-            video_output=video_output,
-            progress=progress,
-            on_error=on_error,
-        )
-        with plan as run:
-            if run.todo:
-                with connected(self.address):
-                    for outcome in self.outcomes(run.layout, run.todo, prompts, options):
-                        run.record(outcome)
-            return run.finish()
-
-    def outcomes(
-        self, layout: Layout, todo: Sequence[Input], prompts: Sequence[object], options: MaskOptions
-    ) -> Iterator[Outcome]:
-        """Mask and write ``todo`` on the actors; one ``Outcome`` per input, as batches come back."""
+    def outcomes(self, layout: Layout, todo: Sequence[Input]) -> Iterator[Outcome]:
+        """Mask and write ``todo`` in ``layout`` on the actors; one ``Outcome`` per input, as batches
+        come back. Joins (or starts) Ray only when there is something to do."""
+        if not todo:
+            return
         rows = [
             {
                 "index": i,
@@ -104,22 +74,24 @@ class RayEngine:
             for i, item in enumerate(todo)
         ]
         # One block per batch, and at least one per actor: the batches spread over the actors.
-        blocks = min(len(rows), max(self.workers, -(-len(rows) // options.batch_size)))
-        masked = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            _Worker,
-            fn_constructor_args=(self.load, list(prompts), options, layout),
-            batch_size=options.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.workers),
-            num_cpus=1,
-            num_gpus=self.gpus or None,
-            # Fault tolerance is Ray Data's default for actor pools (max_restarts=-1,
-            # max_task_retries=-1: a dead actor is restarted and its batches retried); setting them
-            # through ray_remote_args is deprecated in Ray 2.60. A retried batch's rows come back once.
-        )
-        for row in masked.iter_rows():
-            found = json.loads(row["outcome"])
-            yield Outcome(todo[int(row["index"])], found["entry"], found["error"])
+        batch = self.options.batch_size
+        blocks = min(len(rows), max(self.workers, -(-len(rows) // batch)))
+        with connected(self.address):
+            masked = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+                _Worker,
+                fn_constructor_args=(self.load, self.prompts, self.options, layout),
+                batch_size=batch,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=self.workers),
+                num_cpus=1,
+                num_gpus=self.gpus or None,
+                # Fault tolerance is Ray Data's default for actor pools (max_restarts=-1,
+                # max_task_retries=-1: a dead actor is restarted and its batches retried); setting
+                # them through ray_remote_args is deprecated in Ray 2.60. A retried batch's rows come back once.
+            )
+            for row in masked.iter_rows():
+                found = json.loads(row["outcome"])
+                yield Outcome(todo[int(row["index"])], found["entry"], found["error"])
 
 
 @contextmanager
