@@ -54,6 +54,21 @@ def test_backend_onnx_masks_with_onnxruntime_and_torch_refuses_an_export(
     assert "int8" in one_error(capsys)  # an fp32 export asked for int8: the flag reached load_model
 
 
+def test_a_rerun_with_another_backend_redoes_the_inputs(image, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CLIPSEG_CACHE", str(tmp_path / "cache"))  # shapes-tiny is exported here once
+    runs = [[], ["--backend", "onnx"], ["--backend", "onnx"], ["--backend", "torch"]]
+    lines = []
+    for args in runs:
+        assert predict(image, tmp_path / "out", "--model", "shapes-tiny", *args) == 0
+        lines.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [line.split(" (")[0] for line in lines] == [
+        "done 1, skipped 0, failed 0",
+        "done 1, skipped 0, failed 0",  # onnx masks differ from torch's: not taken as done
+        "done 0, skipped 1, failed 0",
+        "done 1, skipped 0, failed 0",
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

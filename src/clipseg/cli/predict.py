@@ -263,6 +263,14 @@ def load_predictor(
     return predictor
 
 
+def stamped_model(model: str, backend: str | None, quantize: str | None) -> str:
+    """The model as the outputs' stamps record it: its name, and the runtime when ``--backend onnx``
+    runs a model that torch would run (other pixels: a rerun with the other backend redoes the inputs)."""
+    if backend != "onnx":
+        return model  # torch, or an ONNX export folder by default: its path already says which
+    return f"{model} [onnx{'-' + quantize if quantize else ''}]"
+
+
 def _mask_options(args: argparse.Namespace) -> MaskOptions:
     """The ``--threshold`` and the other pixel options of the command line, as one value."""
     if not 0.0 <= args.min_presence <= 1.0:
@@ -315,7 +323,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     load = partial(load_predictor, args.model, args.device, args.backend, args.quantize, args.sam)
     plan = BulkRun.plan(
-        args.model,  # the predictor's name: what the outputs' stamps record
+        stamped_model(args.model, args.backend, args.quantize),
         prompts,
         options,
         args.images,
