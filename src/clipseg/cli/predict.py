@@ -17,7 +17,6 @@ from clipseg.core.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.runs import BulkRun, MaskOptions
-from clipseg.inference.sources import collect_inputs
 from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
 if TYPE_CHECKING:
@@ -318,10 +317,11 @@ def run(args: argparse.Namespace) -> dict:
     prompts = _prompts(args)
     check_out_folder(args.out)
     _check_engine(args)
-    collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
     if (args.refine == "sam") != (args.sam is not None):
         raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
     load = partial(load_predictor, args.model, args.device, args.backend, args.quantize, args.sam)
+    # Planned before the model loads: a path that matches nothing, or two inputs that would write the
+    # same file, fail first.
     plan = BulkRun.plan(
         stamped_model(args.model, args.backend, args.quantize),
         prompts,
