@@ -4,9 +4,9 @@ All runs mask the same N shapes scenes (256 x 256 PNG) with the shipped shapes-t
 and write PNG masks (``--format png``), once with the torch backend and once with the int8 ONNX
 export (``--backend onnx --quantize int8``; the export is made into the cache before timing). A run's
 time includes loading the model (in each actor for Ray) and writing every file; a run of one batch
-(8 images) measures that fixed cost, and the marginal rate is (N - 8) / (run of N - run of 8). Ray's start-up (``ray.init`` of a local
-cluster with ``--cpus`` CPUs) is timed apart, once. The scaling ratio is the
-rate with 2 actors over the rate with 1. Each actor is one Ray CPU (one torch thread); the local
+(8 images) measures that fixed cost, and the marginal rate is (N - 8) / (run of N - run of 8).
+Ray's start-up (``ray.init`` of a local cluster with ``--cpus`` CPUs) is timed apart, once. The
+scaling ratio is the rate with 2 actors over the rate with 1. Each actor is one Ray CPU (one torch thread); the local
 engine runs torch on one thread too, with its decode and write threads beside it.
 
 On a shared machine, the load of other processes changes every number: the script prints the load
@@ -132,9 +132,10 @@ def main() -> None:
     rates = {}
     for name, label, fixed, total in rows:
         rates[(name, label)] = count / total
-        marginal = (count - BATCH) / max(total - fixed, 1e-9)  # once actors run and models are loaded
+        # Once actors run and models are loaded; "n/a" when the load of other processes hid the difference.
+        marginal = f"{(count - BATCH) / (total - fixed):.1f}" if total > fixed else "n/a"
         print(
-            f"{name:10s} {label:14s} {total:8.1f} s {count / total:9.1f}  | {fixed:10.1f} s {marginal:22.1f}"
+            f"{name:10s} {label:14s} {total:8.1f} s {count / total:9.1f}  | {fixed:10.1f} s {marginal:>22s}"
         )
     for name in backends:
         ratio = rates[(name, "ray, 2 actors")] / rates[(name, "ray, 1 actor")]
