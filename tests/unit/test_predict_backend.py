@@ -94,3 +94,19 @@ def test_import_clipseg_ray_without_ray_names_the_extra(monkeypatch):
     with pytest.raises(ModuleNotFoundError) as failure:
         importlib.import_module("clipseg.ray")
     assert str(failure.value) == "clipseg.ray needs ray, which is not installed: pip install 'clipseg[ray]'"
+
+
+def test_segmenter_runs_an_onnx_export_folder_on_paths_without_a_cluster(tiny_export, image):
+    pytest.importorskip("ray")
+    from pycocotools import mask as mask_utils
+
+    from clipseg.ray import Segmenter
+
+    table = Segmenter(str(tiny_export), ["a red circle"])({"path": np.array([str(image)])})
+    (row,) = table.to_pylist()
+    (mask,) = row["masks"]
+    rle = {"size": mask["rle"]["size"], "counts": mask["rle"]["counts"].encode()}
+    probs = clipseg.load_model(tiny_export).predict(image, ["a red circle"])[0]
+    sure = np.abs(probs - 0.5) > 1e-5  # no threshold given: the RLE is the mask at 0.5
+    np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool)[sure], (probs >= 0.5)[sure])
+    assert row["path"] == str(image) and row["error"] is None and mask["prompt"] == "a red circle"

@@ -45,7 +45,8 @@ class Segmenter:
         model: zoo name, path, hub id or ONNX export folder (``clipseg.load_model``).
         prompts: text prompts (or ``Prompt``s), in the order of each row's ``masks``.
         threshold: binarisation of the RLE masks (None: 0.5, and no threshold in the post-processing).
-        backend: "torch" or "onnx"; ``quantize="int8"`` with onnx.
+        backend: "torch" or "onnx" (default: onnx for an ONNX export folder, else torch, as
+            ``load_model``); ``quantize="int8"`` with onnx.
         device: torch device (default: cuda when the actor has a GPU).
         batch_size: images per model call within a Ray batch.
         **postprocess: the other ``PostProcess`` fields (``negative``, ``combine``, ``erode``, ...).
@@ -63,7 +64,7 @@ class Segmenter:
         prompts: Sequence[PromptLike],
         *,
         threshold: float | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         device: str | None = None,
         quantize: str | None = None,
         batch_size: int = 8,
