@@ -96,17 +96,23 @@ def test_import_clipseg_ray_without_ray_names_the_extra(monkeypatch):
     assert str(failure.value) == "clipseg.ray needs ray, which is not installed: pip install 'clipseg[ray]'"
 
 
-def test_segmenter_runs_an_onnx_export_folder_on_paths_without_a_cluster(tiny_export, image):
+def test_segmenter_runs_an_onnx_export_folder_on_paths_without_a_cluster(tiny_export, tmp_path):
     pytest.importorskip("ray")
     from pycocotools import mask as mask_utils
 
+    from clipseg.data.shapes import ShapesConfig, draw_sample
     from clipseg.ray import Segmenter
 
-    table = Segmenter(str(tiny_export), ["a red circle"])({"path": np.array([str(image)])})
+    sample = draw_sample(0, 0, split="test", config=ShapesConfig(size=64))[0]
+    image, prompt = tmp_path / "scene.png", sample["text"]  # an object of the scene: a mask with pixels
+    Image.fromarray(sample["image"]).save(image)
+    table = Segmenter(str(tiny_export), [prompt])({"path": np.array([str(image)])})
     (row,) = table.to_pylist()
     (mask,) = row["masks"]
     rle = {"size": mask["rle"]["size"], "counts": mask["rle"]["counts"].encode()}
-    probs = clipseg.load_model(tiny_export).predict(image, ["a red circle"])[0]
+    probs = clipseg.load_model(tiny_export).predict(image, [prompt])[0]
     sure = np.abs(probs - 0.5) > 1e-5  # no threshold given: the RLE is the mask at 0.5
-    np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool)[sure], (probs >= 0.5)[sure])
-    assert row["path"] == str(image) and row["error"] is None and mask["prompt"] == "a red circle"
+    decoded = mask_utils.decode(rle).astype(bool)
+    np.testing.assert_array_equal(decoded[sure], (probs >= 0.5)[sure])
+    assert 0 < decoded.sum() < decoded.size and mask["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+    assert row["path"] == str(image) and row["error"] is None and mask["prompt"] == prompt
