@@ -9,9 +9,11 @@ __version__ = "0.1.0"
 
 # Imports are lazy so that `import clipseg` (and the CLI's --help) stay fast.
 _EXPORTS = {
+    "BulkMasker": "clipseg.inference.bulk",
     "ClipSeg": "clipseg.modeling",
     "ClipSegConfig": "clipseg.core.config",
     "ImageEmbedding": "clipseg.inference",
+    "MaskOptions": "clipseg.inference.bulk",
     "PreprocessConfig": "clipseg.core.config",
     "Prompt": "clipseg.core.prompts",
     "Predictor": "clipseg.inference",

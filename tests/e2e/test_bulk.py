@@ -16,6 +16,7 @@ from PIL import Image
 
 from clipseg.cli import main
 from clipseg.data.shapes.scenes import ShapesConfig, draw_sample
+from clipseg.inference.bulk import BulkMasker, MaskOptions
 from clipseg.inference.postprocess import PostProcess
 
 PROMPTS = ["red square", "blue circle"]
@@ -154,14 +155,14 @@ def test_video_gives_one_mask_per_frame(tmp_path, predictor, capsys):
     assert "done 0, skipped 1" in capsys.readouterr().out
     assert predict_cli(video, "--out", out, "--video-output", "both", "--format", "npz") == 0  # new format
     assert "done 1, skipped 0" in capsys.readouterr().out and (folder / "000005.npz").exists()
-    streamed = list(predictor.iter_predict([video], PROMPTS))
+    streamed = list(BulkMasker(predictor, PROMPTS).iter_predict([video]))
     assert [(s.path, s.frame) for s, _ in streamed] == [(video, i) for i in range(6)]
     assert all(masks.shape == (2, 64, 64) for _, masks in streamed)
 
 
 def test_python_api_streams_and_post_processes(tmp_path, predictor, capsys):
     paths = save_scenes(tmp_path / "in", ["a.png", "b.png", "c.png"])
-    streamed = list(predictor.iter_predict(tmp_path / "in", PROMPTS, batch_size=2))
+    streamed = list(BulkMasker(predictor, PROMPTS, MaskOptions(batch_size=2)).iter_predict(tmp_path / "in"))
     assert [s.path for s, _ in streamed] == paths
     for (_, masks), path in zip(streamed, paths):
         np.testing.assert_allclose(masks, predictor.predict(path, PROMPTS), atol=1e-5)
@@ -170,8 +171,8 @@ def test_python_api_streams_and_post_processes(tmp_path, predictor, capsys):
     plain = predictor.predict(paths[0], [text], postprocess=PostProcess(threshold=0.5))
     negated = predictor.predict(paths[0], [text], postprocess=PostProcess(threshold=0.5, negative=(text,)))
     assert plain.sum() > 0 and negated.sum() == 0
-    summary = predictor.predict_folder(
-        tmp_path / "in", PROMPTS, out=tmp_path / "out", formats=["npz"], progress=True
+    summary = BulkMasker(predictor, PROMPTS).predict_folder(
+        tmp_path / "in", out=tmp_path / "out", formats=["npz"], progress=True
     )
     assert (summary.done, summary.skipped, summary.failed) == (3, 0, [])
     bar = capsys.readouterr().err.split("\r")[-1]
@@ -187,7 +188,9 @@ def test_bad_stream_input_raises_unless_on_error(tmp_path, predictor):
     save_scenes(tmp_path / "in", ["a.png"])
     (tmp_path / "in" / "b.png").write_bytes(b"junk")
     with pytest.raises(ImageError, match=r"b\.png"):
-        list(predictor.iter_predict(tmp_path / "in", PROMPTS))
+        list(BulkMasker(predictor, PROMPTS).iter_predict(tmp_path / "in"))
     seen = []
-    results = list(predictor.iter_predict(tmp_path / "in", PROMPTS, on_error=lambda p, m: seen.append(p)))
+    results = list(
+        BulkMasker(predictor, PROMPTS).iter_predict(tmp_path / "in", on_error=lambda p, m: seen.append(p))
+    )
     assert len(results) == 1 and seen == [tmp_path / "in" / "b.png"]

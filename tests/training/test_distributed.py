@@ -1,4 +1,5 @@
-"""Real ``lightning`` processes: 2-process DDP on CPU (gloo) and resuming after SIGTERM / SIGKILL."""
+"""Real ``lightning`` processes: 2-process DDP on CPU (gloo), two "nodes" on 127.0.0.1, and resuming after
+SIGTERM / SIGKILL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from net_helpers import free_port
 
 LIGHTNING = str(Path(sys.executable).with_name("lightning"))
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "shapes-tiny.yaml")
@@ -29,9 +31,11 @@ SMALL = [
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 
 
-def start(*args: str, log: Path) -> subprocess.Popen:
+def start(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "a") as out:
-        return subprocess.Popen([LIGHTNING, *args], stdout=out, stderr=subprocess.STDOUT, env=ENV)
+        return subprocess.Popen(
+            [LIGHTNING, *args], stdout=out, stderr=subprocess.STDOUT, env={**ENV, **(env or {})}
+        )
 
 
 def finish(process: subprocess.Popen, log: Path, timeout: float = 300) -> int:
@@ -65,9 +69,14 @@ def test_ddp_two_processes_validate_like_one(tmp_path):
     ddp += ["--trainer.val_check_interval", "3", "--output_root", str(tmp_path)]
     log = tmp_path / "log.txt"
     finish(start("fit", *SMALL, *ddp, *csv_logger(tmp_path / "ddp"), log=log), log)
+    assert_validates_like_one_process(tmp_path, tmp_path / "ddp", log)
+
+
+def assert_validates_like_one_process(tmp_path: Path, logged: Path, log: Path) -> None:
+    """The 3-step checkpoint under ``tmp_path``, validated by one process, gives the metrics logged under
+    ``logged`` by the distributed run (its validation split over the ranks)."""
     checkpoint = tmp_path / "shapes-tiny" / "checkpoints" / "last.ckpt"
     assert torch.load(checkpoint, weights_only=True)["global_step"] == 3
-
     single = [
         "--trainer.devices",
         "1",
@@ -77,10 +86,40 @@ def test_ddp_two_processes_validate_like_one(tmp_path):
         str(tmp_path / "one"),
     ]
     finish(start("validate", *SMALL, *single, *csv_logger(tmp_path / "single"), log=log), log)
-    two, one = val_metrics(tmp_path / "ddp"), val_metrics(tmp_path / "single")
+    two, one = val_metrics(logged), val_metrics(tmp_path / "single")
     keys = {k for k in one if k != "val/loss"}  # the loss is a mean of rank means; the metrics are exact sums
     assert {"val/miou_0.3", "val/fgiou_0.5", "val/ap"} <= keys
     assert {k: two[k] for k in keys} == pytest.approx({k: one[k] for k in keys}, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_and_validate_like_one_process(tmp_path):
+    """``--trainer.num_nodes 2``: two processes as node 0 and 1 (``NODE_RANK``), rendezvous on 127.0.0.1
+    (what torchrun or SLURM sets up across machines); node 1 keeps its own output folder, as on its own disk."""
+    run = ["--trainer.strategy", "ddp", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
+    run += ["--trainer.max_steps", "3", "--trainer.val_check_interval", "3"]
+    network = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    logs = [tmp_path / "node0.txt", tmp_path / "node1.txt"]
+    nodes = [
+        start(
+            "fit",
+            *SMALL,
+            *run,
+            "--output_root",
+            str(tmp_path if rank == 0 else tmp_path / "node1"),
+            *csv_logger(tmp_path / f"nodes{rank}"),
+            log=logs[rank],
+            env={**network, "NODE_RANK": str(rank)},
+        )
+        for rank in (0, 1)
+    ]
+    for node, log in zip(nodes, logs):
+        assert finish(node, log) == 0
+    for rank, log in enumerate(
+        logs
+    ):  # each process is one rank of a world of two, and it stepped with the other
+        assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in log.read_text()
+    assert_validates_like_one_process(tmp_path, tmp_path / "nodes0", logs[0])
 
 
 def _wait_for_step(checkpoint: Path, above: int, process: subprocess.Popen, log: Path) -> None:

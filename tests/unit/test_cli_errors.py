@@ -103,3 +103,10 @@ def test_commands_without_their_extra_say_which_to_install(tmp_path, blocked, ar
 def test_a_missing_module_that_no_extra_installs_keeps_its_traceback(image, tmp_path):
     result = run_without("scipy", "predict", image, "--prompt", "x", "--out", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" in result.stderr  # a broken install, not a missing extra
+
+
+def test_predict_engine_ray_without_ray_names_the_ray_extra(image, tmp_path):
+    out = tmp_path / "out"
+    result = run_without("ray", "predict", image, "--prompt", "x", "--engine", "ray", "--out", out)
+    assert_one_error_line(result, "predict", "ray", "pip install 'clipseg[ray]'")
+    assert not out.exists()

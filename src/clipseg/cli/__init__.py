@@ -35,6 +35,7 @@ MODULE_EXTRAS = {
     ),
     **dict.fromkeys(("gradio", "fastapi", "uvicorn", "multipart", "python_multipart"), "serve"),
     **dict.fromkeys(("onnxruntime", "onnx"), "onnx"),
+    "ray": "ray",
 }
 # The extras a command needs whatever the model: named with the missing module's, so that one install
 # brings all (`clipseg serve` without torch: `[torch,serve]`, not `[torch]` and then `[serve]`).

@@ -7,16 +7,23 @@ import json
 import os
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipseg.cli import DEFAULT_MODEL
 from clipseg.core.help import DEVICE_HELP, MODEL_HELP, HelpFormatter
 from clipseg.core.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
 from clipseg.inference.refine import REFINE_MODES
-from clipseg.inference.sources import collect_inputs
+from clipseg.inference.runs import BulkRun, MaskOptions
 from clipseg.inference.writers import FORMATS, VIDEO_OUTPUTS
 
+if TYPE_CHECKING:
+    from clipseg.inference import Predictor
+
+BACKENDS = ("torch", "onnx")
+ENGINES = ("local", "ray")
 DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, only the summary
 SHOWN_PROMPT_CHARS = 60  # a prompt longer than this is cut in the printed lines
 
@@ -143,6 +150,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per model call")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="model runtime: torch, or onnx (onnxruntime; a zoo name or weights are exported once "
+        "into the cache) (default: onnx for an ONNX export folder, else torch)",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="with --backend onnx: the int8 export (fastest on CPU)",
+    )
+    scale = p.add_argument_group("scale-out (docs/scale-out.md)")
+    scale.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this process; ray: actors on a Ray cluster (pip install 'clipseg[ray]'), "
+        "same outputs; --out must be a folder every node can write",
+    )
+    scale.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join (default: RAY_ADDRESS, else a local cluster started for the run)",
+    )
+    scale.add_argument(
+        "--workers", type=int, metavar="N", help="Ray actors, each with its own model (default 1)"
+    )
+    scale.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        metavar="F",
+        help="GPUs per Ray actor, e.g. 0.5: two per GPU (default 0)",
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     return p
 
@@ -189,23 +231,50 @@ def check_out_folder(out: Path) -> None:
         raise ValueError(f"--out {out}: {existing} is not writable; pass a folder you can write to")
 
 
-def load_predictor(model: str, device: str | None):
-    """A zoo name or model file through ``load_model``; a ``.ckpt`` of ``clipseg fit`` via its saved config."""
+def load_predictor(
+    model: str,
+    device: str | None,
+    backend: str | None = None,
+    quantize: str | None = None,
+    sam: str | None = None,
+) -> Predictor:
+    """A zoo name, model file or ONNX folder through ``load_model``; a ``.ckpt`` of ``clipseg fit`` via
+    its saved config; with ``sam`` (``--sam``) the SAM refiner set. What every engine's workers call."""
     if not model.endswith(".ckpt"):
         from clipseg.zoo import load_model
 
-        return load_model(model, device=device)
-    from clipseg.backends.torch import TorchBackend
-    from clipseg.inference import Predictor
-    from clipseg.training.pack import load_checkpoint_model
+        predictor = load_model(model, device=device, backend=backend, quantize=quantize)
+    elif backend == "onnx":
+        raise ValueError(
+            f"--backend onnx: {model} is a training checkpoint; export it first (clipseg export onnx)"
+        )
+    else:
+        from clipseg.backends.torch import TorchBackend
+        from clipseg.inference import Predictor
+        from clipseg.training.pack import load_checkpoint_model
 
-    network, tokenizer = load_checkpoint_model(model)
-    return Predictor(TorchBackend(network, tokenizer, device=device), name=model)
+        network, tokenizer = load_checkpoint_model(model)
+        predictor = Predictor(TorchBackend(network, tokenizer, device=device), name=model)
+    if sam is not None:
+        from clipseg.backends.sam import SamRefiner
+
+        predictor.sam = SamRefiner.from_pretrained(sam, device=predictor.backend.device)
+    return predictor
 
 
-def run(args: argparse.Namespace) -> dict:
+def stamped_model(model: str, backend: str | None, quantize: str | None) -> str:
+    """The model as the outputs' stamps record it: its name, and the runtime when ``--backend onnx``
+    runs a model that torch would run (other pixels: a rerun with the other backend redoes the inputs)."""
+    if backend != "onnx":
+        return model  # torch, or an ONNX export folder by default: its path already says which
+    return f"{model} [onnx{'-' + quantize if quantize else ''}]"
 
-    options = PostProcess(
+
+def _mask_options(args: argparse.Namespace) -> MaskOptions:
+    """The ``--threshold`` and the other pixel options of the command line, as one value."""
+    if not 0.0 <= args.min_presence <= 1.0:
+        raise ValueError(f"--min-presence {args.min_presence}: a presence is in [0, 1]")
+    postprocess = PostProcess(
         threshold=args.threshold,
         negative=tuple(args.negative),
         combine=args.combine,
@@ -215,35 +284,71 @@ def run(args: argparse.Namespace) -> dict:
         dilate=args.dilate,
         feather=args.feather,
     )
-    prompts = _prompts(args)
-    check_out_folder(args.out)
-    collect_inputs(args.images, exclude=args.out)  # a path that matches nothing fails before the model loads
-    if not 0.0 <= args.min_presence <= 1.0:
-        raise ValueError(f"--min-presence {args.min_presence}: a presence is in [0, 1]")
-    if (args.refine == "sam") != (args.sam is not None):
-        raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
-    predictor = load_predictor(args.model, args.device)
-    if args.sam is not None:
-        from clipseg.backends.sam import SamRefiner
-
-        predictor.sam = SamRefiner.from_pretrained(args.sam, device=predictor.backend.device)
-    summary = predictor.predict_folder(
-        args.images,
-        prompts,
-        out=args.out,
-        formats=tuple(args.formats or ("png", "overlay")),
-        postprocess=options,
+    return MaskOptions(
+        postprocess=postprocess,
         refine=args.refine,
         tiles=args.tiles,
-        overwrite=args.overwrite,
-        batch_size=args.batch_size,
         smooth=args.smooth,
-        video_output=args.video_output,
         min_presence=args.min_presence,
+        batch_size=args.batch_size,
+    )
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    """Refuse flags that the chosen engine or backend would ignore."""
+    ray_only = {
+        "--ray-address": args.ray_address,
+        "--workers": args.workers,
+        "--gpus-per-worker": args.gpus_per_worker,
+    }
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if args.engine == "local" and given:
+        raise ValueError(f"{', '.join(given)}: only with --engine ray")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: at least 1 Ray actor")
+    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
+        raise ValueError(f"--gpus-per-worker {args.gpus_per_worker}: not negative")
+    if args.quantize and args.backend != "onnx":
+        raise ValueError("--quantize int8 runs on onnxruntime: add --backend onnx")
+
+
+def run(args: argparse.Namespace) -> dict:
+    options = _mask_options(args)
+    prompts = _prompts(args)
+    check_out_folder(args.out)
+    _check_engine(args)
+    if (args.refine == "sam") != (args.sam is not None):
+        raise ValueError("--refine sam and --sam MODEL go together (e.g. --sam facebook/sam-vit-base)")
+    load = partial(load_predictor, args.model, args.device, args.backend, args.quantize, args.sam)
+    # Planned before the model loads: a path that matches nothing, or two inputs that would write the
+    # same file, fail first.
+    plan = BulkRun.plan(
+        stamped_model(args.model, args.backend, args.quantize),
+        prompts,
+        options,
+        args.images,
+        out=args.out,
+        formats=tuple(args.formats or ("png", "overlay")),
+        overwrite=args.overwrite,
+        video_output=args.video_output,
         on_error=lambda path, message: print(f"clipseg predict: error: {message}", file=sys.stderr),
     )
+    if args.engine == "ray":
+        from clipseg.ray import RayEngine
+
+        workers, gpus = args.workers or 1, args.gpus_per_worker or 0.0
+        engine = RayEngine(
+            load, prompts, options, address=args.ray_address, workers=workers, gpus_per_worker=gpus
+        )
+    else:
+        from clipseg.inference.bulk import BulkMasker
+
+        engine = BulkMasker(load(), prompts, options)
+    summary = plan.run(engine.outcomes)
     return {
         "model": args.model,
+        "backend": args.backend,
+        "engine": args.engine,
         "threshold": args.threshold,
         "refine": args.refine,
         "tiles": args.tiles,

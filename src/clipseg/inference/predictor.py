@@ -10,7 +10,7 @@ An image can also be encoded once and prompted later (as segment-anything's ``se
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,8 @@ from clipseg.core.images import ImageLike, load_image, load_mask
 from clipseg.core.preprocess import preprocess
 from clipseg.core.prompts import Prompt, PromptLike, as_prompt, mix_conditionals, text_weights, visual_prompt
 from clipseg.core.tokenizer import unknown_words, vocabulary_words
-from clipseg.inference import bulk
 from clipseg.inference import tiles as tiles_module
 from clipseg.inference.backend import Backend
-from clipseg.inference.bulk import BulkSummary, Source
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.postprocess import postprocess as apply_postprocess
 from clipseg.inference.presence import Calibration
@@ -365,15 +363,3 @@ class Predictor:
             )
             results.append(_postprocessed(probs, len(_prompt_list(job.prompts)), job.postprocess))
         return results
-
-    def iter_predict(
-        self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], **options
-    ) -> Iterator[tuple[Source, np.ndarray]]:
-        """Stream ``(source, masks)`` for files, folders, globs and video frames; see ``inference.bulk.iter_predict``."""
-        return bulk.iter_predict(self, sources, prompts, **options)
-
-    def predict_folder(
-        self, sources: Sequence[str | Path], prompts: Sequence[PromptLike], *, out: str | Path, **options
-    ) -> BulkSummary:
-        """Mask files, folders, globs and videos into ``out``; see ``inference.bulk.predict_folder``."""
-        return bulk.predict_folder(self, sources, prompts, out=out, **options)

@@ -227,14 +227,23 @@ def coco_record(
     return record
 
 
+def mask_rle(binary: np.ndarray) -> dict:
+    """COCO RLE of one ``H x W`` bool mask as JSON takes it: ``{"size": [H, W], "counts": str}``."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(binary, dtype=np.uint8))
+    return {"size": list(binary.shape), "counts": rle["counts"].decode("ascii")}
+
+
 def _annotation(category: int, binary: np.ndarray, score: float) -> dict:
     """A COCO annotation of one ``H x W`` bool mask: RLE, area, bbox and score."""
     from pycocotools import mask as mask_utils
 
-    rle = mask_utils.encode(np.asfortranarray(binary, dtype=np.uint8))
+    segmentation = mask_rle(binary)
+    rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
     return {
         "category": category,
-        "segmentation": {"size": list(binary.shape), "counts": rle["counts"].decode("ascii")},
+        "segmentation": segmentation,
         "area": int(mask_utils.area(rle)),
         "bbox": [float(v) for v in mask_utils.toBbox(rle)],
         "score": round(float(score), 6),
