@@ -173,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     scale.add_argument(
         "--ray-address",
-        metavar="ADDR",
+        metavar="ADDRESS",
         help="Ray cluster to join (default: RAY_ADDRESS, else a local cluster started for the run)",
     )
     scale.add_argument(
@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--gpus-per-worker",
         type=float,
-        metavar="F",
+        metavar="N",
         help="GPUs per Ray actor, e.g. 0.5: two per GPU (default 0)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
