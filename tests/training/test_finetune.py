@@ -20,7 +20,7 @@ from clipseg.modeling import ClipSeg
 from clipseg.training.callbacks import SampleOverlays
 from clipseg.training.cli import run_cli
 from clipseg.training.export import export_checkpoint
-from clipseg.training.finetune import finetune_metadata
+from clipseg.training.finetune import ExportModel, blend_with_base, finetune_metadata
 from clipseg.training.module import ClipSegModule
 
 FINETUNE = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.yaml")
@@ -157,3 +157,41 @@ def test_fit_on_a_data_folder_that_does_not_exist_is_one_error_line(tmp_path, ca
     assert clipseg_main([*args, *FEW_STEPS, "--output_root", str(tmp_path / "runs")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: no shards match") and "nope" in err[0]
+
+
+def _shifted_module() -> ClipSegModule:
+    """shapes-tiny as a fine-tuning run starts it, with every floating-point weight moved by +1."""
+    module = ClipSegModule(init_from="shapes-tiny")
+    with torch.no_grad():
+        for tensor in module.model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(1.0)
+    return module
+
+
+def test_blend_with_base_moves_the_weights_back_towards_the_base_by_its_weight():
+    base = clipseg.load_model("shapes-tiny").backend.model.state_dict()
+    model = _shifted_module().model
+    blend_with_base(model, "shapes-tiny", 0.25)
+    for key, tensor in model.state_dict().items():
+        expected = base[key] + 0.75 if tensor.is_floating_point() else base[key]
+        assert torch.allclose(tensor, expected, atol=1e-5), key
+    with pytest.raises(ValueError, match="base_weight 1.5"):
+        blend_with_base(model, "shapes-tiny", 1.5)
+
+
+def test_export_model_writes_the_blend_and_leaves_the_module_as_trained(tmp_path):
+    from types import SimpleNamespace
+
+    module = _shifted_module()
+    trained = {k: v.clone() for k, v in module.model.state_dict().items()}
+    trainer = SimpleNamespace(
+        is_global_zero=True, default_root_dir=str(tmp_path / "run"), datamodule=None, global_step=7
+    )
+    ExportModel(base_weight=0.5).on_fit_end(trainer, module)
+    written = load_file(str(tmp_path / "run" / "model.safetensors"))
+    base = clipseg.load_model("shapes-tiny").backend.model.state_dict()
+    key = "backbone.clip.vision_model.embeddings.patch_embedding.weight"
+    assert torch.allclose(written[key], base[key] + 0.5, atol=1e-5)
+    assert all(torch.equal(v, trained[k]) for k, v in module.model.state_dict().items())
+    assert finetune_metadata(tmp_path / "run" / "model.safetensors")["base_weight"] == 0.5
