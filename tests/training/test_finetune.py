@@ -176,7 +176,7 @@ def test_blend_with_base_moves_the_weights_back_towards_the_base_by_its_weight()
     for key, tensor in model.state_dict().items():
         expected = base[key] + 0.75 if tensor.is_floating_point() else base[key]
         assert torch.allclose(tensor, expected, atol=1e-5), key
-    with pytest.raises(ValueError, match="base_weight 1.5"):
+    with pytest.raises(ValueError, match=r"base_weight 1\.5"):
         blend_with_base(model, "shapes-tiny", 1.5)
 
 
