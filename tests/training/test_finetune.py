@@ -52,7 +52,9 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
         prepare("coco", instances, tmp_path / "data", options={"images": str(tmp_path / "raw" / "images")})
         entry = run_cli  # what `lightning fit` runs
     # 5 steps, validation every 2: the file records both the steps trained and the last validation's step
-    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs", "shapes-tiny", "--trainer.max_steps", "5")
+    # (a checkpoint at every step: the last one holds the weights the run ended with)
+    steps = ["--trainer.max_steps", "5", "--checkpoint.every_n_train_steps", "1"]
+    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs", "shapes-tiny", *steps)
     record = finetune_metadata(model_file)
     assert record["base_model"] == "shapes-tiny" and record["data_dir"] == str(tmp_path / "data")
     assert record["steps"] == 5 and record["val_step"] == 4
@@ -79,7 +81,12 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
     exported = export_checkpoint(
         tmp_path / "runs" / "mine" / "checkpoints" / "last.ckpt", tmp_path / "z.safetensors", "z"
     )
-    assert load_file(str(exported)).keys() == load_file(str(model_file)).keys()
+    # and the file is those trained weights blended with the base by the record's weight (the defaults blend)
+    trained, written = load_file(str(exported)), load_file(str(model_file))
+    assert trained.keys() == written.keys() and record["base_weight"] > 0
+    key = "backbone.clip.vision_model.embeddings.patch_embedding.weight"
+    expected = torch.lerp(trained[key], base.backend.model.state_dict()[key], record["base_weight"])
+    assert torch.allclose(written[key], expected, atol=1e-6)
 
 
 def test_a_pretrained_named_backbone_stays_frozen_and_exports_decoder_only(tmp_path, tiny_backbone_dir):
