@@ -10,6 +10,7 @@ import pytest
 import torch
 from fixture_data.custom_formats import write_small_coco, write_small_folder
 from lightning.pytorch.loggers import WandbLogger
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 import clipseg
@@ -17,10 +18,11 @@ from clipseg.cli import main as clipseg_main
 from clipseg.core.config import ClipSegConfig
 from clipseg.data.prepare import prepare
 from clipseg.modeling import ClipSeg
+from clipseg.modeling.clipseg import META_NAME
 from clipseg.training.callbacks import SampleOverlays
 from clipseg.training.cli import run_cli
-from clipseg.training.export import export_checkpoint
-from clipseg.training.finetune import ExportModel, blend_with_base, finetune_metadata
+from clipseg.training.export import export_checkpoint, export_module
+from clipseg.training.finetune import ExportModel, blend_files, blend_with_base, finetune_metadata
 from clipseg.training.module import ClipSegModule
 
 FINETUNE = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.yaml")
@@ -202,3 +204,13 @@ def test_export_model_writes_the_blend_and_leaves_the_module_as_trained(tmp_path
     assert torch.allclose(written[key], base[key] + 0.5, atol=1e-5)
     assert all(torch.equal(v, trained[k]) for k, v in module.model.state_dict().items())
     assert finetune_metadata(tmp_path / "run" / "model.safetensors")["base_weight"] == 0.5
+
+
+def test_blend_files_writes_the_blend_under_the_out_file_name(tmp_path):
+    tuned = export_module(_shifted_module(), tmp_path / "tuned.safetensors", "tuned")
+    out = blend_files(str(tuned), "shapes-tiny", 0.5, tmp_path / "blend" / "mine.safetensors")
+    base = clipseg.load_model("shapes-tiny").backend.model.state_dict()
+    key = "backbone.clip.vision_model.embeddings.patch_embedding.weight"
+    assert torch.allclose(load_file(str(out))[key], base[key] + 0.5, atol=1e-5)
+    with safe_open(str(out), framework="numpy") as handle:
+        assert handle.metadata()[META_NAME] == "mine"

@@ -20,6 +20,7 @@ from safetensors import safe_open
 
 from clipseg.modeling.clipseg import META_FINETUNE, ClipSeg, finetune_record, load_state
 from clipseg.training.export import export_module
+from clipseg.training.module import ClipSegModule
 from clipseg.zoo import load_weights
 
 
@@ -48,6 +49,17 @@ def blend_with_base(model: ClipSeg, base: str, base_weight: float) -> None:
                 tensor.lerp_(tuned[key], 1.0 - base_weight)
             else:  # integer buffers (position ids): the model's own
                 tensor.copy_(tuned[key])
+
+
+def blend_files(model: str, base: str, base_weight: float, out: str | Path) -> Path:
+    """Write the model file ``out``: ``model``'s weights blended with ``base``'s (``blend_with_base``).
+
+    How ``make shapes-tiny-v2`` blends the v2 training back towards v1. Tokenizer and metadata are
+    ``model``'s; the zoo name stored is ``out``'s file name without its suffix.
+    """
+    module = ClipSegModule(init_from=model)
+    blend_with_base(module.model, base, base_weight)
+    return export_module(module, out, Path(out).stem)
 
 
 class ExportModel(Callback):
