@@ -10,7 +10,10 @@
    --model.init_from shapes-tiny ...`` (plus ``--fit-args``, to try a recipe) and ``clipseg predict``;
 3. prints (and writes to ``<work>/results.json``) held-out text mIoU@0.5 and absent-prompt marked
    pixels before → after, the original shapes quality before → after (forgetting; the mean over the
-   five acceptance seeds of ``clipseg.eval.quality``), and wall times.
+   five acceptance seeds of ``clipseg.eval.quality``), and wall times;
+4. with ``--blends 0,0.25,...``: the same numbers for the run's trained weights (its last checkpoint)
+   blended with the base model's at each weight (``clipseg.training.finetune_output.blend_with_base``,
+   what ``PackModel``'s ``base_weight`` writes), from one training run.
 
 Not a ``*_bench.py``: it trains for minutes, so ``make bench`` leaves it out.
 """
@@ -30,6 +33,8 @@ from shapes_robustness import measure
 
 from clipseg import load_model
 from clipseg.data.shapes import shift as shapes_shift
+from clipseg.training.finetune_output import blend_with_base
+from clipseg.training.pack import module_from_checkpoint, pack_module
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune.yaml"
 # Each renderer's folder writer and (training, held-out) seeds; bench/shapes_robustness.py uses the same
@@ -58,6 +63,13 @@ def _measure(model: str, heldout: Path, quality_scenes: int) -> dict[str, float]
     return {key: scores[key] for key in _KEYS}
 
 
+def _blended(run: Path, base_model: str, base_weight: float) -> Path:
+    """The model file of ``run``'s last checkpoint blended with ``base_model`` at ``base_weight``."""
+    module = module_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    blend_with_base(module.model, base_model, base_weight)
+    return pack_module(module, run / f"blend-{base_weight:g}.safetensors", "blend")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("outputs/finetune-shift"))
@@ -70,6 +82,9 @@ def main() -> int:
     parser.add_argument("--renderer", choices=sorted(RENDERERS), default="shift")
     parser.add_argument("--base-model", default="shapes-tiny", help="zoo name or model file to fine-tune")
     parser.add_argument("--fit-args", default="", help="more `clipseg fit` arguments (a recipe to try)")
+    parser.add_argument(
+        "--blends", default="", help="comma-separated base weights to measure the trained weights blended at"
+    )
     args = parser.parse_args()
     raw, heldout, prepared = args.work / "raw", args.work / "heldout", args.work / "prepared"
     write_folder, train_seed, heldout_seed = RENDERERS[args.renderer]
@@ -88,15 +103,24 @@ def main() -> int:
     }
     times = {key: _run([*clipseg, *shlex.split(line)]) for key, line in commands.items()}
     after = _measure(str(model), heldout, args.quality_scenes)
+    blends = {
+        weight: _measure(
+            str(_blended(model.parent, args.base_model, float(weight))), heldout, args.quality_scenes
+        )
+        for weight in filter(None, args.blends.split(","))
+    }
     results = {
         "before": before,
         "after": after,
+        "blends": blends,
         "times": times,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     (args.work / "results.json").write_text(json.dumps(results, indent=1))
     for key in before:
         print(f"{key}: {before[key]:.4f} -> {after[key]:.4f}")
+    for weight, scores in blends.items():
+        print(f"blend {weight}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     print(", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     return 0
 

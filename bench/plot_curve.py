@@ -1,8 +1,10 @@
 """Draw a training curve from a Lightning ``CSVLogger`` file: ``docs/shapes-tiny-v2-curve.png``.
 
 Left: the training loss (every logged step, and its mean over the last 100 steps); right: validation
-mIoU@0.5 (and the training batches' mIoU@0.5 for comparison). Several files (a run and its resumes)
-are read in order as one run; a file needs a ``step`` column and any of the plotted ones.
+mIoU@0.5 (and the training batches' mIoU@0.5 for comparison). Several files (a run and its resumes,
+or its stages) are read in order as one run: a file whose steps start again from 0 (the next stage,
+a fresh ``fit``) continues from the previous file's last step. A file needs a ``step`` column and any
+of the plotted ones.
 
     python bench/plot_curve.py outputs/shapes-tiny-v2/csv/metrics.csv --out docs/shapes-tiny-v2-curve.png
 """
@@ -21,12 +23,24 @@ import matplotlib.pyplot as plt  # after the backend is chosen
 import numpy as np
 
 
+def step_offsets(paths: list[Path]) -> list[int]:
+    """What to add to each file's steps: the last step so far for a file that starts below it."""
+    offsets, end = [], 0
+    for path in paths:
+        with path.open() as handle:
+            steps = [int(row["step"]) for row in csv.DictReader(handle)]
+        offsets.append(end if steps and min(steps) < end else 0)
+        end = max([end, *(step + offsets[-1] for step in steps)])
+    return offsets
+
+
 def read_series(paths: list[Path], key: str) -> tuple[np.ndarray, np.ndarray]:
     """``(steps, values)`` of the rows of ``metrics.csv`` files where ``key`` is logged, by step."""
     points = {}
-    for path in paths:
+    for path, offset in zip(paths, step_offsets(paths), strict=True):
         with path.open() as handle:
-            points |= {int(row["step"]): float(row[key]) for row in csv.DictReader(handle) if row.get(key)}
+            rows = csv.DictReader(handle)
+            points |= {int(row["step"]) + offset: float(row[key]) for row in rows if row.get(key)}
     steps = np.asarray(sorted(points))
     return steps, np.asarray([points[step] for step in steps])
 

@@ -25,7 +25,7 @@ SMALL = [
     "--model.config.image_size", "32",
 ]  # fmt: skip
 # Configs that continue from a shapes-tiny file (an earlier stage): the shipped model stands in.
-LATER_STAGES = ("shapes-tiny-twins.yaml", "shapes-tiny-v2.yaml")
+LATER_STAGES = ("shapes-tiny-twins.yaml", "shapes-tiny-v2.yaml", "shapes-tiny-v2-tail.yaml")
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
 
@@ -58,6 +58,7 @@ def test_every_paper_experiment_has_a_config():
         "shapes-tiny.yaml",
         "shapes-tiny-twins.yaml",  # the second stage of shapes-tiny
         "shapes-tiny-v2.yaml",  # its third stage, on the varied shapes world
+        "shapes-tiny-v2-tail.yaml",  # and its fourth
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected

@@ -10,6 +10,7 @@ import pytest
 import torch
 from fixture_data.custom_formats import write_small_coco, write_small_folder
 from lightning.pytorch.loggers import WandbLogger
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 import clipseg
@@ -18,10 +19,11 @@ from clipseg.cli.train import run_cli
 from clipseg.core.config import ClipSegConfig
 from clipseg.data.prepare import prepare
 from clipseg.modeling import ClipSeg
+from clipseg.modeling.clipseg import META_NAME
 from clipseg.training.callbacks import SampleOverlays
-from clipseg.training.finetune_output import finetune_metadata
+from clipseg.training.finetune_output import PackModel, blend_files, blend_with_base, finetune_metadata
 from clipseg.training.module import ClipSegModule
-from clipseg.training.pack import pack_checkpoint
+from clipseg.training.pack import pack_checkpoint, pack_module
 
 FINETUNE = str(Path(__file__).resolve().parents[2] / "configs" / "finetune.yaml")
 FEW_STEPS = [
@@ -52,7 +54,9 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
         prepare("coco", instances, tmp_path / "data", options={"images": str(tmp_path / "raw" / "images")})
         entry = run_cli  # what `lightning fit` runs
     # 5 steps, validation every 2: the file records both the steps trained and the last validation's step
-    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs", "shapes-tiny", "--trainer.max_steps", "5")
+    # (a checkpoint at every step: the last one holds the weights the run ended with)
+    steps = ["--trainer.max_steps", "5", "--checkpoint.every_n_train_steps", "1"]
+    model_file = _fit(entry, tmp_path / "data", tmp_path / "runs", "shapes-tiny", *steps)
     record = finetune_metadata(model_file)
     assert record["base_model"] == "shapes-tiny" and record["data_dir"] == str(tmp_path / "data")
     assert record["steps"] == 5 and record["val_step"] == 4
@@ -81,7 +85,12 @@ def test_prepare_finetune_and_predict_with_the_exported_file(source, tmp_path, c
     exported = pack_checkpoint(
         tmp_path / "runs" / "mine" / "checkpoints" / "last.ckpt", tmp_path / "z.safetensors", "z"
     )
-    assert load_file(str(exported)).keys() == load_file(str(model_file)).keys()
+    # and the file is those trained weights blended with the base by the record's weight (the defaults blend)
+    trained, written = load_file(str(exported)), load_file(str(model_file))
+    assert trained.keys() == written.keys() and record["base_weight"] > 0
+    key = "backbone.clip.vision_model.embeddings.patch_embedding.weight"
+    expected = torch.lerp(trained[key], base.backend.model.state_dict()[key], record["base_weight"])
+    assert torch.allclose(written[key], expected, atol=1e-6)
 
 
 def test_a_pretrained_named_backbone_stays_frozen_and_exports_decoder_only(tmp_path, tiny_backbone_dir):
@@ -159,3 +168,51 @@ def test_fit_on_a_data_folder_that_does_not_exist_is_one_error_line(tmp_path, ca
     assert clipseg_main([*args, *FEW_STEPS, "--output_root", str(tmp_path / "runs")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: no shards match") and "nope" in err[0]
+
+
+def _shifted_module() -> ClipSegModule:
+    """shapes-tiny as a fine-tuning run starts it, with every floating-point weight moved by +1."""
+    module = ClipSegModule(init_from="shapes-tiny")
+    with torch.no_grad():
+        for tensor in module.model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(1.0)
+    return module
+
+
+def test_blend_with_base_moves_the_weights_back_towards_the_base_by_its_weight():
+    base = clipseg.load_model("shapes-tiny").backend.model.state_dict()
+    model = _shifted_module().model
+    blend_with_base(model, "shapes-tiny", 0.25)
+    for key, tensor in model.state_dict().items():
+        expected = base[key] + 0.75 if tensor.is_floating_point() else base[key]
+        assert torch.allclose(tensor, expected, atol=1e-5), key
+    with pytest.raises(ValueError, match=r"base_weight 1\.5"):
+        blend_with_base(model, "shapes-tiny", 1.5)
+
+
+def test_export_model_writes_the_blend_and_leaves_the_module_as_trained(tmp_path):
+    from types import SimpleNamespace
+
+    module = _shifted_module()
+    trained = {k: v.clone() for k, v in module.model.state_dict().items()}
+    trainer = SimpleNamespace(
+        is_global_zero=True, default_root_dir=str(tmp_path / "run"), datamodule=None, global_step=7
+    )
+    PackModel(base_weight=0.5).on_fit_end(trainer, module)
+    written = load_file(str(tmp_path / "run" / "model.safetensors"))
+    base = clipseg.load_model("shapes-tiny").backend.model.state_dict()
+    key = "backbone.clip.vision_model.embeddings.patch_embedding.weight"
+    assert torch.allclose(written[key], base[key] + 0.5, atol=1e-5)
+    assert all(torch.equal(v, trained[k]) for k, v in module.model.state_dict().items())
+    assert finetune_metadata(tmp_path / "run" / "model.safetensors")["base_weight"] == 0.5
+
+
+def test_blend_files_writes_the_blend_under_the_out_file_name(tmp_path):
+    tuned = pack_module(_shifted_module(), tmp_path / "tuned.safetensors", "tuned")
+    out = blend_files(str(tuned), "shapes-tiny", 0.5, tmp_path / "blend" / "mine.safetensors")
+    base = clipseg.load_model("shapes-tiny").backend.model.state_dict()
+    key = "backbone.clip.vision_model.embeddings.patch_embedding.weight"
+    assert torch.allclose(load_file(str(out))[key], base[key] + 0.5, atol=1e-5)
+    with safe_open(str(out), framework="numpy") as handle:
+        assert handle.metadata()[META_NAME] == "mine"
