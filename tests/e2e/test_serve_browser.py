@@ -82,6 +82,19 @@ def _at_least(count: int, elements: list) -> list | None:
     return elements if len(elements) >= count else None
 
 
+def _table_rows(driver, css: str) -> list[list[str]]:
+    """A Gradio table's shown rows, as the text of their cells. Gradio 6 draws the rows as ARIA grid
+    cells, Gradio 5 as a <table>; both keep a hidden sizing row, whose text Selenium reads as empty."""
+    from selenium.webdriver.common.by import By
+
+    grid = driver.find_elements(By.CSS_SELECTOR, f"{css} [role=row]:has([role=gridcell])")
+    rows = [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "[role=gridcell]")] for row in grid]
+    if not grid:
+        table = driver.find_elements(By.CSS_SELECTOR, f"{css} tbody tr")
+        rows = [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")] for row in table]
+    return [row for row in rows if any(row)]
+
+
 def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L")).astype(int)
 
@@ -131,11 +144,7 @@ def test_the_page_segments_the_example_and_offers_the_masks_for_download(
     assert driver.execute_script("return arguments[0].naturalHeight", overlay) > api["height"]  # + legend
 
     # Presence and instance count per prompt (the API's presence), and the label map (+ 1 colour).
-    rows = [
-        [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
-        for row in driver.find_elements(By.CSS_SELECTOR, "#presence tbody tr")
-    ]
-    rows = [row for row in rows if any(row)]  # Gradio's table keeps an empty spacer row
+    rows = _table_rows(driver, "#presence")
     assert [row[0] for row in rows] == PROMPTS
     for row, entry in zip(rows, api["masks"]):
         assert float(row[1]) == pytest.approx(entry["presence"], abs=1e-3) and int(row[2]) >= 1
