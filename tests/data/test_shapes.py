@@ -128,6 +128,25 @@ def test_twin_curriculum_changes_only_the_train_stream():
     assert module.dataset("val").config.twin_prob == module.dataset("test").config.twin_prob == 0.0
 
 
+def test_hard_absent_prompts_name_a_missing_shape_in_a_colour_the_scene_has():
+    natural = samples(60, negative_prob=1.0)
+    hard = samples(60, negative_prob=1.0, hard_absent_prob=1.0)
+    near = 0
+    for a, b in zip(natural, hard, strict=True):
+        assert np.array_equal(a["image"], b["image"])  # the same scenes, only the prompt differs
+        objects = b["meta"]["objects"]
+        assert not b["mask"].any() and (b["meta"]["query"]["color"], b["meta"]["query"]["shape"]) not in {
+            (color, shape) for color, shape, *_ in objects
+        }
+        near += b["meta"]["query"]["color"] in {color for color, *_ in objects}
+    # Every scene with a missing shape in one of its colours asks for one; random absent pairs rarely do.
+    assert near == 60
+    assert sum(a["meta"]["query"]["color"] in {c for c, *_ in a["meta"]["objects"]} for a in natural) < 30
+    module = ShapesDataModule(image_size=32, hard_absent_prob=1.0)
+    assert module.dataset("train").config.hard_absent_prob == 1.0
+    assert module.dataset("val").config.hard_absent_prob == 0.0
+
+
 def test_category_labels_name_each_pixels_color_and_shape():
     plain = samples(20, negative_prob=0.0)
     labelled = samples(20, negative_prob=0.0, category_labels=True)

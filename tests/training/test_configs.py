@@ -25,7 +25,13 @@ SMALL = [
     "--model.config.image_size", "32",
 ]  # fmt: skip
 # Configs that continue from a shapes-tiny file (an earlier stage): the shipped model stands in.
-LATER_STAGES = ("shapes-tiny-twins.yaml", "shapes-tiny-v2.yaml", "shapes-tiny-v2-tail.yaml")
+LATER_STAGES = (
+    "shapes-tiny-twins.yaml",
+    "shapes-tiny-v2.yaml",
+    "shapes-tiny-v2-tail.yaml",
+    "shapes-tiny-v3.yaml",
+    "shapes-tiny-v3-frozen.yaml",
+)
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
 
@@ -59,6 +65,8 @@ def test_every_paper_experiment_has_a_config():
         "shapes-tiny-twins.yaml",  # the second stage of shapes-tiny
         "shapes-tiny-v2.yaml",  # its third stage, on the varied shapes world
         "shapes-tiny-v2-tail.yaml",  # and its fourth
+        "shapes-tiny-v3.yaml",  # hard absent prompts from v2 (#34; tried, not shipped)
+        "shapes-tiny-v3-frozen.yaml",  # the same on a frozen backbone (tried, not shipped)
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected

@@ -174,6 +174,8 @@ class ShapesDataModule(ClipSegDataModule):
         negative_prob / visual_prob: see ``shapes.ShapesConfig``.
         twin_prob: hard same-color scenes in the train stream (see ``shapes.ShapesConfig``); val and
             test keep the natural scenes, so their numbers stay comparable across runs.
+        hard_absent_prob: share of the train stream's absent prompts that name a missing shape in a
+            colour the scene has (see ``shapes.ShapesConfig``); val and test keep the natural draw.
         category_labels: train batches carry ``label``, the per-pixel category map (see
             ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
         varied_prob: share of train scenes drawn with a varied look (backgrounds, colours, edges,
@@ -190,6 +192,7 @@ class ShapesDataModule(ClipSegDataModule):
         negative_prob: float = 0.2,
         visual_prob: float = 0.5,
         twin_prob: float = 0.0,
+        hard_absent_prob: float = 0.0,
         category_labels: bool = False,
         varied_prob: float = 0.0,
         **common,
@@ -199,7 +202,7 @@ class ShapesDataModule(ClipSegDataModule):
         self.scene_size = scene_size or self.image_size
         self.lengths = {"train": None, "val": val_length, "test": test_length}
         self.negative_prob, self.visual_prob, self.twin_prob = negative_prob, visual_prob, twin_prob
-        self.category_labels = category_labels
+        self.category_labels, self.hard_absent_prob = category_labels, hard_absent_prob
 
     def dataset(self, stage: str) -> ShapesDataset:
         return ShapesDataset(
@@ -210,6 +213,7 @@ class ShapesDataModule(ClipSegDataModule):
             negative_prob=self.negative_prob,
             visual_prob=self.visual_prob,
             twin_prob=self.twin_prob if stage == "train" else 0.0,
+            hard_absent_prob=self.hard_absent_prob if stage == "train" else 0.0,
             category_labels=self.category_labels and stage == "train",
             varied_prob=self.varied_prob if stage == "train" else 0.0,
             transform=self.transform(train=stage == "train"),

@@ -79,6 +79,9 @@ class ShapesConfig:
         min_objects / max_objects: objects per scene (fewer only if placement fails).
         negative_prob: probability that the prompt names an absent color + shape (empty mask).
         visual_prob: probability that a support image (visual prompt) is attached.
+        hard_absent_prob: share of the absent prompts that name a missing shape in a colour the scene
+            has (scene: a red circle; prompt: "red square"), the near misses a model trained on random
+            absent pairs still paints (0 keeps the natural draw, and the scenes exactly as they were).
         twin_prob: probability of a hard scene: a second object repeats the first one's color with
             another shape, and the prompt names (or shows) the color + shape of one of the two, so
             color alone cannot answer it (a training curriculum; 0 keeps the natural scenes).
@@ -98,6 +101,7 @@ class ShapesConfig:
     negative_prob: float = 0.2
     visual_prob: float = 0.5
     twin_prob: float = 0.0
+    hard_absent_prob: float = 0.0
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     support_size: int | None = None
     category_labels: bool = False
@@ -340,6 +344,10 @@ def draw_sample(
     negative = rng.random() < config.negative_prob
     visual = rng.random() < config.visual_prob
     if negative:
+        # Drawn only when enabled, so scenes without hard absent prompts stay exactly as they were.
+        near = [p for p in absent if p[0] in {c for c, _ in present}]
+        if near and config.hard_absent_prob > 0 and rng.random() < config.hard_absent_prob:
+            absent = near
         color, shape = absent[rng.integers(len(absent))]
         query = {"color": color, "shape": shape}
     elif visual or twins:
