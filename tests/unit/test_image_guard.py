@@ -60,6 +60,29 @@ def test_predict_s_reader_uses_the_guard(big_png, monkeypatch, no_decoding):
         load_image(big_png)
 
 
+def test_encoded_bytes_go_through_the_guard_too(big_png, monkeypatch):
+    """``load_image(bytes)``: what the Ray reader decodes for an object-store URI (``s3://...``)."""
+    data = big_png.read_bytes()
+    assert load_image(data, name="s3://b/big.png").shape == (100, 200, 3)
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(LIMIT))
+    with pytest.raises(ImageError, match=r"s3://b/big.png: 200x100 is larger than .* CLIPSEG_MAX_PIXELS="):
+        load_image(data, name="s3://b/big.png")
+    with pytest.raises(ImageError, match=r"s3://b/x.png: not a readable image"):
+        load_image(b"not a png", name="s3://b/x.png")
+
+
+def test_the_ray_reader_of_a_uri_uses_the_guard(big_png, monkeypatch):
+    pytest.importorskip("ray")
+    from clipseg.ray.segmenter import _read
+
+    uri = big_png.resolve().as_uri()  # file://..., read through pyarrow's file systems like s3://
+    assert _read(uri).shape == (100, 200, 3)
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(LIMIT))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL's own refusal, which PIL alone words its way
+    with pytest.raises(ImageError, match=r"big.png: 200x100 is larger than .* CLIPSEG_MAX_PIXELS="):
+        _read(uri)
+
+
 @pytest.mark.parametrize(
     "read",
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-ImageLike = str | Path | Image.Image | np.ndarray
+ImageLike = str | Path | bytes | Image.Image | np.ndarray
 
 # Larger inputs are refused rather than decoded: a 1 GB bitmap would only exhaust memory.
 MAX_PIXELS = 120_000_000
@@ -104,10 +105,21 @@ def _to_rgb_array(img: Image.Image, name: str) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+def _decode(source: Path | BinaryIO, name: str) -> np.ndarray:
+    """An encoded image (a file, or its bytes) through the pixel guard (``open_decoded``), as RGB."""
+    try:
+        with open_decoded(source, max_pixels()) as img:
+            return _to_rgb_array(img, name)
+    except TooManyPixels as err:
+        raise _too_large(name, err) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{name}: not a readable image ({err})") from None
+
+
 def load_image(image: ImageLike, name: str | None = None) -> np.ndarray:
     """Return ``image`` as an ``H x W x 3`` uint8 array.
 
-    Accepts a path, a PIL image or an array (``H x W``, ``H x W x 1|3|4``; uint8, uint16 or float in
+    Accepts a path, an encoded file's bytes, a PIL image or an array (``H x W``, ``H x W x 1|3|4``; uint8, uint16 or float in
     [0, 1]). Grayscale, RGBA, palette and 16-bit inputs are converted; corrupt, empty or huge files
     raise ``ImageError`` naming the input.
     """
@@ -118,19 +130,17 @@ def load_image(image: ImageLike, name: str | None = None) -> np.ndarray:
             raise ImageError(f"{name}: no such file")
         if path.stat().st_size == 0:
             raise ImageError(f"{name}: the file is empty (0 bytes)")
-        try:
-            with open_decoded(path, max_pixels()) as img:
-                return _to_rgb_array(img, name)
-        except TooManyPixels as err:
-            raise _too_large(name, err) from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise ImageError(f"{name}: not a readable image ({err})") from None
+        return _decode(path, name)
     name = name or "image"
+    if isinstance(image, bytes):
+        if not image:
+            raise ImageError(f"{name}: the file is empty (0 bytes)")
+        return _decode(io.BytesIO(image), name)
     if isinstance(image, Image.Image):
         return _to_rgb_array(image, name)
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image, name)
-    raise ImageError(f"{name}: expected a path, PIL image or numpy array, got {type(image).__name__}")
+    raise ImageError(f"{name}: expected a path, bytes, PIL image or numpy array, got {type(image).__name__}")
 
 
 def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:

@@ -13,12 +13,10 @@ predict``); each row gets COCO RLE masks (pycocotools), the image itself does no
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from clipseg.core.images import ImageError, load_image
 from clipseg.core.prompts import PromptLike, as_prompt
@@ -111,13 +109,12 @@ class Segmenter:
 
 
 def _read(path: str) -> np.ndarray:
-    """An image by path or URI (``s3://``, ``gs://``, ... through pyarrow's file systems)."""
+    """An image by path or URI (``s3://``, ``gs://``, ... through pyarrow's file systems), decoded
+    within the pixel limit of ``clipseg.core.images``."""
     if "://" not in path:
         return load_image(path)
     from pyarrow import fs
 
     filesystem, inner = fs.FileSystem.from_uri(path)
     with filesystem.open_input_file(inner) as stream:
-        data = stream.read()
-    with Image.open(io.BytesIO(data)) as image:
-        return load_image(image, name=path)
+        return load_image(stream.read(), name=path)
