@@ -82,9 +82,8 @@ def postprocess(
     masks = np.asarray(probs, dtype=np.float32)
     if masks.ndim != 3:
         raise ValueError(f"expected N x H x W probabilities, got shape {masks.shape}")
-    if negatives is not None and len(negatives):
-        removed = np.asarray(negatives).max(axis=0) >= opts.cut
-        masks = np.where(removed[None], np.float32(0.0), masks)
+    if negatives is not None:
+        masks = remove_negatives(masks, negatives, opts.cut)
     if opts.combine == "union":
         masks = masks.max(axis=0, keepdims=True)
     elif opts.combine == "intersection":
@@ -94,6 +93,14 @@ def postprocess(
     if opts.feather:
         masks = np.stack([feather(m, opts.feather) for m in masks])
     return masks
+
+
+def remove_negatives(probs: np.ndarray, negatives: np.ndarray, cut: float) -> np.ndarray:
+    """``N x H x W`` probabilities, zero where any of the ``M x H x W`` negatives reaches ``cut`` (step 1)."""
+    if not len(negatives):
+        return probs
+    removed = np.asarray(negatives).max(axis=0) >= cut
+    return np.where(removed[None], np.float32(0.0), probs)
 
 
 def _morphology(mask: np.ndarray, opts: PostProcess) -> np.ndarray:

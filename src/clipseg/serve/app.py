@@ -23,7 +23,7 @@ from PIL import Image
 
 from clipseg.core.prompts import Prompt
 from clipseg.inference.overlay import overlay
-from clipseg.inference.postprocess import COMBINE_MODES, PostProcess, postprocess
+from clipseg.inference.postprocess import COMBINE_MODES, PostProcess, postprocess, remove_negatives
 from clipseg.inference.predictor import Job
 from clipseg.inference.presence import Calibration
 from clipseg.inference.refine import REFINE_MODES
@@ -115,7 +115,7 @@ def page_summary(
     min_area apply."""
     cut = options.cut
     # Soft still: only the negatives' pixels are zeroed, at the cut the masks use.
-    kept = np.where(negatives.max(axis=0) >= cut, np.float32(0.0), probs) if len(negatives) else probs
+    kept = remove_negatives(probs, negatives, cut)
     found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area)
     counts = np.bincount([i.prompt for i in found.instances], minlength=len(probs))
     rows = [[label, round(float(p), 3), int(c)] for label, p, c in zip(labels, found.presence, counts)]
