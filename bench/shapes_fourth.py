@@ -10,7 +10,7 @@ folder writer (``shapes.shift.write_folder``). Nothing here is trained or tuned 
 - shapes: exact signed distances (circle; square and equilateral triangle as convex polygons) at any
   rotation, anti-aliased by coverage ``clip(0.5 - distance, 0, 1)``; the size is an equal-area radius of
   5-18 % of the shorter side, so the three shapes of one radius cover the same area;
-- style per object: optionally an inside outline of 1-3 px in a darker tone of the fill, a soft vertical
+- style per object: optionally an inside outline of 1-3 px (thinner below a radius of 20 px) in a darker tone of the fill, a soft vertical
   fill gradient (the "gradient fill" preset of slide tools), and a soft drop shadow (one light direction
   per scene) that darkens the background and is not part of the object;
 - backgrounds (``BACKGROUNDS``): a slide (white or light grey, a faint vignette), paper (warm off-white,
@@ -189,10 +189,10 @@ def _fill(
     """The object's colour ``[H, W, 3]``: a palette tone, maybe a vertical gradient, maybe an inside outline."""
     tone = np.array(PALETTES[colour][int(rng.integers(len(PALETTES[colour])))], np.float32)
     tone = tone * rng.uniform(0.92, 1.05)
-    gradient = rng.uniform(0.08, 0.18) if rng.random() < 0.3 else 0.0
+    gradient = rng.uniform(0.06, 0.14) if rng.random() < 0.3 else 0.0
     fill = tone * (1 + gradient * (cy - y) / radius)[..., None]  # lighter at the top
     if rng.random() < 0.5:
-        width = rng.uniform(1.0, 3.0)
+        width = rng.uniform(1.0, 3.0) * min(1.0, radius / 20)  # thinner on small objects, as drawn
         on_line = np.clip(distance + width + 0.5, 0, 1)[..., None]
         fill = fill * (1 - on_line) + tone * rng.uniform(0.45, 0.65) * on_line
     return fill
