@@ -2,13 +2,14 @@
 
     OMP_NUM_THREADS=1 python bench/shapes_robustness.py --model outputs/v1.safetensors --model shapes-tiny
 
-For each ``--model`` (a zoo name or model file), on three renderers:
+For each ``--model`` (a zoo name or model file), on four renderers:
 
 - original: ``clipseg.eval.quality.shapes_quality_over_seeds`` (the zoo card's numbers: text, visual, absent,
   swapped; mean over the five acceptance seeds of ``--original-scenes`` scenes each);
 - shifted: ``--scenes`` held-out scenes of ``clipseg.data.shapes.shift`` (seed 2, as
   ``bench/finetune_shift.py``'s held-out folder), text mIoU@0.5 and marked pixels of absent prompts;
-- third: ``--scenes`` scenes of ``bench/shapes_third.py`` (seed 3), the same two numbers.
+- third: ``--scenes`` scenes of ``bench/shapes_third.py`` (seed 3), the same two numbers;
+- fourth: ``--scenes`` scenes of ``bench/shapes_fourth.py`` (seed 5), the same two numbers.
 
 Prints a markdown table and writes ``<work>/results.json``. Not a ``*_bench.py``: ``make bench`` leaves it out.
 """
@@ -20,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+import shapes_fourth
 import shapes_third
 
 from clipseg import load_model
@@ -27,7 +29,12 @@ from clipseg.data.shapes import shift as shapes_shift
 from clipseg.eval.quality import folder_quality, shapes_quality_over_seeds
 from clipseg.inference import Predictor
 
-SHIFT_SEED, THIRD_SEED = 2, 3
+# The held-out renderers: folder writer and seed of each.
+HELDOUT = {
+    "shifted": (shapes_shift.write_folder, 2),
+    "third": (shapes_third.write_folder, 3),
+    "fourth": (shapes_fourth.write_folder, 5),
+}
 COLUMNS = (
     ("original text", "original/text_miou"),
     ("original visual", "original/visual_miou"),
@@ -37,21 +44,22 @@ COLUMNS = (
     ("shifted absent", "shifted/absent_marked_fraction"),
     ("third text", "third/text_miou"),
     ("third absent", "third/absent_marked_fraction"),
+    ("fourth text", "fourth/text_miou"),
+    ("fourth absent", "fourth/absent_marked_fraction"),
 )
 
 
 def heldout_folders(work: Path, scenes: int) -> dict[str, Path]:
     """The held-out annotated folders (one absent prompt per image), written once under ``work``."""
-    folders = {"shifted": work / f"shifted-{scenes}", "third": work / f"third-{scenes}"}
-    if not (folders["shifted"] / "annotations.csv").exists():
-        shapes_shift.write_folder(folders["shifted"], scenes, seed=SHIFT_SEED, absent_prompts=True)
-    if not (folders["third"] / "annotations.csv").exists():
-        shapes_third.write_folder(folders["third"], scenes, seed=THIRD_SEED, absent_prompts=True)
+    folders = {name: work / f"{name}-{scenes}" for name in HELDOUT}
+    for name, (write_folder, seed) in HELDOUT.items():
+        if not (folders[name] / "annotations.csv").exists():
+            write_folder(folders[name], scenes, seed=seed, absent_prompts=True)
     return folders
 
 
 def measure(predictor: Predictor, folders: dict[str, Path], original_scenes: int) -> dict[str, float]:
-    """``{"original/<score>", "shifted/<score>", "third/<score>": value}`` of one model."""
+    """``{"original/<score>", "<held-out renderer>/<score>": value}`` of one model."""
     scores: dict[str, float] = {}
     if original_scenes > 0:
         original = shapes_quality_over_seeds(predictor, n=original_scenes, progress=False)
@@ -78,7 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", required=True, help="zoo name or model file (repeat)")
     parser.add_argument("--work", type=Path, default=Path("outputs/shapes-robustness"))
-    parser.add_argument("--scenes", type=int, default=200, help="scenes of the shifted and third renderers")
+    parser.add_argument("--scenes", type=int, default=200, help="scenes of each held-out renderer")
     parser.add_argument(
         "--original-scenes", type=int, default=200, help="scenes per acceptance seed (5 seeds)"
     )
