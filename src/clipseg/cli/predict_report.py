@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, only the summary
+DETAIL_LINES = 10  # up to this many masked images (videos), one line per mask; beyond, only the summary
 SHOWN_PROMPT_CHARS = 60  # a prompt longer than this is cut in the printed lines
 
 
@@ -16,8 +16,9 @@ def shorten(text: str, limit: int = SHOWN_PROMPT_CHARS) -> str:
 
 
 def print_summary(summary: dict, *, as_json: bool) -> None:
-    """Print ``summary`` (what ``predict.run`` returns) as JSON, or one line per mask of the first
-    ``DETAIL_LINES`` images, the videos' folders, the COCO file and the run's counts."""
+    """Print ``summary`` (what ``predict.run`` returns) as JSON, or one line per mask of up to
+    ``DETAIL_LINES`` images and videos (a video's presence: its highest over the frames), the videos'
+    folders, the COCO file and the run's counts."""
     if as_json:
         print(json.dumps(summary, indent=2))
         return
@@ -33,6 +34,12 @@ def print_summary(summary: dict, *, as_json: bool) -> None:
             if "overlay" in entry:
                 print(f"overlay: {entry['overlay']}")
     for entry in summary["videos"]:
+        if len(summary["videos"]) <= DETAIL_LINES:
+            for m in entry["masks"]:
+                print(
+                    f"{entry['video']}: {shorten(m['prompt'])!r}: presence {m['presence']:.2f} "
+                    f"(highest of {entry['frames']} frames; mean {m['presence_mean']:.2f})"
+                )
         print(f"{entry['video']} -> {entry['folder']}")
     if summary["coco"]:
         print(f"coco: {summary['coco']}")
