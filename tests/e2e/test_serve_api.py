@@ -349,3 +349,34 @@ def test_presence_instances_and_labels_in_the_answer(server, predictor):
     np.testing.assert_array_equal(labels, want.labels)
     plain = segment(url, png_bytes(image), prompts).json()
     assert "labels_png_base64" not in plain and all("instances" not in m for m in plain["masks"])
+
+
+def test_every_path_reads_presence_the_same_way(server, predictor):
+    """``presence.prompt_presence``: with negatives, ``segment()``, bulk masking and the page's table
+    remove them at the run's cut (0.3 here, where 0.5 gives another presence); without, the API agrees too."""
+    from dataclasses import replace
+
+    from clipseg.data.shapes.scenes import make_scene
+    from clipseg.inference.bulk import BulkMasker, MaskOptions
+    from clipseg.serve.app import page_summary
+
+    image, _ = make_scene(np.random.default_rng(3), 128, 1, required=("red", "circle"))
+    prompts = ["red circle", "blue square"]
+    post = PostProcess(threshold=0.3, negative=("circle",))  # its map overlaps the red circle's edge
+    segmented = predictor.segment(image, prompts, postprocess=post).presence
+    bulk = BulkMasker(predictor, prompts, MaskOptions(postprocess=post)).mask_images([image])[0].presences
+    np.testing.assert_allclose(bulk, segmented, atol=1e-9)
+    probs = predictor.predict(image, [*prompts, *post.negative])
+    rows, _ = page_summary(probs[:2], probs[2:], prompts, predictor.calibration, post)
+    assert [row[1] for row in rows] == [round(float(p), 3) for p in segmented]
+    at_half = predictor.segment(image, prompts, postprocess=replace(post, threshold=None)).presence
+    assert abs(at_half[0] - segmented[0]) > 0.01  # the cut matters for this image
+    union = replace(post, combine="union")  # one mask: its prompts' highest presence
+    combined = BulkMasker(predictor, prompts, MaskOptions(postprocess=union)).mask_images([image])[0]
+    assert combined.presences == pytest.approx([max(segmented)], abs=1e-9)
+    assert predictor.segment(image, prompts, postprocess=union).presence.tolist() == combined.presences
+    plain = segment(server[0], png_bytes(image), prompts, 0.3).json()["masks"]
+    alone = BulkMasker(predictor, prompts, MaskOptions(postprocess=PostProcess(threshold=0.3)))
+    expected = alone.mask_images([image])[0].presences
+    assert [m["presence"] for m in plain] == pytest.approx(expected, abs=1e-6)
+    assert predictor.segment(image, prompts).presence == pytest.approx(expected, abs=1e-9)

@@ -22,9 +22,9 @@ import numpy as np
 
 from clipseg.core.images import ImageError
 from clipseg.core.prompts import PromptLike
-from clipseg.inference.postprocess import FrameSmoother, PostProcess, postprocess
+from clipseg.inference.postprocess import FrameSmoother, postprocess
 from clipseg.inference.predictor import Predictor
-from clipseg.inference.presence import presence
+from clipseg.inference.presence import prompt_presence
 from clipseg.inference.runs import BulkRun, BulkSummary, MaskOptions, Outcome, gather_inputs
 from clipseg.inference.sources import Decoded, Event, Finished, Input, decode
 from clipseg.inference.writers import (
@@ -97,12 +97,9 @@ class BulkMasker:
         count, options = len(self.prompts), self.options.postprocess
         masks = postprocess(probs[:count], probs[count:], options)
         peaks = probs[:count].reshape(count, -1).max(axis=1)
-        kept = postprocess(
-            probs[:count], probs[count:], PostProcess(threshold=None, negative=options.negative)
-        )
-        found = presence(kept, self.predictor.calibration)
+        found = prompt_presence(probs[:count], probs[count:], options, self.predictor.calibration)
         if len(masks) < count:  # combined into one mask: its prompts' highest
-            peaks, found = peaks.max(keepdims=True), found.max(keepdims=True)
+            peaks = peaks.max(keepdims=True)
         masks[found < self.options.min_presence] = 0.0
         return Masked(masks, [float(p) for p in peaks], [float(p) for p in found])
 

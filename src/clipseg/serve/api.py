@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clipseg.core.images import ImageError, TooManyPixels, load_image, open_decoded
 from clipseg.inference.postprocess import PostProcess, postprocess
 from clipseg.inference.predictor import Job
-from clipseg.inference.presence import presence
+from clipseg.inference.presence import prompt_presence
 from clipseg.inference.segment import find_instances, label_map
 from clipseg.inference.writers import mask_to_gray
 from clipseg.serve.batcher import Batcher, Busy
@@ -185,9 +185,10 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
         pixels = read_upload(await image.read(), limits)
         # Probabilities come back whole (presence reads them); the threshold is applied here.
         probs = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
-        masks = probs if threshold is None else postprocess(probs, None, PostProcess(threshold=threshold))
-        cut = threshold or 0.5
-        scores = presence(probs, batcher.predictor.calibration)
+        post = PostProcess(threshold=threshold)
+        masks = postprocess(probs, None, post)  # soft, unless a threshold is given
+        cut = post.cut
+        scores = prompt_presence(probs, None, post, batcher.predictor.calibration)
         entries = []
         for k, (text, mask) in enumerate(zip(prompts, masks)):
             entry = {
