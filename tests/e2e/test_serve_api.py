@@ -377,6 +377,7 @@ def test_every_path_reads_presence_the_same_way(server, predictor):
     combined = BulkMasker(predictor, prompts, MaskOptions(postprocess=union)).mask_images([image])[0]
     assert combined.presences == pytest.approx([max(segmented)], abs=1e-9)
     assert predictor.segment(image, prompts, postprocess=union).presence.tolist() == combined.presences
+    assert page_summary(probs[:2], probs[2:], prompts, predictor.calibration, union)[0] == rows  # per prompt
     plain = segment(server[0], png_bytes(image), prompts, 0.3).json()["masks"]
     alone = BulkMasker(predictor, prompts, MaskOptions(postprocess=PostProcess(threshold=0.3)))
     expected = alone.mask_images([image])[0].presences

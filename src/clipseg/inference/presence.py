@@ -107,11 +107,10 @@ def presence(probs: np.ndarray, calibration: Calibration | None) -> np.ndarray:
 def prompt_presence(
     probs: np.ndarray, negatives: np.ndarray | None, options: PostProcess, calibration: Calibration | None
 ) -> np.ndarray:
-    """``K`` presences as ``Predictor.segment``, bulk masking and the API report them: ``presence`` of the
-    ``N x H x W`` prompt probabilities, soft, with the pixels where an ``M x H x W`` negative reaches
-    the post-processing's cut (``options.cut``, where ``postprocess`` removes them) zeroed; ``K`` = 1,
-    the highest, when ``options`` combines the prompts. (The web page's table, a row per prompt, reads
-    the same probabilities: ``serve.app.page_summary``.)"""
+    """``K`` presences as every path reports them (``Predictor.segment``, bulk masking, the API, the web
+    page's table): ``presence`` of the ``N x H x W`` prompt probabilities, soft, with the pixels where
+    an ``M x H x W`` negative reaches the post-processing's cut (``options.cut``, where ``postprocess``
+    removes them) zeroed; ``K`` = 1, the highest, when ``options`` combines the prompts."""
     kept = probs if negatives is None else remove_negatives(probs, negatives, options.cut)
     found = presence(kept, calibration)
     return found.max(keepdims=True) if options.combine != "none" else found
