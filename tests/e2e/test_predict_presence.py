@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from clipseg.cli import main
@@ -108,19 +109,25 @@ def test_coco_and_instances_together_are_refused(tmp_path, capsys):
     assert code == 1 and len(err) == 1 and "coco and instances" in err[0]
 
 
-def test_a_video_gives_instances_and_a_label_map_per_frame(tmp_path):
+def _video(path, frames):
+    """``frames`` (``H x W x 3`` uint8) as an MPEG-4 video at ``path``."""
     import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_a_video_gives_instances_and_a_label_map_per_frame(tmp_path):
     from pycocotools.coco import COCO
 
     frame = np.asarray(Image.open(_two_circles(tmp_path)).convert("RGB"))
-    video = tmp_path / "clip.mp4"
-    with av.open(str(video), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.height, stream.width = frame.shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for _ in range(3):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
+    video = _video(tmp_path / "clip.mp4", [frame] * 3)
     out = tmp_path / "out"
     args = ["predict", str(video), "--prompt", "red circle", "--prompt", "blue square"]
     assert main([*args, "--format", "instances,labels", "--out", str(out)]) == 0
@@ -133,3 +140,26 @@ def test_a_video_gives_instances_and_a_label_map_per_frame(tmp_path):
         labels = np.asarray(Image.open(out / "clip.mp4" / f"{image['frame']:06d}_labels.png"))
         assert labels[40, 35] == labels[85, 90] == 1 and labels[30, 90] == 2 and labels[5, 5] == 0
     assert json.loads((out / "labels.json").read_text())["1"] == "red circle"
+
+
+def test_a_video_reports_presence_per_frame_and_its_highest_in_the_summary(tmp_path, capsys):
+    from clipseg.data.shapes.scenes import plain_background
+
+    scene = np.asarray(Image.open(_two_circles(tmp_path)).convert("RGB"))
+    empty = plain_background(np.random.default_rng(1), 128)  # no object at all
+    video = _video(tmp_path / "clip.mp4", [empty, scene, empty])
+    args = ["predict", str(video), "--prompt", "red circle", "--prompt", "blue square", "--format", "png"]
+    assert main([*args, "--out", str(tmp_path / "j"), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["videos"]
+    assert entry["frames"] == 3 and [m["prompt"] for m in entry["masks"]] == ["red circle", "blue square"]
+    for m in entry["masks"]:  # in frame 1 only
+        low, high, low_again = m["presence_by_frame"]
+        assert high > 0.5 > max(low, low_again)
+        assert m["presence"] == high and m["presence_mean"] == pytest.approx(
+            (low + high + low_again) / 3, abs=1e-6
+        )
+    assert main([*args, "--out", str(tmp_path / "t")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for m in entry["masks"]:
+        line = f"{video}: {m['prompt']!r}: presence {m['presence']:.2f} (highest of 3 frames; "
+        assert any(printed.startswith(line) for printed in lines)

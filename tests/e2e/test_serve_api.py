@@ -189,6 +189,8 @@ def test_a_streamed_body_without_length_is_cut_at_the_limit(server):
         ({}, "at least one"),
         ({"prompt": ["a", " "]}, "non-empty"),
         ({"prompt": ["a"], "threshold": "1.5"}, "(0, 1)"),
+        ({"prompt": ["a"], "min_area": "-3"}, "min_area: must be >= 0 pixels, got -3"),
+        ({"prompt": ["a"], "min_area": "big"}, "min_area: input should be a valid integer"),
     ],
 )
 def test_bad_fields_get_400_with_a_message(server, data, message):
@@ -349,3 +351,62 @@ def test_presence_instances_and_labels_in_the_answer(server, predictor):
     np.testing.assert_array_equal(labels, want.labels)
     plain = segment(url, png_bytes(image), prompts).json()
     assert "labels_png_base64" not in plain and all("instances" not in m for m in plain["masks"])
+
+
+def test_every_path_reads_presence_the_same_way(server, predictor):
+    """``presence.prompt_presence``: with negatives, ``segment()``, bulk masking and the page's table
+    remove them at the run's cut (0.3 here, where 0.5 gives another presence); without, the API agrees too."""
+    from dataclasses import replace
+
+    from clipseg.data.shapes.scenes import make_scene
+    from clipseg.inference.bulk import BulkMasker, MaskOptions
+    from clipseg.serve.app import page_summary
+
+    image, _ = make_scene(np.random.default_rng(3), 128, 1, required=("red", "circle"))
+    prompts = ["red circle", "blue square"]
+    post = PostProcess(threshold=0.3, negative=("circle",))  # its map overlaps the red circle's edge
+    segmented = predictor.segment(image, prompts, postprocess=post).presence
+    bulk = BulkMasker(predictor, prompts, MaskOptions(postprocess=post)).mask_images([image])[0].presences
+    np.testing.assert_allclose(bulk, segmented, atol=1e-9)
+    probs = predictor.predict(image, [*prompts, *post.negative])
+    rows, _ = page_summary(probs[:2], probs[2:], prompts, predictor.calibration, post)
+    assert [row[1] for row in rows] == [round(float(p), 3) for p in segmented]
+    at_half = predictor.segment(image, prompts, postprocess=replace(post, threshold=None)).presence
+    assert abs(at_half[0] - segmented[0]) > 0.01  # the cut matters for this image
+    union = replace(post, combine="union")  # one mask: its prompts' highest presence
+    combined = BulkMasker(predictor, prompts, MaskOptions(postprocess=union)).mask_images([image])[0]
+    assert combined.presences == pytest.approx([max(segmented)], abs=1e-9)
+    assert predictor.segment(image, prompts, postprocess=union).presence.tolist() == combined.presences
+    assert page_summary(probs[:2], probs[2:], prompts, predictor.calibration, union)[0] == rows  # per prompt
+    plain = segment(server[0], png_bytes(image), prompts, 0.3).json()["masks"]
+    alone = BulkMasker(predictor, prompts, MaskOptions(postprocess=PostProcess(threshold=0.3)))
+    expected = alone.mask_images([image])[0].presences
+    assert [m["presence"] for m in plain] == pytest.approx(expected, abs=1e-6)
+    assert predictor.segment(image, prompts).presence == pytest.approx(expected, abs=1e-9)
+
+
+def test_min_area_drops_small_instances_and_regions_as_the_page_does(server, predictor):
+    from clipseg.data.shapes.scenes import COLORS, plain_background, rasterize
+    from clipseg.serve.app import page_summary
+
+    image = plain_background(np.random.default_rng(0), 128)
+    for (cx, cy), radius in (((35, 40), 16), ((95, 90), 8)):  # about 800 and 230 pixels
+        image[rasterize("circle", cx, cy, radius, 0.0, 128)] = COLORS["red"]
+
+    def ask(**more: str) -> dict:
+        data = {"prompt": ["red circle"], "instances": "true", **more}
+        files = {"image": ("x.png", png_bytes(image))}
+        return httpx.post(f"{server[0]}/api/segment", files=files, data=data).json()["masks"][0]
+
+    everything, large = ask(), ask(min_area="400")
+    assert len(everything["instances"]) == 2 and everything == ask(min_area="0")  # 0: the default
+    (kept,) = large["instances"]
+    assert kept["box"] == max(everything["instances"], key=lambda i: i["area"])["box"]
+    probs = predictor.predict(image, ["red circle"])
+    post = PostProcess(min_area=400)
+    rows, _ = page_summary(probs, probs[:0], ["red circle"], predictor.calibration, post)
+    assert rows[0][2] == 1  # the page's instance count
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(large["png_base64"]))))
+    page_mask = mask_to_gray(predictor.predict(image, ["red circle"], postprocess=post)[0])
+    np.testing.assert_array_equal(mask, page_mask)  # the page's mask: the small circle dropped
+    assert mask[90, 95] == 0 and mask[40, 35] == 255

@@ -4,6 +4,9 @@ users' images: ``predict`` (``load_image``), the data readers of ``prepare`` and
 from __future__ import annotations
 
 import io
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,43 @@ def test_far_over_pil_s_count_is_refused_by_ours_too(big_png, monkeypatch):
         pass
 
 
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG of ``width`` x ``height`` pixels with no pixel data: only the header can be read."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    chunk = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + b"\xaeB`\x82")
+    return path
+
+
+def test_pil_s_global_limit_is_the_program_s_and_stays_as_it_was(tmp_path, monkeypatch):
+    """A library does not set ``PIL.Image.MAX_IMAGE_PIXELS`` (another part of the program relies on it, and
+    the server's threads read images at the same time): the guard reads the header against its own limit."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL warns above this, refuses above 2000
+    monkeypatch.setenv("CLIPSEG_MAX_PIXELS", "1500")  # ours: between the two
+    normal = tmp_path / "normal.png"
+    Image.new("L", (40, 30)).save(normal)  # 1200 pixels: over PIL's warning, within ours
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's warning is the guard's to silence, not the user's to see
+        assert load_image(normal).shape == (30, 40, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    too_large = png_header(tmp_path / "large.png", 50, 40)  # 2000: over ours, not refused by PIL
+    with pytest.raises(ImageError, match=r"large.png: 50x40 is larger than the limit of 1,500 pixels"):
+        load_image(too_large)  # from the header: the file has no pixels to decode
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_an_image_pil_refuses_below_our_limit_names_pil_s_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setenv(
+        "CLIPSEG_MAX_PIXELS", str(LIMIT)
+    )  # above PIL's refusal (2000): the program's limit wins
+    path = png_header(tmp_path / "large.png", 50, 50)  # 2500 pixels
+    refused = r"large.png: the image is larger than PIL's limit .* of 2,000 pixels; raise PIL.Image.MAX_IMAGE_PIXELS"
+    with pytest.raises(ImageError, match=refused):
+        load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
 def test_predict_s_reader_uses_the_guard(big_png, monkeypatch, no_decoding):
     monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(LIMIT))
     with pytest.raises(ImageError, match=r"big.png: 200x100 is larger than .* CLIPSEG_MAX_PIXELS="):
@@ -78,8 +118,10 @@ def test_the_ray_reader_of_a_uri_uses_the_guard(big_png, monkeypatch):
     uri = big_png.resolve().as_uri()  # file://..., read through pyarrow's file systems like s3://
     assert _read(uri).shape == (100, 200, 3)
     monkeypatch.setenv("CLIPSEG_MAX_PIXELS", str(LIMIT))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL's own refusal, which PIL alone words its way
     with pytest.raises(ImageError, match=r"big.png: 200x100 is larger than .* CLIPSEG_MAX_PIXELS="):
+        _read(uri)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL's own refusal, which PIL alone words its way
+    with pytest.raises(ImageError, match=r"big.png: the image is larger than PIL's limit"):
         _read(uri)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from importlib import import_module
 
 DEFAULT_MODEL = "shapes-tiny"  # what `predict` and `serve` load without --model
@@ -82,6 +83,15 @@ def install_hint(command: str, err: ModuleNotFoundError) -> str | None:
     return f"{command} needs {module}, which is not installed: pip install 'clipseg[{extras}]'"
 
 
+def _let_pil_open() -> None:
+    """The commands are a program, so they may set PIL's process-wide limit (a library may not): raised
+    to ``CLIPSEG_MAX_PIXELS``'s once, before any thread, so that clipseg's guard alone decides."""
+    from clipseg.core.images import ImageError, let_pil_open, max_pixels
+
+    with suppress(ImageError):  # a malformed CLIPSEG_MAX_PIXELS: the first image read says so, by name
+        let_pil_open(max_pixels())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"clipseg: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    _let_pil_open()
     try:
         run = resolve(COMMANDS[command][0])
         # LightningCLI commands keep Lightning's own spelling (`--trainer.max_steps`, `--ckpt_path`).

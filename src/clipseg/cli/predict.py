@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipseg.cli import DEFAULT_MODEL
+from clipseg.cli.predict_report import print_summary
 from clipseg.core.help import DEVICE_HELP, MODEL_HELP, HelpFormatter
 from clipseg.core.images import ImageError, load_image, load_mask
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 BACKENDS = ("torch", "onnx")
 ENGINES = ("local", "ray")
-DETAIL_LINES = 10  # up to this many masked images, one line per mask; beyond, only the summary
-SHOWN_PROMPT_CHARS = 60  # a prompt longer than this is cut in the printed lines
 
 
 LAYOUT_HELP = """\
@@ -362,13 +360,6 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def shorten(text: str, limit: int = SHOWN_PROMPT_CHARS) -> str:
-    """``text`` cut to ``limit`` characters with a count of what was left out (the --json summary has it whole)."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit].rstrip()}... (+{len(text) - limit} chars)"
-
-
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"clipseg predict: warning: {message}", file=sys.stderr)
 
@@ -382,23 +373,5 @@ def main(argv: list[str] | None = None) -> int:
     except (ImageError, ValueError, OSError, RuntimeError) as err:  # OSError: files, backbones
         print(f"clipseg predict: error: {err}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        if len(summary["images"]) <= DETAIL_LINES:
-            for entry in summary["images"]:
-                for m in entry["masks"]:
-                    written = f" -> {m['file']}" if "file" in m else ""
-                    label = shorten(m["prompt"])
-                    print(
-                        f"{entry['image']}: {label!r}: presence {m['presence']:.2f}, "
-                        f"{100 * m['area']:.1f}% of pixels{written}"
-                    )
-                if "overlay" in entry:
-                    print(f"overlay: {entry['overlay']}")
-        for entry in summary["videos"]:
-            print(f"{entry['video']} -> {entry['folder']}")
-        if summary["coco"]:
-            print(f"coco: {summary['coco']}")
-        print(summary["summary"])
+    print_summary(summary, as_json=args.json)
     return 1 if summary["failed"] else 0

@@ -147,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as err:
         print(f"clipseg serve: error: --model {args.model}: {err}", file=sys.stderr)
         return 1
+    from clipseg.core.images import let_pil_open
     from clipseg.serve import BatchLimits, UploadLimits, configure_access_log, create_app, serve
 
     limits = UploadLimits(max_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    let_pil_open(limits.max_pixels)  # before the server's threads: --max-pixels decides, not PIL
     batching = BatchLimits(max_queue=args.max_queue, timeout_s=args.request_timeout)
     configure_access_log(args.log_format)
     if args.host not in LOOPBACK:

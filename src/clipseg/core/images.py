@@ -40,12 +40,29 @@ class ImageError(ValueError):
 
 class TooManyPixels(ImageError):
     """An image over a pixel limit: ``size`` (width, height) from its header, or ``None`` where PIL
-    counted frames or tiles larger than the header says."""
+    refused it (frames or tiles larger than the header says, or an image over PIL's own limit).
+    ``pil``: the limit was PIL's (``pil_refusal``), below the one asked for."""
 
-    def __init__(self, size: tuple[int, int] | None, limit: int) -> None:
-        self.size, self.limit = size, limit
+    def __init__(self, size: tuple[int, int] | None, limit: int, *, pil: bool = False) -> None:
+        self.size, self.limit, self.pil = size, limit, pil
         shown = f"{size[0]}x{size[1]}" if size else "the image"
-        super().__init__(f"{shown} is larger than the limit of {limit:,} pixels")
+        whose = "PIL's limit (twice PIL.Image.MAX_IMAGE_PIXELS, set by this program)" if pil else "the limit"
+        super().__init__(f"{shown} is larger than {whose} of {limit:,} pixels")
+
+
+def pil_refusal() -> int | None:
+    """The size (pixels) above which PIL itself refuses to open an image (twice its process-wide
+    ``Image.MAX_IMAGE_PIXELS``, which belongs to the program: read here, never set), or None."""
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
+
+
+def let_pil_open(limit: int) -> None:
+    """For programs, not libraries (the ``clipseg`` commands call it once at start, before any thread):
+    raise PIL's process-wide limit so that PIL opens every image up to ``limit`` pixels and the guard
+    (``open_decoded``) alone decides."""
+    refusal = pil_refusal()
+    if refusal is not None and limit > refusal:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 @contextmanager
@@ -53,20 +70,24 @@ def open_decoded(source: Path | BinaryIO, limit: int) -> Iterator[Image.Image]:
     """The image of a file or byte stream, decoded, if its width x height is at most ``limit``: the one
     guard against decompression bombs (the size is read from the header, before any pixel is decoded).
 
+    PIL's process-wide ``Image.MAX_IMAGE_PIXELS`` is the program's and is left as it is (a library that
+    set it would change it for the rest of the program, and for the server's other threads mid-read):
+    its warning (above it) is silenced, since ``limit`` decides; its refusal (above twice it) stands,
+    and an image PIL refuses below ``limit`` is refused with PIL's limit named (``let_pil_open``).
+
     Raises:
-        TooManyPixels: over ``limit``.
+        TooManyPixels: over ``limit`` (or over PIL's refusal, when that is lower).
         PIL.UnidentifiedImageError, OSError, SyntaxError: not an image, or a truncated or corrupt one
             (callers name the input in their own terms).
     """
-    # PIL's own limit (about 89 M pixels to warn, twice that to refuse) would refuse images below ours
-    # with a message that names neither; ours decides.
-    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = limit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(source)
         except Image.DecompressionBombError:
+            refusal = pil_refusal()
+            if refusal is not None and refusal < limit:
+                raise TooManyPixels(None, refusal, pil=True) from None
             raise TooManyPixels(None, limit) from None
     with img:
         if img.width * img.height > limit:
@@ -81,6 +102,8 @@ def open_decoded(source: Path | BinaryIO, limit: int) -> Iterator[Image.Image]:
 
 
 def _too_large(name: str, err: TooManyPixels) -> ImageError:
+    if err.pil:
+        return ImageError(f"{name}: {err}; raise PIL.Image.MAX_IMAGE_PIXELS in this program to open it")
     return ImageError(
         f"{name}: {err}; raise it with the environment variable {MAX_PIXELS_ENV} "
         f"(e.g. {MAX_PIXELS_ENV}={2 * err.limit})"

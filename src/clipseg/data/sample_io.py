@@ -32,7 +32,8 @@ def decoded(path: Path, sample_id: str, what: str, data: bytes | None = None) ->
         with open_decoded(path if data is None else io.BytesIO(data), max_pixels()) as img:
             yield img
     except TooManyPixels as err:
-        raise BadSample(sample_id, f"{what} {path}: {err} ({MAX_PIXELS_ENV} raises it)") from None
+        hint = "PIL.Image.MAX_IMAGE_PIXELS" if err.pil else MAX_PIXELS_ENV
+        raise BadSample(sample_id, f"{what} {path}: {err} ({hint} raises it)") from None
 
 
 def read_image(path: Path, sample_id: str) -> tuple[bytes, tuple[int, int]]:

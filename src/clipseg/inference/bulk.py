@@ -22,9 +22,9 @@ import numpy as np
 
 from clipseg.core.images import ImageError
 from clipseg.core.prompts import PromptLike
-from clipseg.inference.postprocess import FrameSmoother, PostProcess, postprocess
+from clipseg.inference.postprocess import FrameSmoother, postprocess
 from clipseg.inference.predictor import Predictor
-from clipseg.inference.presence import presence
+from clipseg.inference.presence import prompt_presence
 from clipseg.inference.runs import BulkRun, BulkSummary, MaskOptions, Outcome, gather_inputs
 from clipseg.inference.sources import Decoded, Event, Finished, Input, decode
 from clipseg.inference.writers import (
@@ -97,12 +97,9 @@ class BulkMasker:
         count, options = len(self.prompts), self.options.postprocess
         masks = postprocess(probs[:count], probs[count:], options)
         peaks = probs[:count].reshape(count, -1).max(axis=1)
-        kept = postprocess(
-            probs[:count], probs[count:], PostProcess(threshold=None, negative=options.negative)
-        )
-        found = presence(kept, self.predictor.calibration)
+        found = prompt_presence(probs[:count], probs[count:], options, self.predictor.calibration)
         if len(masks) < count:  # combined into one mask: its prompts' highest
-            peaks, found = peaks.max(keepdims=True), found.max(keepdims=True)
+            peaks = peaks.max(keepdims=True)
         masks[found < self.options.min_presence] = 0.0
         return Masked(masks, [float(p) for p in peaks], [float(p) for p in found])
 
@@ -141,13 +138,16 @@ class BulkMasker:
         """
         workers = self.options.workers
         video: VideoWriter | None = None
+        frames: list[tuple[list[float], list[float]]] = []  # the video's (scores, presences) per frame
         inflight: deque[tuple[Input, Future]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseg-write") as pool:
             for event, masked in self.results(inputs):
                 item = event.input
                 if masked is not None and item.is_video:
-                    video = video or VideoWriter(layout, item, fps=event.fps or 25.0)
+                    if video is None:
+                        video, frames = VideoWriter(layout, item, fps=event.fps or 25.0), []
                     video.add(event.index, event.image, masked.masks, masked.scores)
+                    frames.append((masked.scores, masked.presences))
                 elif masked is not None:
                     while len(inflight) >= 2 * workers:  # bounded: decoded images are not piled up here
                         yield _written(*inflight.popleft())
@@ -158,7 +158,7 @@ class BulkMasker:
                     yield Outcome(item, error=event.error or f"{item.path}: no frames in the video")
                 elif video is not None:
                     video.finish()
-                    yield Outcome(item, {"video": str(item.path), "folder": str(video.final)})
+                    yield Outcome(item, video_entry(layout, item, video.final, frames))
                 if isinstance(event, Finished):
                     video = None
             while inflight:
@@ -266,4 +266,26 @@ def write_image(layout: Layout, item: Input, image: np.ndarray, masked: Masked) 
         entry["masks"].append(info)
     if "overlay" in files:
         entry["overlay"] = str(files["overlay"][0])
+    return entry
+
+
+def video_entry(
+    layout: Layout, item: Input, folder: Path, frames: Sequence[tuple[list[float], list[float]]]
+) -> dict:
+    """A finished video's summary entry (an item of ``clipseg predict --json``'s ``videos``) from each
+    frame's ``(scores, presences)`` (``Masked``'s): per mask its presence in every frame
+    (``presence_by_frame``, in frame order), the highest of them (``presence``: whether the object
+    shows up anywhere in the video), their mean and the highest probability (``max_prob``)."""
+    entry: dict = {"video": str(item.path), "folder": str(folder), "frames": len(frames), "masks": []}
+    for k, label in enumerate(layout.labels):
+        found = [presences[k] for _, presences in frames]
+        entry["masks"].append(
+            {
+                "prompt": label,
+                "max_prob": max(scores[k] for scores, _ in frames),
+                "presence": round(max(found), 6),
+                "presence_mean": round(sum(found) / len(found), 6),
+                "presence_by_frame": [round(p, 6) for p in found],
+            }
+        )
     return entry

@@ -28,7 +28,7 @@ from clipseg.inference import tiles as tiles_module
 from clipseg.inference.backend import Backend
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.postprocess import postprocess as apply_postprocess
-from clipseg.inference.presence import Calibration
+from clipseg.inference.presence import Calibration, prompt_presence
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.refine import refine as refine_probs
 from clipseg.inference.segment import Segmentation, segmentation
@@ -315,7 +315,10 @@ class Predictor:
         **options: Any,
     ) -> Segmentation:
         """``predict`` (same ``options``) plus presence per prompt, instances and an ``H x W`` label map
-        (``clipseg.inference.segment``). Warns once when the model has no presence calibration."""
+        (``clipseg.inference.segment``). With a ``postprocess``, ``probs``, instances and labels come
+        from its masks and presence from the probabilities with its negatives removed
+        (``presence.prompt_presence``, as bulk masking and the API). Warns once when the model has no
+        presence calibration."""
         if self.calibration is None and not self._warned_uncalibrated:
             self._warned_uncalibrated = True
             warnings.warn(
@@ -324,9 +327,20 @@ class Predictor:
                 UserWarning,
                 stacklevel=2,
             )
-        probs = self.predict(image, prompts, **options)
+        post = options.pop("postprocess", None)
+        prompts = _prompt_list(prompts)
+        probs = self.predict(image, [*prompts, *(post.negative if post else ())], **options)
+        # Presence reads the probabilities before post-processing, as every path does (prompt_presence).
+        scores = prompt_presence(
+            probs[: len(prompts)], probs[len(prompts) :], post or PostProcess(), self.calibration
+        )
         return segmentation(
-            probs, self.calibration, threshold=threshold, min_area=min_area, min_presence=min_presence
+            _postprocessed(probs, len(prompts), post),
+            self.calibration,
+            threshold=threshold,
+            min_area=min_area,
+            min_presence=min_presence,
+            scores=scores,
         )
 
     def predict_each(self, jobs: Sequence[Job]) -> list[np.ndarray]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logit
 
+from clipseg.inference.postprocess import PostProcess, remove_negatives
+
 PRESENCE_META = "clipseg_presence"
 FEATURES = ("logit_max", "logit_top_mean", "area_above_half")
 # Fraction of the image averaged by the top-k feature: a few objects' worth of pixels, not one pixel.
@@ -100,3 +102,15 @@ def presence(probs: np.ndarray, calibration: Calibration | None) -> np.ndarray:
     if calibration is None:
         return np.asarray(probs, dtype=np.float64).reshape(len(probs), -1).max(axis=1)
     return calibration(probs)
+
+
+def prompt_presence(
+    probs: np.ndarray, negatives: np.ndarray | None, options: PostProcess, calibration: Calibration | None
+) -> np.ndarray:
+    """``K`` presences as every path reports them (``Predictor.segment``, bulk masking, the API, the web
+    page's table): ``presence`` of the ``N x H x W`` prompt probabilities, soft, with the pixels where
+    an ``M x H x W`` negative reaches the post-processing's cut (``options.cut``, where ``postprocess``
+    removes them) zeroed; ``K`` = 1, the highest, when ``options`` combines the prompts."""
+    kept = probs if negatives is None else remove_negatives(probs, negatives, options.cut)
+    found = presence(kept, calibration)
+    return found.max(keepdims=True) if options.combine != "none" else found

@@ -145,10 +145,14 @@ def segmentation(
     threshold: float = 0.5,
     min_area: int = 0,
     min_presence: float = 0.0,
+    scores: np.ndarray | None = None,
 ) -> Segmentation:
     """A ``Segmentation`` of ``N x H x W`` probabilities; prompts with presence under ``min_presence``
-    get no instances and no labels (their ``probs`` are kept)."""
-    scores = presence(probs, calibration)
+    get no instances and no labels (their ``probs`` are kept). ``scores``: the ``N`` presences when
+    they are read from other probabilities (``Predictor.segment``: before post-processing), else
+    ``presence(probs, calibration)``."""
+    if scores is None:
+        scores = presence(probs, calibration)
     kept = np.where((scores >= min_presence)[:, None, None], probs, np.float32(0.0))
     instances = [
         inst

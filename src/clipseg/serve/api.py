@@ -1,13 +1,16 @@
 """The JSON API: ``POST /api/segment`` and ``GET /healthz``, plus the upload limits every route shares.
 
 ``POST /api/segment`` takes multipart form data: ``image`` (a file), ``prompt`` (repeated, one per
-mask), an optional ``threshold`` in (0, 1) and the flags ``instances`` and ``labels``; it answers
+mask), an optional ``threshold`` in (0, 1), ``min_area`` (pixels, default 0: regions and instances
+smaller than this are dropped, as ``clipseg predict --min-area`` and the page's "drop regions under")
+and the flags ``instances`` and ``labels``; it answers
 ``{"width", "height", "model", "masks": [{"prompt", "presence", "area", "png_base64"}]}`` where each
-mask is an 8-bit grayscale PNG (soft, or 0/255 with a threshold), ``presence`` the model's
-probability that the prompt's object is in the image (``clipseg.inference.presence``) and ``area``
-the share of its pixels at or above the threshold (0.5 without one). ``instances=true`` adds to each
-mask ``instances: [{box, area, score, png_base64}]`` (box ``[x0, y0, x1, y1]``), ``labels=true`` a
-``labels_png_base64`` (8-bit: 0 background, k + 1 prompt k). Every error answers ``{"detail": message}`` with one message string:
+mask is an 8-bit grayscale PNG (soft, or 0/255 with a threshold or a ``min_area``, which binarises at
+0.5 without a threshold), ``presence`` the model's probability that the prompt's object is in the
+image (``clipseg.inference.presence``) and ``area`` the share of its pixels at or above the
+threshold (0.5 without one). ``instances=true`` adds to each mask ``instances: [{box, area, score,
+png_base64}]`` (box ``[x0, y0, x1, y1]``), ``labels=true`` a ``labels_png_base64`` (8-bit: 0
+background, k + 1 prompt k). Every error answers ``{"detail": message}`` with one message string:
 400 for a bad input (a missing or malformed field, and a field the API does not take, e.g.
 ``negative``: refused rather than ignored), 413 for an upload over the byte or pixel limit, 503 with
 ``Retry-After`` when the queue is full (or the server drains), 504 past the request timeout.
@@ -33,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clipseg.core.images import ImageError, TooManyPixels, load_image, open_decoded
 from clipseg.inference.postprocess import PostProcess, postprocess
 from clipseg.inference.predictor import Job
-from clipseg.inference.presence import presence
+from clipseg.inference.presence import prompt_presence
 from clipseg.inference.segment import find_instances, label_map
 from clipseg.inference.writers import mask_to_gray
 from clipseg.serve.batcher import Batcher, Busy
@@ -98,7 +101,14 @@ def mask_area(mask: np.ndarray, threshold: float | None) -> float:
     return float((mask >= (0.5 if threshold is None else threshold)).mean())
 
 
-FIELDS = ("image", "prompt", "threshold", "instances", "labels")  # the form fields of /api/segment
+FIELDS = (
+    "image",
+    "prompt",
+    "threshold",
+    "min_area",
+    "instances",
+    "labels",
+)  # the form fields of /api/segment
 
 
 def validation_message(err: RequestValidationError) -> str:
@@ -162,6 +172,7 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
         image: Annotated[UploadFile, File(description="the image to segment")],
         prompt: Annotated[list[str] | None, Form(description="a text prompt; repeat for more masks")] = None,
         threshold: Annotated[float | None, Form(description="binarise masks at this probability")] = None,
+        min_area: Annotated[int, Form(description="drop regions and instances under this many pixels")] = 0,
         instances: Annotated[bool, Form(description="add each mask's separate objects")] = False,
         labels: Annotated[bool, Form(description="add one label map of all prompts")] = False,
     ) -> dict:
@@ -182,12 +193,15 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
             )
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise HTTPException(400, f"threshold: must be in (0, 1), got {threshold}")
+        if min_area < 0:
+            raise HTTPException(400, f"min_area: must be >= 0 pixels, got {min_area}")
         pixels = read_upload(await image.read(), limits)
-        # Probabilities come back whole (presence reads them); the threshold is applied here.
+        # Probabilities come back whole (presence reads them); threshold and min_area are applied here.
         probs = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
-        masks = probs if threshold is None else postprocess(probs, None, PostProcess(threshold=threshold))
-        cut = threshold or 0.5
-        scores = presence(probs, batcher.predictor.calibration)
+        post = PostProcess(threshold=threshold, min_area=min_area)
+        masks = postprocess(probs, None, post)  # soft, unless a threshold or min_area is given
+        cut = post.cut
+        scores = prompt_presence(probs, None, post, batcher.predictor.calibration)
         entries = []
         for k, (text, mask) in enumerate(zip(prompts, masks)):
             entry = {
@@ -204,7 +218,7 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
                         "score": round(i.score, 6),
                         "png_base64": png_base64(i.mask),
                     }
-                    for i in find_instances(probs[k], k, threshold=cut)
+                    for i in find_instances(probs[k], k, threshold=cut, min_area=min_area)
                 ]
             entries.append(entry)
         answer = {

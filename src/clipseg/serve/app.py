@@ -25,7 +25,7 @@ from clipseg.core.prompts import Prompt
 from clipseg.inference.overlay import overlay
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess, postprocess, remove_negatives
 from clipseg.inference.predictor import Job
-from clipseg.inference.presence import Calibration
+from clipseg.inference.presence import Calibration, prompt_presence
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.segment import segmentation
 from clipseg.inference.writers import labels_image, mask_to_gray, slug
@@ -116,7 +116,9 @@ def page_summary(
     cut = options.cut
     # Soft still: only the negatives' pixels are zeroed, at the cut the masks use.
     kept = remove_negatives(probs, negatives, cut)
-    found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area)
+    per_prompt = replace(options, combine="none")  # a row per prompt, also when the masks are combined
+    scores = prompt_presence(probs, negatives, per_prompt, calibration)  # as every path reads presence
+    found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area, scores=scores)
     counts = np.bincount([i.prompt for i in found.instances], minlength=len(probs))
     rows = [[label, round(float(p), 3), int(c)] for label, p, c in zip(labels, found.presence, counts)]
     return rows, labels_image(kept, cut, labels, image)
