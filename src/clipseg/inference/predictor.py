@@ -292,17 +292,46 @@ class Predictor:
         With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
         ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
         """
+        return self.predict_pooled(image, prompts, refine=refine, tiles=tiles, postprocess=postprocess)[0]
+
+    def predict_pooled(
+        self,
+        image: ImageLike | ImageEmbedding,
+        prompts: Sequence[PromptLike] | PromptLike,
+        *,
+        refine: str = "none",
+        tiles: bool = False,
+        postprocess: PostProcess | None = None,
+        pooled: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predict``'s masks and the decoder's ``N x 3R`` summary of each prompt that presence reads
+        (``ClipSegDecoder.forward(pooled=True)``); None where the backend has none, where one mask
+        stands for several prompts (``combine``), or when not asked for (``pooled``; by default only
+        when the presence calibration has a head that reads it)."""
         prompts = _prompt_list(prompts)
         options = postprocess or PostProcess()
-        everything = [*prompts, *options.negative]
-        if isinstance(image, ImageEmbedding):
-            self.check_refine(refine)
-            conditionals = self.embed_prompts(everything)
-            logits = self.backend.decode(image.features, conditionals)[0]
-            probs = self._finish(image.image, logits, conditionals, refine=refine, tiles=tiles, batch_size=8)
-        else:
-            probs = self.predict_batch([image], everything, refine=refine, tiles=tiles)[0]
-        return _postprocessed(probs, len(prompts), postprocess)
+        self.check_refine(refine)
+        if not isinstance(image, ImageEmbedding):
+            array = load_image(image, name="image 0")
+            image = ImageEmbedding(features=self.backend.encode_image(self._pixels([array])), image=array)
+        conditionals = self.embed_prompts([*prompts, *options.negative])
+        logits, summary = self._decode(image.features, conditionals, pooled=pooled)
+        probs = self._finish(image.image, logits[0], conditionals, refine=refine, tiles=tiles, batch_size=8)
+        probs = _postprocessed(probs, len(prompts), postprocess)
+        if summary is None or len(probs) != len(prompts):
+            return probs, None
+        return probs, summary[0, : len(prompts)]
+
+    def _decode(
+        self, features: Any, conditionals: np.ndarray, *, pooled: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``B x N x S x S`` logits and, when ``pooled`` (None: when the calibration's head reads it)
+        and the backend gives it, the decoder's ``B x N x 3R`` summary."""
+        if pooled is None:
+            pooled = self.calibration is not None and self.calibration.head is not None
+        if not pooled:
+            return self.backend.decode(features, conditionals), None
+        return self.backend.decode_pooled(features, conditionals)
 
     def segment(
         self,
@@ -324,9 +353,14 @@ class Predictor:
                 UserWarning,
                 stacklevel=2,
             )
-        probs = self.predict(image, prompts, **options)
+        probs, pooled = self.predict_pooled(image, prompts, **options)
         return segmentation(
-            probs, self.calibration, threshold=threshold, min_area=min_area, min_presence=min_presence
+            probs,
+            self.calibration,
+            pooled=pooled,
+            threshold=threshold,
+            min_area=min_area,
+            min_presence=min_presence,
         )
 
     def predict_each(self, jobs: Sequence[Job]) -> list[np.ndarray]:

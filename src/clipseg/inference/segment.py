@@ -142,13 +142,15 @@ def segmentation(
     probs: np.ndarray,
     calibration: Calibration | None,
     *,
+    pooled: np.ndarray | None = None,
     threshold: float = 0.5,
     min_area: int = 0,
     min_presence: float = 0.0,
 ) -> Segmentation:
-    """A ``Segmentation`` of ``N x H x W`` probabilities; prompts with presence under ``min_presence``
-    get no instances and no labels (their ``probs`` are kept)."""
-    scores = presence(probs, calibration)
+    """A ``Segmentation`` of ``N x H x W`` probabilities (``pooled``: the decoder's ``N x 3R`` summary
+    of each prompt, for a presence head); prompts with presence under ``min_presence`` get no
+    instances and no labels (their ``probs`` are kept)."""
+    scores = presence(probs, calibration, pooled)
     kept = np.where((scores >= min_presence)[:, None, None], probs, np.float32(0.0))
     instances = [
         inst
