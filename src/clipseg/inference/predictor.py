@@ -242,13 +242,29 @@ class Predictor:
 
         ``refine`` and ``tiles``: see ``predict_batch``.
         """
+        options = {"batch_size": batch_size, "refine": refine, "tiles": tiles}
+        return [probs for probs, _ in self.predict_arrays_pooled(images, conditionals, **options)]
+
+    def predict_arrays_pooled(
+        self,
+        images: Sequence[np.ndarray],
+        conditionals: np.ndarray,
+        *,
+        batch_size: int = 8,
+        refine: str = "none",
+        tiles: bool = False,
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``predict_arrays``'s probabilities and, per image, the decoder's ``N x 3R`` summary of every
+        conditional as ``predict_pooled`` gives it (when the presence calibration has a head)."""
         self.check_refine(refine)
         options = {"refine": refine, "tiles": tiles, "batch_size": batch_size}
-        results: list[np.ndarray] = []
+        results: list[tuple[np.ndarray, np.ndarray | None]] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            logits = self.backend.decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
-            results += [self._finish(img, lg, conditionals, **options) for img, lg in zip(chunk, logits)]
+            logits, summary = self._decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
+            for index, (img, lg) in enumerate(zip(chunk, logits)):
+                pooled = None if summary is None else summary[index]
+                results.append((self._finish(img, lg, conditionals, **options), pooled))
         return results
 
     def predict_batch(
@@ -372,6 +388,11 @@ class Predictor:
         bounds the batch (images x distinct prompts), since every image is decoded for every prompt.
         Returns ``K_i x H_i x W_i`` float32 masks per job, as ``predict`` gives them.
         """
+        return [probs for probs, _ in self.predict_each_pooled(jobs)]
+
+    def predict_each_pooled(self, jobs: Sequence[Job]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``predict_each``'s masks and, per job, the decoder's summary of its prompts as
+        ``predict_pooled`` gives it (when the presence calibration has a head)."""
         if not jobs:
             return []
         for job in jobs:
@@ -383,17 +404,20 @@ class Predictor:
         unique = {key: p for ks, ps in zip(keys, prompt_lists) for key, p in zip(ks, ps)}
         row = {key: r for r, key in enumerate(unique)}
         conditionals = self.embed_prompts(list(unique.values()))
-        logits = self.backend.decode(self.backend.encode_image(self._pixels(arrays)), conditionals)
+        logits, summary = self._decode(self.backend.encode_image(self._pixels(arrays)), conditionals)
         results = []
-        for job, array, image_logits, job_keys in zip(jobs, arrays, logits, keys):
+        for index, (job, array, job_keys) in enumerate(zip(jobs, arrays, keys)):
             rows = [row[key] for key in job_keys]
             probs = self._finish(
                 array,
-                image_logits[rows],
+                logits[index][rows],
                 conditionals[rows],
                 refine=job.refine,
                 tiles=job.tiles,
                 batch_size=8,
             )
-            results.append(_postprocessed(probs, len(_prompt_list(job.prompts)), job.postprocess))
+            count = len(_prompt_list(job.prompts))
+            probs = _postprocessed(probs, count, job.postprocess)
+            pooled = None if summary is None or len(probs) != count else summary[index][rows[:count]]
+            results.append((probs, pooled))
         return results

@@ -117,8 +117,10 @@ async def validation_error(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"detail": validation_message(err)}, status_code=400)
 
 
-async def run_job(batcher: Batcher, job: Job, request: Request, *, started: float) -> np.ndarray:
-    """``job``'s masks through ``batcher``, within the request timeout counted from ``started``
+async def run_job(
+    batcher: Batcher, job: Job, request: Request, *, started: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``job``'s masks (and the decoder's summary of its prompts, ``JobFuture.pooled``) through ``batcher``, within the request timeout counted from ``started``
     (``time.monotonic()``); ``HTTPException`` 503 with ``Retry-After`` when the queue is full, 504 when
     the time is up (the job is dropped if its forward has not started)."""
     try:
@@ -136,7 +138,7 @@ async def run_job(batcher: Batcher, job: Job, request: Request, *, started: floa
         ) from None
     finally:
         request.state.batch_size = future.batch_size  # for the access log
-    return masks
+    return masks, future.pooled
 
 
 def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
@@ -184,10 +186,10 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
             raise HTTPException(400, f"threshold: must be in (0, 1), got {threshold}")
         pixels = read_upload(await image.read(), limits)
         # Probabilities come back whole (presence reads them); the threshold is applied here.
-        probs = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
+        probs, pooled = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
         masks = probs if threshold is None else postprocess(probs, None, PostProcess(threshold=threshold))
         cut = threshold or 0.5
-        scores = presence(probs, batcher.predictor.calibration)
+        scores = presence(probs, batcher.predictor.calibration, pooled)
         entries = []
         for k, (text, mask) in enumerate(zip(prompts, masks)):
             entry = {
