@@ -170,3 +170,35 @@ def test_the_presence_head_says_absent_for_a_missing_shape_in_a_colour_the_scene
     assert sum(head_right) > sum(map_right)
     # The scenes whose map fools the map-only calibration and that the head gets right.
     assert [i for i, (h, m) in enumerate(zip(head_right, map_right)) if h and not m] == [4, 9, 12]
+
+
+def test_every_path_that_reports_presence_gives_what_segment_gives():
+    """Bulk masking (``clipseg predict``, ray), the serve batcher (API: ``presence`` of the job's
+    probabilities and ``JobFuture.pooled``) and the page's table all read the head, on a scene whose
+    "green triangle" map alone looks present (a green square only)."""
+    from clipseg.data.shapes.scenes import make_scene
+    from clipseg.inference.bulk import BulkMasker
+    from clipseg.inference.postprocess import PostProcess
+    from clipseg.inference.predictor import Job
+    from clipseg.serve.app import page_summary
+    from clipseg.serve.batcher import Batcher
+    from clipseg.zoo import load_model
+
+    predictor = load_model("shapes-tiny", device="cpu")
+    image, _ = make_scene(np.random.default_rng(4), 128, 1, required=("green", "square"))
+    prompts = ["green square", "green triangle", "red circle"]
+    want = predictor.segment(image, prompts).presence
+    bulk = BulkMasker(predictor, prompts).mask_images([image])[0].presences
+    np.testing.assert_allclose(bulk, want, atol=1e-6)
+    batcher = Batcher(predictor)
+    try:
+        future = batcher.submit(Job(image=image, prompts=prompts))
+        probs = future.result(60)
+    finally:
+        batcher.close()
+    np.testing.assert_allclose(presence(probs, predictor.calibration, future.pooled), want, atol=1e-6)
+    rows, _ = page_summary(
+        probs, probs[:0], prompts, predictor.calibration, PostProcess(), image, future.pooled
+    )
+    np.testing.assert_allclose([row[1] for row in rows], want, atol=1e-3)
+    assert want[0] > 0.5 > want[1]
