@@ -230,19 +230,10 @@ class Predictor:
         return refine_probs(image, probs, refine, model_side=side)
 
     def predict_arrays(
-        self,
-        images: Sequence[np.ndarray],
-        conditionals: np.ndarray,
-        *,
-        batch_size: int = 8,
-        refine: str = "none",
-        tiles: bool = False,
+        self, images: Sequence[np.ndarray], conditionals: np.ndarray, **options: Any
     ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D`` conditionals.
-
-        ``refine`` and ``tiles``: see ``predict_batch``.
-        """
-        options = {"batch_size": batch_size, "refine": refine, "tiles": tiles}
+        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D``
+        conditionals (``options``: ``batch_size``, ``refine``, ``tiles``; see ``predict_arrays_pooled``)."""
         return [probs for probs, _ in self.predict_arrays_pooled(images, conditionals, **options)]
 
     def predict_arrays_pooled(
@@ -254,8 +245,11 @@ class Predictor:
         refine: str = "none",
         tiles: bool = False,
     ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """``predict_arrays``'s probabilities and, per image, the decoder's ``N x 3R`` summary of every
-        conditional as ``predict_pooled`` gives it (when the presence calibration has a head)."""
+        """``predict_arrays``' probabilities and, per image, the decoder's ``N x 3R`` summary of every
+        conditional as ``predict_pooled`` gives it (when the presence calibration has a head).
+
+        ``refine`` and ``tiles``: see ``predict_batch``.
+        """
         self.check_refine(refine)
         options = {"refine": refine, "tiles": tiles, "batch_size": batch_size}
         results: list[tuple[np.ndarray, np.ndarray | None]] = []
@@ -294,21 +288,15 @@ class Predictor:
         return self.predict_arrays(arrays, conditionals, batch_size=batch_size, refine=refine, tiles=tiles)
 
     def predict(
-        self,
-        image: ImageLike | ImageEmbedding,
-        prompts: Sequence[PromptLike] | PromptLike,
-        *,
-        refine: str = "none",
-        tiles: bool = False,
-        postprocess: PostProcess | None = None,
+        self, image: ImageLike | ImageEmbedding, prompts: Sequence[PromptLike] | PromptLike, **options: Any
     ) -> np.ndarray:
         """``N x H x W`` float32 probabilities for one image (or ``embed_image``'s embedding) at its own
-        resolution (options: ``predict_batch``).
+        resolution (``options``: ``refine``, ``tiles``, as ``predict_batch``, and ``postprocess``).
 
         With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
         ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
         """
-        return self.predict_pooled(image, prompts, refine=refine, tiles=tiles, postprocess=postprocess)[0]
+        return self.predict_pooled(image, prompts, pooled=False, **options)[0]
 
     def predict_pooled(
         self,
