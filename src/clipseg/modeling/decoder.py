@@ -79,19 +79,19 @@ def _patch_deconv(conv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)
 
 
-def pool_tokens(tokens: Tensor, logits: Tensor, patch_size: int) -> Tensor:
+def pool_tokens(tokens: Tensor, logits: Tensor, stride: int) -> Tensor:
     """The decoder's per-prompt summary that presence reads (``clipseg.inference.presence``).
 
     Args:
         tokens: ``M x R x h x w`` last decoder state (one row per image and prompt).
-        logits: ``M x 1 x (h * patch_size) x (w * patch_size)`` the head's output for them.
+        logits: ``M x 1 x (h * stride) x (w * stride)`` the head's output for them.
 
     Returns:
         ``M x 3R``: the tokens' mean weighted by the probability of each token's patch (the painted
         region; the + 1 in the denominator pulls it towards 0 where nothing is painted), their mean and
         their maximum. The region's tokens tell a painted "red square" from the red circle it covers.
     """
-    weights = F.avg_pool2d(torch.sigmoid(logits), patch_size).flatten(2)  # M x 1 x hw
+    weights = F.avg_pool2d(torch.sigmoid(logits), stride).flatten(2)  # M x 1 x hw
     flat = tokens.flatten(2)  # M x R x hw
     region = (flat * weights).sum(-1) / (weights.sum(-1) + 1.0)
     return torch.cat([region, flat.mean(-1), flat.amax(-1)], dim=1)
@@ -140,7 +140,9 @@ class ClipSegDecoder(nn.Module):
         if not 0 <= cond_layer < depth:
             raise ValueError(f"cond_layer={cond_layer} must index one of the {depth} decoder steps")
         self.cond_layer = cond_layer
-        self.patch_size = patch_size
+        # Pixels of the head's output per token side: the plain head upsamples by the patch, the refined
+        # one twice by patch // 4 (the same for the paper's patch 16; smaller for other patches).
+        self.head_stride = (patch_size // 4) ** 2 if refined_head else patch_size
         self.film_mul = nn.Linear(prompt_dim, reduce_dim)
         self.film_add = nn.Linear(prompt_dim, reduce_dim)
         self.reduces = nn.ModuleList(nn.Linear(hidden_size, reduce_dim) for _ in range(depth))
@@ -263,4 +265,4 @@ class ClipSegDecoder(nn.Module):
         maps = maps.view(batch, prompts, *out_size)
         if not pooled:
             return maps
-        return maps, pool_tokens(tokens, head, self.patch_size).view(batch, prompts, -1)
+        return maps, pool_tokens(tokens, head, self.head_stride).view(batch, prompts, -1)
