@@ -1,9 +1,11 @@
-"""Presence: the probability that a prompt's object is in the image, from its probability map.
+"""Presence: the probability that a prompt's object is in the image.
 
 A raw maximum probability is a poor yes/no (one confident pixel says "present"), so presence is a
-logistic regression on a few features of the ``H x W`` map (``presence_features``), fitted on
-validation scenes (``fit_calibration``) and stored in the model file's metadata under
-``PRESENCE_META`` as JSON. A model without it falls back to the maximum probability.
+logistic regression on a few features of the ``H x W`` map (``presence_features``) and, where the
+backend gives it, the decoder's pooled summary of the prompt (the head: it tells a painted "red
+square" from the red circle that was painted for it), fitted on validation scenes
+(``fit_calibration``) and stored in the model file's metadata under ``PRESENCE_META`` as JSON. A
+model without it falls back to the maximum probability.
 """
 
 from __future__ import annotations
