@@ -55,15 +55,21 @@ def ece(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
 
 
 def presence_rows(predictor, scenes: int, seed: int) -> dict[str, dict[str, float]]:
-    maps, truth = [], []
+    maps, summaries, truth = [], [], []
     for i in range(scenes):
         sample, _ = draw_sample(seed, i, split="val")
-        maps.append(predictor.predict(sample["image"], [sample["text"]])[0])
+        probs, pooled = predictor.predict_pooled(sample["image"], [sample["text"]])
+        maps.append(probs[0])
+        summaries.append(None if pooled is None else pooled[0])
         truth.append(bool(sample["mask"].any()))
     probs, truth = np.stack(maps), np.array(truth)
+    pooled = None if summaries[0] is None else np.stack(summaries)
     rows = {}
-    for name, calibration in (("calibrated", predictor.calibration), ("max_prob", None)):
-        scores = presence(probs, calibration)
+    # "calibrated" is what Predictor.segment reports (the head where the model has one); "map_only"
+    # the same calibration without the decoder's summary (the form before the head, and the fallback).
+    options = (("calibrated", predictor.calibration, pooled), ("map_only", predictor.calibration, None))
+    for name, calibration, summary in (*options, ("max_prob", None, None)):
+        scores = presence(probs, calibration, summary)
         found = scores >= 0.5
         rows[name] = {
             "auroc": auroc(scores, truth),

@@ -32,6 +32,8 @@ def test_calibrate_changes_the_stored_calibration_and_nothing_else(tmp_path):
     assert json.loads(stored)["weights"]
     predictor = load_model(out, device="cpu")
     assert predictor.calibration == Calibration.from_json(stored)
+    # The head reads the map's 3 features and the decoder's pooled summary (3 x its 32 channels).
+    assert len(predictor.calibration.head.weights) == 3 + 3 * 32
 
 
 def test_calibrate_without_val_shards_is_one_error_line(tmp_path, capsys):

@@ -304,3 +304,33 @@ def test_load_model_onnx_of_a_broken_file_fails_with_the_childs_error(tmp_path, 
     err = capfd.readouterr().err
     assert "clipseg export: error:" in err and "broken.safetensors" in err
     assert not any((tmp_path / "cache" / "onnx").glob("*/config.json"))
+
+
+def test_onnx_gives_the_presence_torch_gives_and_an_export_without_the_summary_falls_back(
+    tiny_export, torch_predictor, tmp_path
+):
+    import shutil
+
+    from clipseg.inference.presence import presence
+
+    calibration = torch_predictor.calibration
+    assert calibration.head is not None
+    image, _ = scene()
+    want = torch_predictor.segment(image, PHRASES).presence
+    exported = clipseg.load_model(tiny_export)
+    exported.calibration = calibration  # tiny_export is made without one
+    np.testing.assert_allclose(exported.segment(image, PHRASES).presence, want, atol=1e-4)
+    # An export made before the decoder graph had its ``pooled`` output: the map-only calibration.
+    old = tmp_path / "old"
+    shutil.copytree(tiny_export, old)
+    graph = onnx.load(str(old / "decoder.onnx"))
+    assert [o.name for o in graph.graph.output] == ["logits", "pooled"]
+    graph.graph.output.pop()
+    onnx.save(graph, str(old / "decoder.onnx"))
+    older = clipseg.load_model(old)
+    older.calibration = calibration
+    probs = older.predict(image, PHRASES)
+    np.testing.assert_allclose(
+        older.segment(image, PHRASES).presence, presence(probs, calibration), atol=1e-6
+    )
+    assert np.abs(older.segment(image, PHRASES).presence - want).max() > 1e-3  # it is the other formula

@@ -1,9 +1,11 @@
 """Presence, instances and label maps (``clipseg.inference.segment`` / ``presence``) on hand-made maps."""
 
+import json
+
 import numpy as np
 import pytest
 
-from clipseg.inference.presence import Calibration, fit_calibration, presence
+from clipseg.inference.presence import Calibration, fit_calibration, presence, presence_features
 from clipseg.inference.segment import find_instances, label_map, segmentation
 
 
@@ -99,3 +101,104 @@ def test_shipped_model_says_present_for_a_drawn_object_and_absent_for_another(re
     assert result.presence[0] > 0.5 > result.presence[1]
     assert [i.prompt for i in result.instances] == [0]
     assert set(np.unique(result.labels)) == {0, 1}
+
+
+# The shipped shapes-tiny calibration as written before the presence head (commit ddcc724).
+OLD_CALIBRATION = (
+    '{"features": ["logit_max", "logit_top_mean", "area_above_half"], "weights": [1.5114499272272728, '
+    '1.621394726872983, 1.034395288982208], "bias": 3.1357922495296853, "mean": [4.89820688158092, '
+    '3.960301065873096, 0.03407257080078125], "scale": [9.569815626823463, 9.108088568871484, '
+    "0.03626522353182008]}"
+)
+
+
+def test_a_calibration_written_before_the_head_still_loads_and_scores_from_the_map():
+    old = Calibration.from_json(OLD_CALIBRATION)
+    assert old.head is None
+    rng = np.random.default_rng(1)
+    probs = np.stack([_scene(True, rng), _scene(False, rng)])
+    pooled = rng.normal(size=(2, 96))  # a backend that pools: ignored without a head
+    np.testing.assert_array_equal(presence(probs, old, pooled), presence(probs, old))
+    stored = json.loads(OLD_CALIBRATION)  # scored as before: the logistic on the map's 3 features
+    z = (presence_features(probs) - stored["mean"]) / stored["scale"] @ stored["weights"] + stored["bias"]
+    np.testing.assert_allclose(presence(probs, old), 1 / (1 + np.exp(-z)))
+
+
+def test_a_head_round_trips_through_json_that_older_readers_still_read():
+    rng = np.random.default_rng(2)
+    labels = [bool(i % 2) for i in range(60)]
+    maps = [_scene(True, rng) for _ in labels]  # every map paints an object: hard negatives all
+    # A pooled summary that knows the answer where the map cannot: the head must lean on it.
+    pooled = [np.array([1.0 if y else -1.0, 0.0]) + rng.normal(0, 0.3, 2) for y in labels]
+    calibration = fit_calibration(maps, labels, pooled=pooled)
+    assert calibration.head is not None and len(calibration.head.weights) == 3 + 2
+    again = Calibration.from_json(calibration.to_json())
+    assert again == calibration
+    # The map-only part sits where readers without heads look for it (``OLD_CALIBRATION``'s keys).
+    stored = json.loads(calibration.to_json())
+    assert {k: stored[k] for k in json.loads(OLD_CALIBRATION)} == json.loads(
+        Calibration(calibration.weights, calibration.bias, calibration.mean, calibration.scale).to_json()
+    )
+    probs = np.stack([_scene(True, rng), _scene(True, rng)])
+    summary = np.array([[1.0, 0.0], [-1.0, 0.0]])  # the second painted map is a hard negative
+    assert presence(probs, again, summary)[1] < 0.5 < presence(probs, again, summary)[0]
+    with pytest.raises(ValueError, match="10 features, the calibration was fitted on 5"):
+        presence(probs, again, np.zeros((2, 7)))
+
+
+def test_the_presence_head_says_absent_for_a_missing_shape_in_a_colour_the_scene_has():
+    """One object per scene, one scene per colour and shape; the second prompt names the next shape in
+    the object's colour ("red square" beside a red circle). shapes-tiny paints the object for some of
+    them, so their maps look present; the head on the decoder's summary (``predict_pooled``) tells
+    most of those apart (not all: on the blue-square scene both judge "blue triangle" present)."""
+    from clipseg.data.shapes.scenes import COLORS, SHAPES, make_scene
+    from clipseg.zoo import load_model
+
+    predictor = load_model("shapes-tiny", device="cpu")
+    assert predictor.calibration.head is not None
+    head_right, map_right = [], []
+    for index, (color, shape) in enumerate((c, s) for c in COLORS for s in SHAPES):
+        other = SHAPES[(SHAPES.index(shape) + 1) % len(SHAPES)]
+        image, _ = make_scene(np.random.default_rng(index), 128, 1, required=(color, shape))
+        prompts = [f"{color} {shape}", f"{color} {other}"]
+        head = predictor.segment(image, prompts).presence
+        probs, pooled = predictor.predict_pooled(image, prompts)
+        np.testing.assert_allclose(presence(probs, predictor.calibration, pooled), head)
+        alone = presence(probs, predictor.calibration)  # the map-only fallback
+        head_right.append(bool(head[0] > 0.5 > head[1]))
+        map_right.append(bool(alone[0] > 0.5 > alone[1]))
+    assert sum(head_right) > sum(map_right)
+    # The scenes whose map fools the map-only calibration and that the head gets right.
+    assert [i for i, (h, m) in enumerate(zip(head_right, map_right)) if h and not m] == [4, 9, 12]
+
+
+def test_every_path_that_reports_presence_gives_what_segment_gives():
+    """Bulk masking (``clipseg predict``, ray), the serve batcher (API: ``presence`` of the job's
+    probabilities and ``JobFuture.pooled``) and the page's table all read the head, on a scene whose
+    "green triangle" map alone looks present (a green square only)."""
+    from clipseg.data.shapes.scenes import make_scene
+    from clipseg.inference.bulk import BulkMasker
+    from clipseg.inference.postprocess import PostProcess
+    from clipseg.inference.predictor import Job
+    from clipseg.serve.app import page_summary
+    from clipseg.serve.batcher import Batcher
+    from clipseg.zoo import load_model
+
+    predictor = load_model("shapes-tiny", device="cpu")
+    image, _ = make_scene(np.random.default_rng(4), 128, 1, required=("green", "square"))
+    prompts = ["green square", "green triangle", "red circle"]
+    want = predictor.segment(image, prompts).presence
+    bulk = BulkMasker(predictor, prompts).mask_images([image])[0].presences
+    np.testing.assert_allclose(bulk, want, atol=1e-6)
+    batcher = Batcher(predictor)
+    try:
+        future = batcher.submit(Job(image=image, prompts=prompts))
+        probs = future.result(60)
+    finally:
+        batcher.close()
+    np.testing.assert_allclose(presence(probs, predictor.calibration, future.pooled), want, atol=1e-6)
+    rows, _ = page_summary(
+        probs, probs[:0], prompts, predictor.calibration, PostProcess(), image, future.pooled
+    )
+    np.testing.assert_allclose([row[1] for row in rows], want, atol=1e-3)
+    assert want[0] > 0.5 > want[1]

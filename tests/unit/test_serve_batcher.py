@@ -22,6 +22,9 @@ class SlowFake:
         self.calls: list[list[Job]] = []
         self.release = threading.Event()
 
+    def predict_each_pooled(self, jobs):
+        return [(probs, None) for probs in self.predict_each(jobs)]
+
     def predict_each(self, jobs):
         self.calls.append(list(jobs))
         if len(self.calls) == 1:

@@ -39,6 +39,9 @@ class FakeModel:
         self.calls: list[list[list[str]]] = []
         self.started = threading.Event()
 
+    def predict_each_pooled(self, jobs):
+        return [(probs, None) for probs in self.predict_each(jobs)]
+
     def predict_each(self, jobs):
         self.calls.append([list(job.prompts) for job in jobs])
         self.started.set()

@@ -5,7 +5,8 @@ An export folder holds four graphs, the tokenizer and ``config.json`` (``ExportL
 - ``vision.onnx``: ``pixel_values`` ``B x 3 x H x W`` → per extracted layer ``k`` its CLS token
   ``layer{k}_cls`` ``B x 1 x C`` and patch tokens ``layer{k}_patches`` ``B x h x w x C`` (the patch
   grid is kept as two axes so that the decoder knows it for any image size);
-- ``decoder.onnx``: those activations + ``conditionals`` ``N x D`` → ``logits`` ``B x N x hp x wp``;
+- ``decoder.onnx``: those activations + ``conditionals`` ``N x D`` → ``logits`` ``B x N x hp x wp`` and
+  ``pooled`` ``B x N x 3R`` (the summary a presence head reads; exports made before it lack it);
 - ``text.onnx``: right-padded ``input_ids`` ``N x L`` → ``conditionals`` ``N x D``;
 - ``visual.onnx``: the deepest layer's ``cls`` and ``patches`` of ``N`` support images → ``N x D``
   (the rest of the vision tower and CLIP's projection: visual prompts reuse ``vision.onnx``).
@@ -189,7 +190,19 @@ class OnnxBackend:
     def decode(self, features: dict[str, np.ndarray], conditionals: np.ndarray) -> np.ndarray:
         """``B x N x S x S`` float32 logits; resized bilinearly (as torch) where ``S`` is no multiple of the patch."""
         inputs = {**features, "conditionals": np.ascontiguousarray(conditionals, dtype=np.float32)}
-        logits = self._run("decoder", inputs)[0]
+        return self._resized(self.sessions["decoder"].run(["logits"], inputs)[0])
+
+    def decode_pooled(
+        self, features: dict[str, np.ndarray], conditionals: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``decode``'s logits and the decoder graph's ``pooled`` output (``B x N x 3R``); None for an
+        export made before the graph had it."""
+        inputs = {**features, "conditionals": np.ascontiguousarray(conditionals, dtype=np.float32)}
+        logits, *pooled = self._run("decoder", inputs)
+        return self._resized(logits), (pooled[0] if pooled else None)
+
+    def _resized(self, logits: np.ndarray) -> np.ndarray:
+        """``B x N x h x w`` logits at the model's input size ``S x S``."""
         size = self.preprocessing.size
         if logits.shape[-2:] != (size, size):
             batch, prompts = logits.shape[:2]

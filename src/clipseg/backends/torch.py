@@ -83,3 +83,13 @@ class TorchBackend:
         size = self.preprocessing.size
         logits = self.model.decode(features, self._tensor(conditionals), out_size=(size, size))
         return logits.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def decode_pooled(
+        self, features: list[Tensor], conditionals: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        size = self.preprocessing.size
+        logits, pooled = self.model.decode(
+            features, self._tensor(conditionals), out_size=(size, size), pooled=True
+        )
+        return logits.float().cpu().numpy(), pooled.float().cpu().numpy()

@@ -40,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as err:
         print(f"clipseg calibrate: error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {out} (presence calibration: weights {[round(w, 3) for w in calibration.weights]})")
+    head = calibration.head
+    fitted = (
+        "map features only" if head is None else f"head on 3 map + {len(head.weights) - 3} decoder features"
+    )
+    print(
+        f"wrote {out} (presence calibration: {fitted}; map-only weights {[round(w, 3) for w in calibration.weights]})"
+    )
     card = refresh_card(out)
     if card is not None:
         print(f"updated the card {card!r}: sha256 of the calibrated file")

@@ -71,7 +71,9 @@ def prepare_main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="reader option, e.g. fold=1 (pascal5i, coco20i) or setting=keyword (refmatte)",
+        help="reader option, e.g. fold=1 (pascal5i, coco20i), setting=keyword (refmatte) or "
+        "hard_absent_prob=0.7 (shapes: that share of the absent prompts names a missing shape in a "
+        "colour the scene has, the hard negatives a presence head is fitted on)",
     )
     args = parser.parse_args(argv)
     options = dict(args.option)

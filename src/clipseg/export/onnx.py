@@ -87,13 +87,13 @@ class VisualGraph(nn.Module):
 
 class DecoderGraph(nn.Module):
     """Every layer's ``cls`` and ``patches`` (``VisionGraph``'s outputs) and ``N x D`` conditionals →
-    ``B x N x (h * patch) x (w * patch)`` logits."""
+    ``B x N x (h * patch) x (w * patch)`` logits and the ``B x N x 3R`` pooled summary presence reads."""
 
     def __init__(self, model: ClipSeg) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, *inputs: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         *layers, conditionals = inputs
         pairs = list(zip(layers[::2], layers[1::2]))
         height, width = pairs[0][1].shape[1:3]
@@ -103,6 +103,7 @@ class DecoderGraph(nn.Module):
             conditionals,
             grid=(height, width),
             out_size=(height * patch, width * patch),
+            pooled=True,
         )
 
 
@@ -200,11 +201,12 @@ def export_graphs(model: ClipSeg, folder: Path, *, bar: tqdm | None = None) -> N
             DecoderGraph(model),
             (*acts, sample["conditionals"]),
             [*names, "conditionals"],
-            ["logits"],
+            ["logits", "pooled"],
             {
                 **_activation_axes(layers),
                 "conditionals": prompts,
                 "logits": {0: "batch", 1: "prompts", 2: "height", 3: "width"},
+                "pooled": {0: "batch", 1: "prompts"},
             },
         ),
     }
@@ -265,9 +267,10 @@ def check_graphs(
         checks["visual"] = _max_diff(backend.encode_visual(pixels.numpy()), visual) / float(
             visual.abs().max()
         )
-        logits = DecoderGraph(model)(*acts, sample["conditionals"])
+        logits, pooled = DecoderGraph(model)(*acts, sample["conditionals"])
         inputs = {**features, "conditionals": sample["conditionals"].numpy()}
-        checks["decoder"] = _max_diff(backend.sessions["decoder"].run(None, inputs)[0], logits)
+        got_logits, got_pooled = backend.sessions["decoder"].run(None, inputs)
+        checks["decoder"] = max(_max_diff(got_logits, logits), _max_diff(got_pooled, pooled))
         for name, diff in checks.items():
             diffs[name] = max(diff, diffs.get(name, 0.0))
     bad = {name: diff for name, diff in diffs.items() if diff > tolerance}

@@ -53,3 +53,9 @@ class Backend(Protocol):
     def decode(self, features: Any, conditionals: np.ndarray) -> np.ndarray:
         """``B x N x S x S`` float32 logits of every image of ``features`` for every ``N x D`` conditional."""
         ...
+
+    def decode_pooled(self, features: Any, conditionals: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``decode``'s logits and the decoder's ``B x N x 3R`` summary of every image and prompt
+        (``ClipSegDecoder.forward(pooled=True)``, read by a presence head), or None where the
+        backend cannot give it (an ONNX export made before it)."""
+        ...

@@ -6,7 +6,7 @@ previous batch; prompts (and negative prompts) are encoded once, when the masker
 input's files through ``writers`` and says how it ended (what every engine runs: this process in
 ``predict_folder``, each ``clipseg.ray`` actor on its share); ``predict_folder`` is the local
 engine: ``runs.BulkRun`` (plan, resume-skip, progress, summary) around ``outcomes``. The predictor
-is only asked for probabilities (``embed_prompts``, ``predict_arrays``); post-processing, presence
+is only asked for probabilities (``embed_prompts``, ``predict_arrays_pooled``); post-processing, presence
 and writing happen here. This module does not touch torch.
 """
 
@@ -58,6 +58,8 @@ class Masked:
 
 
 Result = tuple[Decoded, Masked] | tuple[Finished, None]
+# One image's ``N x H x W`` probabilities and the decoder's ``N x 3R`` summary (None without a presence head).
+Predicted = tuple[np.ndarray, np.ndarray | None]
 
 
 class BulkMasker:
@@ -79,11 +81,11 @@ class BulkMasker:
 
     def mask_images(self, images: Sequence[np.ndarray]) -> list[Masked]:
         """``Masked`` for each ``H x W x 3`` uint8 image (no smoothing: images are not frames)."""
-        return [self._masked(p) for p in self._predict(images)]
+        return [self._masked(*p) for p in self._predict(images)]
 
-    def _predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _predict(self, images: Sequence[np.ndarray]) -> list[Predicted]:
         options = self.options
-        return self.predictor.predict_arrays(
+        return self.predictor.predict_arrays_pooled(
             images,
             self._conditionals,
             batch_size=max(len(images), 1),
@@ -91,13 +93,19 @@ class BulkMasker:
             tiles=options.tiles,
         )
 
-    def _masked(self, probs: np.ndarray) -> Masked:
-        """Post-process ``N x H x W`` probabilities (prompts, then negatives); a mask whose presence is
-        under ``min_presence`` is emptied."""
+    def _masked(self, probs: np.ndarray, pooled: np.ndarray | None = None) -> Masked:
+        """Post-process ``N x H x W`` probabilities (prompts, then negatives; ``pooled``: the decoder's
+        summary of each, for a presence head); a mask whose presence is under ``min_presence`` is emptied."""
         count, options = len(self.prompts), self.options.postprocess
         masks = postprocess(probs[:count], probs[count:], options)
         peaks = probs[:count].reshape(count, -1).max(axis=1)
-        found = prompt_presence(probs[:count], probs[count:], options, self.predictor.calibration)
+        found = prompt_presence(
+            probs[:count],
+            probs[count:],
+            options,
+            self.predictor.calibration,
+            None if pooled is None else pooled[:count],
+        )
         if len(masks) < count:  # combined into one mask: its prompts' highest
             peaks = peaks.max(keepdims=True)
         masks[found < self.options.min_presence] = 0.0
@@ -106,10 +114,10 @@ class BulkMasker:
     def results(self, inputs: Sequence[Input]) -> Iterator[Result]:
         """Events of ``sources.decode`` in order, each frame with its ``Masked``."""
         events = decode(inputs, workers=self.options.workers)
-        for event, probs in _smoothed(
+        for event, predicted in _smoothed(
             _predicted(self._predict, events, self.options.batch_size), self.options.smooth
         ):
-            yield (event, None) if probs is None else (event, self._masked(probs))
+            yield (event, None) if predicted is None else (event, self._masked(*predicted))
 
     def iter_predict(
         self,
@@ -198,9 +206,9 @@ def _written(item: Input, write: Future) -> Outcome:
 
 
 def _predicted(
-    predict: Callable[[Sequence[np.ndarray]], list[np.ndarray]], events: Iterator[Event], batch_size: int
-) -> Iterator[tuple[Event, np.ndarray | None]]:
-    """Pair each ``Decoded`` with its ``N x H x W`` probabilities, batching frames across inputs."""
+    predict: Callable[[Sequence[np.ndarray]], list[Predicted]], events: Iterator[Event], batch_size: int
+) -> Iterator[tuple[Event, Predicted | None]]:
+    """Pair each ``Decoded`` with its ``N x H x W`` probabilities (and decoder summary), batching frames across inputs."""
     pending: list[Event] = []
     frames = 0
     for event in events:
@@ -213,29 +221,37 @@ def _predicted(
 
 
 def _run_batch(
-    predict: Callable[[Sequence[np.ndarray]], list[np.ndarray]], pending: list[Event]
-) -> Iterator[tuple[Event, np.ndarray | None]]:
+    predict: Callable[[Sequence[np.ndarray]], list[Predicted]], pending: list[Event]
+) -> Iterator[tuple[Event, Predicted | None]]:
     images = [e.image for e in pending if isinstance(e, Decoded)]
-    probs = iter(predict(images) if images else [])
+    results = iter(predict(images) if images else [])
     for event in pending:
-        yield event, next(probs) if isinstance(event, Decoded) else None
+        yield event, next(results) if isinstance(event, Decoded) else None
 
 
 def _smoothed(
-    stream: Iterator[tuple[Event, np.ndarray | None]], radius: int
-) -> Iterator[tuple[Event, np.ndarray | None]]:
-    """Video frames averaged over ``radius`` neighbours on each side (``FrameSmoother``); images unchanged."""
+    stream: Iterator[tuple[Event, Predicted | None]], radius: int
+) -> Iterator[tuple[Event, Predicted | None]]:
+    """Video frames' probabilities averaged over ``radius`` neighbours on each side (``FrameSmoother``;
+    each frame keeps its own decoder summary); images unchanged."""
     smoother = FrameSmoother(radius)
-    for event, probs in stream:
+    for event, predicted in stream:
         if not radius or not event.input.is_video:
-            yield event, probs
+            yield event, predicted
         elif isinstance(event, Decoded):
-            yield from smoother.push(event, probs)
+            probs, pooled = predicted
+            yield from _unpacked(smoother.push((event, pooled), probs))
         else:
-            held = smoother.flush()
+            held = _unpacked(smoother.flush())
             if event.error is None:
                 yield from held
             yield event, None
+
+
+def _unpacked(
+    frames: list[tuple[tuple[Event, np.ndarray | None], np.ndarray]],
+) -> list[tuple[Event, Predicted]]:
+    return [(event, (probs, pooled)) for (event, pooled), probs in frames]
 
 
 def write_image(layout: Layout, item: Input, image: np.ndarray, masked: Masked) -> dict:

@@ -230,6 +230,13 @@ class Predictor:
         return refine_probs(image, probs, refine, model_side=side)
 
     def predict_arrays(
+        self, images: Sequence[np.ndarray], conditionals: np.ndarray, **options: Any
+    ) -> list[np.ndarray]:
+        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D``
+        conditionals (``options``: ``batch_size``, ``refine``, ``tiles``; see ``predict_arrays_pooled``)."""
+        return [probs for probs, _ in self.predict_arrays_pooled(images, conditionals, **options)]
+
+    def predict_arrays_pooled(
         self,
         images: Sequence[np.ndarray],
         conditionals: np.ndarray,
@@ -237,18 +244,21 @@ class Predictor:
         batch_size: int = 8,
         refine: str = "none",
         tiles: bool = False,
-    ) -> list[np.ndarray]:
-        """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D`` conditionals.
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``predict_arrays``' probabilities and, per image, the decoder's ``N x 3R`` summary of every
+        conditional as ``predict_pooled`` gives it (when the presence calibration has a head).
 
         ``refine`` and ``tiles``: see ``predict_batch``.
         """
         self.check_refine(refine)
         options = {"refine": refine, "tiles": tiles, "batch_size": batch_size}
-        results: list[np.ndarray] = []
+        results: list[tuple[np.ndarray, np.ndarray | None]] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            logits = self.backend.decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
-            results += [self._finish(img, lg, conditionals, **options) for img, lg in zip(chunk, logits)]
+            logits, summary = self._decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
+            for index, (img, lg) in enumerate(zip(chunk, logits)):
+                pooled = None if summary is None else summary[index]
+                results.append((self._finish(img, lg, conditionals, **options), pooled))
         return results
 
     def predict_batch(
@@ -278,6 +288,17 @@ class Predictor:
         return self.predict_arrays(arrays, conditionals, batch_size=batch_size, refine=refine, tiles=tiles)
 
     def predict(
+        self, image: ImageLike | ImageEmbedding, prompts: Sequence[PromptLike] | PromptLike, **options: Any
+    ) -> np.ndarray:
+        """``N x H x W`` float32 probabilities for one image (or ``embed_image``'s embedding) at its own
+        resolution (``options``: ``refine``, ``tiles``, as ``predict_batch``, and ``postprocess``).
+
+        With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
+        ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
+        """
+        return self.predict_pooled(image, prompts, pooled=False, **options)[0]
+
+    def predict_pooled(
         self,
         image: ImageLike | ImageEmbedding,
         prompts: Sequence[PromptLike] | PromptLike,
@@ -285,24 +306,36 @@ class Predictor:
         refine: str = "none",
         tiles: bool = False,
         postprocess: PostProcess | None = None,
-    ) -> np.ndarray:
-        """``N x H x W`` float32 probabilities for one image (or ``embed_image``'s embedding) at its own
-        resolution (options: ``predict_batch``).
-
-        With ``postprocess`` (negative prompts, combine, threshold, morphology, feather; see
-        ``clipseg.inference.postprocess``) the processed masks come back instead: ``K x H x W``.
-        """
+        pooled: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predict``'s masks and the decoder's ``N x 3R`` summary of each prompt that presence reads
+        (``ClipSegDecoder.forward(pooled=True)``); None where the backend has none, where one mask
+        stands for several prompts (``combine``), or when not asked for (``pooled``; by default only
+        when the presence calibration has a head that reads it)."""
         prompts = _prompt_list(prompts)
         options = postprocess or PostProcess()
-        everything = [*prompts, *options.negative]
-        if isinstance(image, ImageEmbedding):
-            self.check_refine(refine)
-            conditionals = self.embed_prompts(everything)
-            logits = self.backend.decode(image.features, conditionals)[0]
-            probs = self._finish(image.image, logits, conditionals, refine=refine, tiles=tiles, batch_size=8)
-        else:
-            probs = self.predict_batch([image], everything, refine=refine, tiles=tiles)[0]
-        return _postprocessed(probs, len(prompts), postprocess)
+        self.check_refine(refine)
+        if not isinstance(image, ImageEmbedding):
+            array = load_image(image, name="image 0")
+            image = ImageEmbedding(features=self.backend.encode_image(self._pixels([array])), image=array)
+        conditionals = self.embed_prompts([*prompts, *options.negative])
+        logits, summary = self._decode(image.features, conditionals, pooled=pooled)
+        probs = self._finish(image.image, logits[0], conditionals, refine=refine, tiles=tiles, batch_size=8)
+        probs = _postprocessed(probs, len(prompts), postprocess)
+        if summary is None or len(probs) != len(prompts):
+            return probs, None
+        return probs, summary[0, : len(prompts)]
+
+    def _decode(
+        self, features: Any, conditionals: np.ndarray, *, pooled: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``B x N x S x S`` logits and, when ``pooled`` (None: when the calibration's head reads it)
+        and the backend gives it, the decoder's ``B x N x 3R`` summary."""
+        if pooled is None:
+            pooled = self.calibration is not None and self.calibration.head is not None
+        if not pooled:
+            return self.backend.decode(features, conditionals), None
+        return self.backend.decode_pooled(features, conditionals)
 
     def segment(
         self,
@@ -329,10 +362,14 @@ class Predictor:
             )
         post = options.pop("postprocess", None)
         prompts = _prompt_list(prompts)
-        probs = self.predict(image, [*prompts, *(post.negative if post else ())], **options)
+        probs, pooled = self.predict_pooled(image, [*prompts, *(post.negative if post else ())], **options)
         # Presence reads the probabilities before post-processing, as every path does (prompt_presence).
         scores = prompt_presence(
-            probs[: len(prompts)], probs[len(prompts) :], post or PostProcess(), self.calibration
+            probs[: len(prompts)],
+            probs[len(prompts) :],
+            post or PostProcess(),
+            self.calibration,
+            None if pooled is None else pooled[: len(prompts)],
         )
         return segmentation(
             _postprocessed(probs, len(prompts), post),
@@ -352,6 +389,11 @@ class Predictor:
         bounds the batch (images x distinct prompts), since every image is decoded for every prompt.
         Returns ``K_i x H_i x W_i`` float32 masks per job, as ``predict`` gives them.
         """
+        return [probs for probs, _ in self.predict_each_pooled(jobs)]
+
+    def predict_each_pooled(self, jobs: Sequence[Job]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``predict_each``'s masks and, per job, the decoder's summary of its prompts as
+        ``predict_pooled`` gives it (when the presence calibration has a head)."""
         if not jobs:
             return []
         for job in jobs:
@@ -363,17 +405,20 @@ class Predictor:
         unique = {key: p for ks, ps in zip(keys, prompt_lists) for key, p in zip(ks, ps)}
         row = {key: r for r, key in enumerate(unique)}
         conditionals = self.embed_prompts(list(unique.values()))
-        logits = self.backend.decode(self.backend.encode_image(self._pixels(arrays)), conditionals)
+        logits, summary = self._decode(self.backend.encode_image(self._pixels(arrays)), conditionals)
         results = []
-        for job, array, image_logits, job_keys in zip(jobs, arrays, logits, keys):
+        for index, (job, array, job_keys) in enumerate(zip(jobs, arrays, keys)):
             rows = [row[key] for key in job_keys]
             probs = self._finish(
                 array,
-                image_logits[rows],
+                logits[index][rows],
                 conditionals[rows],
                 refine=job.refine,
                 tiles=job.tiles,
                 batch_size=8,
             )
-            results.append(_postprocessed(probs, len(_prompt_list(job.prompts)), job.postprocess))
+            count = len(_prompt_list(job.prompts))
+            probs = _postprocessed(probs, count, job.postprocess)
+            pooled = None if summary is None or len(probs) != count else summary[index][rows[:count]]
+            results.append((probs, pooled))
         return results

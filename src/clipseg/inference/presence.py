@@ -1,9 +1,11 @@
-"""Presence: the probability that a prompt's object is in the image, from its probability map.
+"""Presence: the probability that a prompt's object is in the image.
 
 A raw maximum probability is a poor yes/no (one confident pixel says "present"), so presence is a
-logistic regression on a few features of the ``H x W`` map (``presence_features``), fitted on
-validation scenes (``fit_calibration``) and stored in the model file's metadata under
-``PRESENCE_META`` as JSON. A model without it falls back to the maximum probability.
+logistic regression on a few features of the ``H x W`` map (``presence_features``) and, where the
+backend gives it, the decoder's pooled summary of the prompt (the head: it tells a painted "red
+square" from the red circle that was painted for it), fitted on validation scenes
+(``fit_calibration``) and stored in the model file's metadata under ``PRESENCE_META`` as JSON. A
+model without it falls back to the maximum probability.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ FEATURES = ("logit_max", "logit_top_mean", "area_above_half")
 # Fraction of the image averaged by the top-k feature: a few objects' worth of pixels, not one pixel.
 TOP_FRACTION = 0.002
 _EPS = 1e-6
+# The head's extra features: ``ClipSegDecoder``'s pooled tokens (region mean, mean, max; 3R values).
+HEAD_FEATURES = "decoder_pooled"
 
 
 def presence_features(probs: np.ndarray) -> np.ndarray:
@@ -36,28 +40,81 @@ def presence_features(probs: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """``presence = sigmoid(features @ weights + bias)``, with features standardised by ``mean``/``scale``."""
+class Logistic:
+    """``sigmoid(standardised features @ weights + bias)``, features standardised by ``mean``/``scale``."""
 
     weights: tuple[float, ...]
     bias: float
     mean: tuple[float, ...]
     scale: tuple[float, ...]
 
-    def __call__(self, probs: np.ndarray) -> np.ndarray:
-        """``N`` float presences in [0, 1] for ``N x H x W`` probabilities."""
-        z = (presence_features(probs) - np.array(self.mean)) / np.array(self.scale)
-        return expit(z @ np.array(self.weights) + self.bias)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``M`` probabilities of ``M x F`` features."""
+        if x.shape[1] != len(self.weights):
+            raise ValueError(
+                f"presence: {x.shape[1]} features, the calibration was fitted on {len(self.weights)}"
+            )
+        return expit((x - np.array(self.mean)) / np.array(self.scale) @ np.array(self.weights) + self.bias)
+
+    def to_dict(self) -> dict:
+        return {
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Logistic:
+        return cls(tuple(data["weights"]), float(data["bias"]), tuple(data["mean"]), tuple(data["scale"]))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``presence = sigmoid(features @ weights + bias)`` on the map's ``FEATURES``, standardised by
+    ``mean``/``scale``; with ``head``, a logistic on those features followed by the decoder's pooled
+    summary of the prompt (``ClipSegDecoder.forward(pooled=True)``), used wherever a backend gives it.
+
+    The map-only part stays as the fallback for backends without the pooled output (ONNX exports
+    made before it) and keeps the JSON readable by versions without heads.
+    """
+
+    weights: tuple[float, ...]
+    bias: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    head: Logistic | None = None
+
+    def __call__(self, probs: np.ndarray, pooled: np.ndarray | None = None) -> np.ndarray:
+        """``N`` float presences in [0, 1] for ``N x H x W`` probabilities (and ``N x 3R`` pooled)."""
+        features = presence_features(probs)
+        if self.head is not None and pooled is not None:
+            return self.head(np.hstack([features, np.asarray(pooled, dtype=np.float64)]))
+        return Logistic(self.weights, self.bias, self.mean, self.scale)(features)
 
     def to_json(self) -> str:
-        return json.dumps({"features": list(FEATURES), **self.__dict__, "weights": list(self.weights)})
+        data = {
+            "features": list(FEATURES),
+            **Logistic(self.weights, self.bias, self.mean, self.scale).to_dict(),
+        }
+        if self.head is not None:
+            data["head"] = {"features": [*FEATURES, HEAD_FEATURES], **self.head.to_dict()}
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         data = json.loads(text)
         if data.get("features") != list(FEATURES):
             raise ValueError(f"presence calibration for features {data.get('features')}, expected {FEATURES}")
-        return cls(tuple(data["weights"]), float(data["bias"]), tuple(data["mean"]), tuple(data["scale"]))
+        head = data.get("head")
+        if head is not None and head.get("features") != [*FEATURES, HEAD_FEATURES]:
+            raise ValueError(
+                f"presence head for features {head.get('features')}, expected {FEATURES} + {HEAD_FEATURES}"
+            )
+        base = Logistic.from_dict(data)
+        return cls(
+            base.weights, base.bias, base.mean, base.scale, None if head is None else Logistic.from_dict(head)
+        )
 
 
 def read_calibration(metadata: Mapping[str, str] | None) -> Calibration | None:
@@ -73,9 +130,9 @@ def read_calibration(metadata: Mapping[str, str] | None) -> Calibration | None:
 L2 = 3.0
 
 
-def fit_calibration(probs: list[np.ndarray], present: list[bool], *, l2: float = L2) -> Calibration:
-    """Logistic regression (Newton's method, L2 ``l2``) of ``present`` on the features of each ``H x W`` map."""
-    x = np.concatenate([presence_features(p[None]) for p in probs])
+def fit_logistic(x: np.ndarray, present: np.ndarray, *, l2: float = L2) -> Logistic:
+    """Logistic regression (Newton's method, L2 ``l2`` on the standardised weights) of ``M`` booleans on
+    ``M x F`` features."""
     y = np.asarray(present, dtype=np.float64)
     if y.min() == y.max():
         raise ValueError("presence calibration needs both present and absent examples")
@@ -92,25 +149,48 @@ def fit_calibration(probs: list[np.ndarray], present: list[bool], *, l2: float =
         theta -= step
         if np.abs(step).max() < 1e-8:
             break
-    return Calibration(
-        tuple(theta[:-1].tolist()), float(theta[-1]), tuple(mean.tolist()), tuple(scale.tolist())
-    )
+    return Logistic(tuple(theta[:-1].tolist()), float(theta[-1]), tuple(mean.tolist()), tuple(scale.tolist()))
 
 
-def presence(probs: np.ndarray, calibration: Calibration | None) -> np.ndarray:
-    """``N`` float presences for ``N x H x W`` probabilities: calibrated, else the maximum probability."""
+def fit_calibration(
+    probs: list[np.ndarray],
+    present: list[bool],
+    *,
+    pooled: list[np.ndarray] | None = None,
+    l2: float = L2,
+) -> Calibration:
+    """The map-only logistic of ``present`` on each ``H x W`` map's features and, given each map's
+    ``3R`` decoder summary in ``pooled``, the head on both."""
+    x = np.concatenate([presence_features(p[None]) for p in probs])
+    base = fit_logistic(x, np.asarray(present), l2=l2)
+    head = None
+    if pooled is not None:
+        head = fit_logistic(np.hstack([x, np.stack(pooled).astype(np.float64)]), np.asarray(present), l2=l2)
+    return Calibration(base.weights, base.bias, base.mean, base.scale, head)
+
+
+def presence(
+    probs: np.ndarray, calibration: Calibration | None, pooled: np.ndarray | None = None
+) -> np.ndarray:
+    """``N`` float presences for ``N x H x W`` probabilities (and the decoder's ``N x 3R`` summary of
+    each prompt where the backend gives one): calibrated, else the maximum probability."""
     if calibration is None:
         return np.asarray(probs, dtype=np.float64).reshape(len(probs), -1).max(axis=1)
-    return calibration(probs)
+    return calibration(probs, pooled)
 
 
 def prompt_presence(
-    probs: np.ndarray, negatives: np.ndarray | None, options: PostProcess, calibration: Calibration | None
+    probs: np.ndarray,
+    negatives: np.ndarray | None,
+    options: PostProcess,
+    calibration: Calibration | None,
+    pooled: np.ndarray | None = None,
 ) -> np.ndarray:
     """``K`` presences as every path reports them (``Predictor.segment``, bulk masking, the API, the web
     page's table): ``presence`` of the ``N x H x W`` prompt probabilities, soft, with the pixels where
     an ``M x H x W`` negative reaches the post-processing's cut (``options.cut``, where ``postprocess``
-    removes them) zeroed; ``K`` = 1, the highest, when ``options`` combines the prompts."""
+    removes them) zeroed (``pooled``: the prompts' ``N x 3R`` decoder summary, for a presence
+    head); ``K`` = 1, the highest, when ``options`` combines the prompts."""
     kept = probs if negatives is None else remove_negatives(probs, negatives, options.cut)
-    found = presence(kept, calibration)
+    found = presence(kept, calibration, pooled)
     return found.max(keepdims=True) if options.combine != "none" else found

@@ -166,10 +166,18 @@ class ClipSeg(nn.Module):
         _check_images(pixel_values, name="pixel_values", min_size=self.patch_size)
         return self.backbone(pixel_values)
 
-    def decode(self, activations: list[Tensor], conditionals: Tensor, *, out_size: tuple[int, int]) -> Tensor:
+    def decode(
+        self,
+        activations: list[Tensor],
+        conditionals: Tensor,
+        *,
+        out_size: tuple[int, int],
+        pooled: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """``B x N x H x W`` logits from the backbone's ``activations`` (as ``forward``, minus the checks).
 
         For callers that also use the activations (e.g. an auxiliary loss on the patch tokens).
+        ``pooled``: also the decoder's ``B x N x 3R`` summary per prompt (``decoder.pool_tokens``).
         """
         height, width = out_size
         return self.decoder(
@@ -177,6 +185,7 @@ class ClipSeg(nn.Module):
             conditionals.to(activations[0].dtype),
             grid=(height // self.patch_size, width // self.patch_size),
             out_size=(height, width),
+            pooled=pooled,
         )
 
     def _check_conditionals(self, conditionals: Any, *, batch: int) -> None:

@@ -79,6 +79,24 @@ def _patch_deconv(conv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)
 
 
+def pool_tokens(tokens: Tensor, logits: Tensor, stride: int) -> Tensor:
+    """The decoder's per-prompt summary that presence reads (``clipseg.inference.presence``).
+
+    Args:
+        tokens: ``M x R x h x w`` last decoder state (one row per image and prompt).
+        logits: ``M x 1 x (h * stride) x (w * stride)`` the head's output for them.
+
+    Returns:
+        ``M x 3R``: the tokens' mean weighted by the probability of each token's patch (the painted
+        region; the + 1 in the denominator pulls it towards 0 where nothing is painted), their mean and
+        their maximum. The region's tokens tell a painted "red square" from the red circle it covers.
+    """
+    weights = F.avg_pool2d(torch.sigmoid(logits), stride).flatten(2)  # M x 1 x hw
+    flat = tokens.flatten(2)  # M x R x hw
+    region = (flat * weights).sum(-1) / (weights.sum(-1) + 1.0)
+    return torch.cat([region, flat.mean(-1), flat.amax(-1)], dim=1)
+
+
 def run_head(head: nn.Module, x: Tensor) -> Tensor:
     """``head(x)`` with every kernel == stride transposed conv computed by ``_patch_deconv``."""
     for module in head if isinstance(head, nn.Sequential) else (head,):
@@ -122,6 +140,9 @@ class ClipSegDecoder(nn.Module):
         if not 0 <= cond_layer < depth:
             raise ValueError(f"cond_layer={cond_layer} must index one of the {depth} decoder steps")
         self.cond_layer = cond_layer
+        # Pixels of the head's output per token side: the plain head upsamples by the patch, the refined
+        # one twice by patch // 4 (the same for the paper's patch 16; smaller for other patches).
+        self.head_stride = (patch_size // 4) ** 2 if refined_head else patch_size
         self.film_mul = nn.Linear(prompt_dim, reduce_dim)
         self.film_add = nn.Linear(prompt_dim, reduce_dim)
         self.reduces = nn.ModuleList(nn.Linear(hidden_size, reduce_dim) for _ in range(depth))
@@ -195,7 +216,8 @@ class ClipSegDecoder(nn.Module):
         *,
         grid: tuple[int, int],
         out_size: tuple[int, int],
-    ) -> Tensor:
+        pooled: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Logits for every image and prompt.
 
         Args:
@@ -204,6 +226,7 @@ class ClipSegDecoder(nn.Module):
             conditionals: ``N x D`` or ``B x N x D`` prompt embeddings.
             grid: the patch grid ``(h, w)``.
             out_size: ``(H, W)`` of the input images.
+            pooled: also return ``pool_tokens`` of every image and prompt, ``B x N x 3R``.
 
         Returns:
             ``B x N x H x W`` logits. Where the head's output (``h * patch``) differs from the input size,
@@ -234,7 +257,12 @@ class ClipSegDecoder(nn.Module):
         assert state is not None
         tokens = state[:, 1:].transpose(1, 2)  # drop CLS: (B*N) x R x (h*w)
         # reshape, not unflatten: traced for ONNX, unflatten fixes the traced grid as constants.
-        maps = run_head(self.trans_conv, tokens.reshape(*tokens.shape[:2], *grid))
-        if tuple(maps.shape[-2:]) != tuple(out_size):
-            maps = F.interpolate(maps, size=out_size, mode="bilinear", align_corners=False)
-        return maps.view(batch, prompts, *out_size)
+        tokens = tokens.reshape(*tokens.shape[:2], *grid)
+        head = run_head(self.trans_conv, tokens)
+        maps = head
+        if tuple(head.shape[-2:]) != tuple(out_size):
+            maps = F.interpolate(head, size=out_size, mode="bilinear", align_corners=False)
+        maps = maps.view(batch, prompts, *out_size)
+        if not pooled:
+            return maps
+        return maps, pool_tokens(tokens, head, self.head_stride).view(batch, prompts, -1)

@@ -127,8 +127,10 @@ async def validation_error(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"detail": validation_message(err)}, status_code=400)
 
 
-async def run_job(batcher: Batcher, job: Job, request: Request, *, started: float) -> np.ndarray:
-    """``job``'s masks through ``batcher``, within the request timeout counted from ``started``
+async def run_job(
+    batcher: Batcher, job: Job, request: Request, *, started: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``job``'s masks (and the decoder's summary of its prompts, ``JobFuture.pooled``) through ``batcher``, within the request timeout counted from ``started``
     (``time.monotonic()``); ``HTTPException`` 503 with ``Retry-After`` when the queue is full, 504 when
     the time is up (the job is dropped if its forward has not started)."""
     try:
@@ -146,7 +148,7 @@ async def run_job(batcher: Batcher, job: Job, request: Request, *, started: floa
         ) from None
     finally:
         request.state.batch_size = future.batch_size  # for the access log
-    return masks
+    return masks, future.pooled
 
 
 def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
@@ -197,11 +199,11 @@ def api_router(batcher: Batcher, limits: UploadLimits) -> APIRouter:
             raise HTTPException(400, f"min_area: must be >= 0 pixels, got {min_area}")
         pixels = read_upload(await image.read(), limits)
         # Probabilities come back whole (presence reads them); threshold and min_area are applied here.
-        probs = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
+        probs, pooled = await run_job(batcher, Job(image=pixels, prompts=prompts), request, started=started)
         post = PostProcess(threshold=threshold, min_area=min_area)
         masks = postprocess(probs, None, post)  # soft, unless a threshold or min_area is given
         cut = post.cut
-        scores = prompt_presence(probs, None, post, batcher.predictor.calibration)
+        scores = prompt_presence(probs, None, post, batcher.predictor.calibration, pooled)
         entries = []
         for k, (text, mask) in enumerate(zip(prompts, masks)):
             entry = {

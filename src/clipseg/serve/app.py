@@ -108,16 +108,19 @@ def page_summary(
     calibration: Calibration | None,
     options: PostProcess,
     image: np.ndarray | None = None,
+    pooled: np.ndarray | None = None,
 ) -> tuple[list[list], Image.Image]:
     """The table rows ``[label, presence, instance count]`` of ``N x H x W`` prompt probabilities and
     the label map (palette image, in the overlay's legend colours for ``image``) of all prompts;
     ``M x H x W`` negatives are removed first, the page's threshold (0.5 for soft masks) and
-    min_area apply."""
+    min_area apply. ``pooled``: the decoder's ``N x 3R`` summary of the prompts (a presence head's)."""
     cut = options.cut
     # Soft still: only the negatives' pixels are zeroed, at the cut the masks use.
     kept = remove_negatives(probs, negatives, cut)
     per_prompt = replace(options, combine="none")  # a row per prompt, also when the masks are combined
-    scores = prompt_presence(probs, negatives, per_prompt, calibration)  # as every path reads presence
+    scores = prompt_presence(
+        probs, negatives, per_prompt, calibration, pooled
+    )  # as every path reads presence
     found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area, scores=scores)
     counts = np.bincount([i.prompt for i in found.instances], minlength=len(probs))
     rows = [[label, round(float(p), 3), int(c)] for label, p, c in zip(labels, found.presence, counts)]
@@ -167,8 +170,15 @@ def build_blocks(batcher: Batcher, limits: UploadLimits, files_dir: Path) -> gr.
             raise gr.Error(str(err)) from None
         count = len(job.prompts)
         masks = postprocess(probs[:count], probs[count:], job.postprocess)
+        pooled = None if future.pooled is None else future.pooled[:count]
         summary, label_image = page_summary(
-            probs[:count], probs[count:], labels, batcher.predictor.calibration, job.postprocess, image
+            probs[:count],
+            probs[count:],
+            labels,
+            batcher.predictor.calibration,
+            job.postprocess,
+            image,
+            pooled,
         )
         labels = job.postprocess.labels(labels)
         shown = overlay(image, masks, labels, threshold=job.postprocess.threshold)

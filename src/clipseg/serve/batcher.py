@@ -45,9 +45,12 @@ class Busy(RuntimeError):
 
 
 class JobFuture(Future):
-    """A job's future; ``batch_size`` is the number of jobs of the forward that ran it (0 until then)."""
+    """A job's future; ``batch_size`` is the number of jobs of the forward that ran it (0 until then),
+    ``pooled`` the decoder's ``K x 3R`` summary of the job's prompts that a presence head reads
+    (``Predictor.predict_pooled``; None without a head), set before the result."""
 
     batch_size: int = 0
+    pooled: np.ndarray | None = None
 
 
 @dataclass
@@ -169,16 +172,22 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(len(batch))
         try:
-            results: list[np.ndarray] = self.predictor.predict_each([p.job for p in batch])
+            results = self.predictor.predict_each_pooled([p.job for p in batch])
         except Exception:  # one bad job must not fail the others: rerun each alone
             for pending in batch:
                 self._run_alone(pending)
             return
         for pending, result in zip(batch, results):
-            pending.future.set_result(result)
+            _answer(pending.future, *result)
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
-            pending.future.set_result(self.predictor.predict_each([pending.job])[0])
+            _answer(pending.future, *self.predictor.predict_each_pooled([pending.job])[0])
         except Exception as err:  # handed to the waiting request, which reports it
             pending.future.set_exception(err)
+
+
+def _answer(future: JobFuture, probs: np.ndarray, pooled: np.ndarray | None) -> None:
+    """Hand ``probs`` to the waiting request, ``pooled`` set first."""
+    future.pooled = pooled
+    future.set_result(probs)

@@ -24,7 +24,8 @@ from clipseg.inference import Predictor
 from clipseg.inference.presence import PRESENCE_META, Calibration, fit_calibration
 from clipseg.modeling.safetensors_io import save_safetensors
 
-# Enough scenes for a 3-feature logistic regression; more only costs time.
+# Enough scenes for the 3-feature map logistic. The head (3 + 3 x the decoder width features) gains
+# from more, with hard negatives among them: shapes-tiny's is fitted on 4000 (make calibrate-shapes-tiny).
 DEFAULT_LIMIT = 400
 
 
@@ -49,21 +50,25 @@ def prepared_samples(
 
 def calibration_examples(
     predictor: Predictor, samples: Iterable[tuple[np.ndarray, str, bool]]
-) -> tuple[list[np.ndarray], list[bool]]:
-    """``H x W`` probability maps of each sample's own phrase and whether its mask is not empty.
+) -> tuple[list[np.ndarray], list[bool], list[np.ndarray] | None]:
+    """``H x W`` probability maps of each sample's own phrase, whether its mask is not empty, and the
+    decoder's ``3R`` summary of each (None where the backend gives none).
 
     Val splits with negative queries (empty masks, e.g. shapes) give clean absent examples. A split
     without any takes the previous sample's phrase as an absent prompt instead, which is only
     mostly true (the other phrase may name something in this image too).
     """
     rows = list(samples)
-    maps = [predictor.predict(image, [text])[0] for image, text, _ in rows]
     present = [has_object for _, _, has_object in rows]
+    asked = [(image, text) for image, text, _ in rows]
     if all(present):
-        others = [(image, prev) for (image, text, _), (_, prev, _) in zip(rows[1:], rows) if prev != text]
-        maps += [predictor.predict(image, [prev])[0] for image, prev in others]
-        present += [False] * len(others)
-    return maps, present
+        asked += [(image, prev) for (image, text, _), (_, prev, _) in zip(rows[1:], rows) if prev != text]
+        present += [False] * (len(asked) - len(rows))
+    results = [predictor.predict_pooled(image, [text], pooled=True) for image, text in asked]
+    maps = [probs[0] for probs, _ in results]
+    if any(pooled is None for _, pooled in results):
+        return maps, present, None
+    return maps, present, [pooled[0] for _, pooled in results]
 
 
 def write_calibration(model: str | Path, calibration: Calibration, out: str | Path) -> Path:
@@ -83,10 +88,10 @@ def calibrate(
     path = resolve_weights(model).path
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: calibrate writes this project's .safetensors model files only")
-    maps, present = calibration_examples(
+    maps, present, pooled = calibration_examples(
         load_model(path, device="cpu"), prepared_samples(data_dir, limit=limit)
     )
-    calibration = fit_calibration(maps, present)
+    calibration = fit_calibration(maps, present, pooled=pooled)
     write_calibration(path, calibration, out)
     return calibration
 
