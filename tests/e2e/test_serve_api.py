@@ -368,16 +368,18 @@ def test_every_path_reads_presence_the_same_way(server, predictor):
     segmented = predictor.segment(image, prompts, postprocess=post).presence
     bulk = BulkMasker(predictor, prompts, MaskOptions(postprocess=post)).mask_images([image])[0].presences
     np.testing.assert_allclose(bulk, segmented, atol=1e-9)
-    probs = predictor.predict(image, [*prompts, *post.negative])
-    rows, _ = page_summary(probs[:2], probs[2:], prompts, predictor.calibration, post)
+    probs, pooled = predictor.predict_pooled(image, [*prompts, *post.negative])  # as the page's batcher
+    rows, _ = page_summary(probs[:2], probs[2:], prompts, predictor.calibration, post, pooled=pooled[:2])
     assert [row[1] for row in rows] == [round(float(p), 3) for p in segmented]
     at_half = predictor.segment(image, prompts, postprocess=replace(post, threshold=None)).presence
-    assert abs(at_half[0] - segmented[0]) > 0.01  # the cut matters for this image
+    # The cut changes this image's presence (far more than the 1e-9 the paths are compared at).
+    assert abs(at_half[0] - segmented[0]) > 1e-4
     union = replace(post, combine="union")  # one mask: its prompts' highest presence
     combined = BulkMasker(predictor, prompts, MaskOptions(postprocess=union)).mask_images([image])[0]
     assert combined.presences == pytest.approx([max(segmented)], abs=1e-9)
     assert predictor.segment(image, prompts, postprocess=union).presence.tolist() == combined.presences
-    assert page_summary(probs[:2], probs[2:], prompts, predictor.calibration, union)[0] == rows  # per prompt
+    summary = page_summary(probs[:2], probs[2:], prompts, predictor.calibration, union, pooled=pooled[:2])
+    assert summary[0] == rows  # per prompt
     plain = segment(server[0], png_bytes(image), prompts, 0.3).json()["masks"]
     alone = BulkMasker(predictor, prompts, MaskOptions(postprocess=PostProcess(threshold=0.3)))
     expected = alone.mask_images([image])[0].presences
