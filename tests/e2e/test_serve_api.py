@@ -140,7 +140,7 @@ def test_16_concurrent_requests_equal_one_at_a_time_and_are_batched(server):
 
 def test_a_bad_request_in_a_batch_fails_alone(server, predictor):
     """A batch that fails is rerun job by job: the good requests still get their masks."""
-    from clipseg.inference.predictor import Job
+    from clipseg.inference.inputs import Job
 
     batcher = server[1].state.batcher
     good = Job(image=scene(3), prompts=["red square"])

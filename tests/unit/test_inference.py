@@ -36,8 +36,8 @@ def test_an_embedded_image_predicts_like_the_image_and_is_encoded_once(make_hf_c
 
 
 def test_predict_each_matches_predict_per_job_in_one_encode_and_one_decode(make_hf_clipseg, tiny_tokenizer):
+    from clipseg.inference.inputs import Job
     from clipseg.inference.postprocess import PostProcess
-    from clipseg.inference.predictor import Job
 
     backend = TorchBackend(from_transformers(make_hf_clipseg()), tiny_tokenizer, device="cpu")
     predictor = Predictor(backend)

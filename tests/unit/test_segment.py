@@ -178,8 +178,8 @@ def test_every_path_that_reports_presence_gives_what_segment_gives():
     "green triangle" map alone looks present (a green square only)."""
     from clipseg.data.shapes.scenes import make_scene
     from clipseg.inference.bulk import BulkMasker
+    from clipseg.inference.inputs import Job
     from clipseg.inference.postprocess import PostProcess
-    from clipseg.inference.predictor import Job
     from clipseg.serve.app import page_summary
     from clipseg.serve.batcher import Batcher
     from clipseg.zoo import load_model

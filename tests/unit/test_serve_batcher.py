@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from clipseg.inference.predictor import Job
+from clipseg.inference.inputs import Job
 from clipseg.serve.batcher import Batcher, BatchLimits
 
 

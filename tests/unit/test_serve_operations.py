@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from clipseg.inference.predictor import Job
+from clipseg.inference.inputs import Job
 from clipseg.serve import Batcher, BatchLimits, Busy, UploadLimits, create_app, running
 from clipseg.serve.app import build_blocks
 from clipseg.serve.metrics import JsonLines

@@ -7,6 +7,7 @@ runs ``sources`` → predictor → ``postprocess`` → ``writers`` (``bulk``).
 """
 
 from clipseg.inference.backend import Backend
-from clipseg.inference.predictor import ImageEmbedding, Predictor
+from clipseg.inference.inputs import ImageEmbedding
+from clipseg.inference.predictor import Predictor
 
 __all__ = ["Backend", "ImageEmbedding", "Predictor"]

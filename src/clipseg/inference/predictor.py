@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy.special import expit
 
 from clipseg.core.config import PreprocessConfig
@@ -26,6 +23,7 @@ from clipseg.core.prompts import Prompt, PromptLike, as_prompt, mix_conditionals
 from clipseg.core.tokenizer import unknown_words, vocabulary_words
 from clipseg.inference import tiles as tiles_module
 from clipseg.inference.backend import Backend
+from clipseg.inference.inputs import ImageEmbedding, Job, is_one_image, prompt_list
 from clipseg.inference.postprocess import PostProcess
 from clipseg.inference.postprocess import postprocess as apply_postprocess
 from clipseg.inference.presence import Calibration, prompt_presence
@@ -33,31 +31,6 @@ from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.refine import refine as refine_probs
 from clipseg.inference.segment import Segmentation, segmentation
 from clipseg.inference.upsample import logits_to_probs
-
-
-@dataclass(frozen=True)
-class ImageEmbedding:
-    """One image encoded by a backend, kept to try prompts on it later (``Predictor.predict``).
-
-    Attributes:
-        features: the backend's value (e.g. torch vision activations); valid only with that backend.
-        image: the ``H x W x 3`` uint8 image (refinement and tiles read it at full resolution).
-    """
-
-    features: Any
-    image: np.ndarray
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """``(H, W)`` of the image: predictions come back at this size."""
-        return self.image.shape[:2]
-
-
-def _prompt_list(prompts: Sequence[PromptLike] | PromptLike) -> list[PromptLike]:
-    """A single string, ``Prompt``, path or image is one prompt (not a sequence of characters)."""
-    if isinstance(prompts, (str, Path, Prompt, Image.Image, np.ndarray)):
-        return [prompts]
-    return list(prompts)
 
 
 def _share_key(prompt: PromptLike, own: tuple[int, int]) -> object:
@@ -74,24 +47,6 @@ def _postprocessed(probs: np.ndarray, positives: int, options: PostProcess | Non
     if options is None:
         return probs
     return apply_postprocess(probs[:positives], probs[positives:], options)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job:
-    """One ``predict`` call, for ``Predictor.predict_each``: an image, its prompts and options."""
-
-    image: ImageLike
-    prompts: Sequence[PromptLike]
-    refine: str = "none"
-    tiles: bool = False
-    postprocess: PostProcess | None = None
-
-
-def _is_one_image(images: object) -> bool:
-    """A path, PIL image or single ``H x W[ x C]`` array, as opposed to a sequence of images."""
-    return isinstance(images, (str, Path, Image.Image)) or (
-        isinstance(images, np.ndarray) and images.ndim <= 3
-    )
 
 
 class Predictor:
@@ -139,7 +94,7 @@ class Predictor:
 
         A single string, ``Prompt`` or path is one prompt (not a sequence of characters).
         """
-        items = [as_prompt(p) for p in _prompt_list(prompts)]
+        items = [as_prompt(p) for p in prompt_list(prompts)]
         if not items:
             raise ValueError("empty prompt list: pass at least one prompt")
         text_idx = [i for i, p in enumerate(items) if p.text is not None]
@@ -281,7 +236,7 @@ class Predictor:
         single string or ``Prompt`` one prompt.
         """
         self.check_refine(refine)
-        if _is_one_image(images):
+        if is_one_image(images):
             images = [images]
         conditionals = self.embed_prompts(prompts)
         arrays = [load_image(img, name=f"image {i}") for i, img in enumerate(images)]
@@ -312,7 +267,7 @@ class Predictor:
         (``ClipSegDecoder.forward(pooled=True)``); None where the backend has none, where one mask
         stands for several prompts (``combine``), or when not asked for (``pooled``; by default only
         when the presence calibration has a head that reads it)."""
-        prompts = _prompt_list(prompts)
+        prompts = prompt_list(prompts)
         options = postprocess or PostProcess()
         self.check_refine(refine)
         if not isinstance(image, ImageEmbedding):
@@ -361,7 +316,7 @@ class Predictor:
                 stacklevel=2,
             )
         post = options.pop("postprocess", None)
-        prompts = _prompt_list(prompts)
+        prompts = prompt_list(prompts)
         probs, pooled = self.predict_pooled(image, [*prompts, *(post.negative if post else ())], **options)
         # Presence reads the probabilities before post-processing, as every path does (prompt_presence).
         scores = prompt_presence(
@@ -399,7 +354,7 @@ class Predictor:
         for job in jobs:
             self.check_refine(job.refine)
         arrays = [load_image(job.image, name=f"image {i}") for i, job in enumerate(jobs)]
-        prompt_lists = [[*_prompt_list(j.prompts), *(j.postprocess or PostProcess()).negative] for j in jobs]
+        prompt_lists = [[*prompt_list(j.prompts), *(j.postprocess or PostProcess()).negative] for j in jobs]
         # Equal text prompts share a row; image prompts keep their own (their key is their position).
         keys = [[_share_key(p, (i, k)) for k, p in enumerate(ps)] for i, ps in enumerate(prompt_lists)]
         unique = {key: p for ks, ps in zip(keys, prompt_lists) for key, p in zip(ks, ps)}
@@ -417,7 +372,7 @@ class Predictor:
                 tiles=job.tiles,
                 batch_size=8,
             )
-            count = len(_prompt_list(job.prompts))
+            count = len(prompt_list(job.prompts))
             probs = _postprocessed(probs, count, job.postprocess)
             pooled = None if summary is None or len(probs) != count else summary[index][rows[:count]]
             results.append((probs, pooled))

@@ -34,8 +34,8 @@ from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipseg.core.images import ImageError, TooManyPixels, load_image, open_decoded
+from clipseg.inference.inputs import Job
 from clipseg.inference.postprocess import PostProcess, postprocess
-from clipseg.inference.predictor import Job
 from clipseg.inference.presence import prompt_presence
 from clipseg.inference.segment import find_instances, label_map
 from clipseg.inference.writers import mask_to_gray

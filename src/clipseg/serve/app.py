@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image
 
 from clipseg.core.prompts import Prompt
+from clipseg.inference.inputs import Job
 from clipseg.inference.overlay import overlay
 from clipseg.inference.postprocess import COMBINE_MODES, PostProcess, postprocess, remove_negatives
-from clipseg.inference.predictor import Job
 from clipseg.inference.presence import Calibration, prompt_presence
 from clipseg.inference.refine import REFINE_MODES
 from clipseg.inference.segment import segmentation

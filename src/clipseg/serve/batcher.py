@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipseg.inference.predictor import Job, Predictor
+from clipseg.inference.inputs import Job
+from clipseg.inference.predictor import Predictor
 
 
 @dataclass(frozen=True, kw_only=True)

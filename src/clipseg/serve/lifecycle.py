@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clipseg.inference.predictor import Job
+from clipseg.inference.inputs import Job
 from clipseg.serve.batcher import Batcher
 
 # Probes and metrics answer during a drain; every other request is work, refused once draining.
