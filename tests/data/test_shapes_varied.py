@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
+import pytest
 
 from clipseg.data.datamodules import ShapesDataModule
+from clipseg.data.shapes import scenes
 from clipseg.data.shapes.dataset import ShapesDataset
 from clipseg.data.shapes.scenes import COLORS, SHAPES, ShapesConfig, make_sample, make_scene
-from clipseg.data.shapes.varied import BACKGROUNDS, VariedStyle, _pattern, finish, paint, varied_background
+from clipseg.data.shapes.varied import (
+    BACKGROUNDS,
+    RADIAL_BACKGROUNDS,
+    VariedStyle,
+    _pattern,
+    finish,
+    paint,
+    style_from,
+    varied_background,
+)
 
 ALWAYS = VariedStyle(prob=1.0)
 # No finishing touches and aliased edges: every object pixel keeps the colour it was painted with.
@@ -109,3 +121,83 @@ def test_varied_look_applies_to_the_train_stream_only():
     train = ShapesDataset(split="train", size=48, varied_prob=1.0)
     sides = {sample["image"].shape[0] for sample, _ in zip(train, range(20))}
     assert len(sides) > 5  # varied canvases, not the 48 px scenes
+
+
+def test_default_varied_stream_is_the_one_v2_was_trained_on():
+    # Fingerprint of 12 default varied samples (JPEG off: encoders differ between library versions),
+    # taken with the code before the style's options existed: adding options must not move a pixel.
+    style = dataclasses.replace(ALWAYS, jpeg_prob=0.0)
+    digest = hashlib.sha256()
+    for i in range(12):
+        sample = make_sample(3, i, split="train", config=ShapesConfig(size=64, style=style))
+        digest.update(sample["image"].tobytes())
+        digest.update(np.ascontiguousarray(sample["mask"]).tobytes())
+        digest.update(sample["text"].encode())
+    assert digest.hexdigest()[:16] == "d9809d6e74452581"
+    assert style_from(1.0, None) == style_from(1.0, {}) == ALWAYS
+
+
+def test_rotation_option_turns_objects_through_every_pose(monkeypatch):
+    angles: list[float] = []
+    real = scenes.rasterize
+
+    def recording(shape, cx, cy, r, angle, size):
+        angles.append(angle)
+        return real(shape, cx, cy, r, angle, size)
+
+    monkeypatch.setattr(scenes, "rasterize", recording)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        make_scene(rng, 96, 4, style=ALWAYS)
+    assert max(map(abs, angles)) <= ALWAYS.rotation  # the default: at most 0.5 rad either way
+    angles.clear()
+    turning = style_from(1.0, {"rotation": np.pi})
+    for _ in range(40):
+        make_scene(rng, 96, 4, style=turning)
+    # beyond a triangle's 120 degree symmetry (60 either way) and spread over the whole range
+    assert max(map(abs, angles)) > 2 * np.pi / 3 and min(angles) < -2 * np.pi / 3
+    assert max(map(abs, angles)) <= np.pi
+
+
+def test_radial_backgrounds_are_drawn_only_when_asked(monkeypatch):
+    rng = np.random.default_rng(3)
+    radial = _pattern("radial", rng, 64)
+    assert radial.dtype == np.float32 and radial.min() >= 0 and radial.max() == pytest.approx(1.0)
+    # level sets are circles: the pattern's smallest value sits where it grows in every direction
+    y, x = np.unravel_index(np.argmin(radial), radial.shape)
+    inner = radial[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
+    assert (inner >= radial[y, x]).all()
+    vignette = _pattern("vignette", rng, 64)
+    assert (
+        vignette[28:36, 28:36].max() < 0.2
+        and min(vignette[0, 0], vignette[0, -1], vignette[-1, 0], vignette[-1, -1]) > 0.3
+    )
+    # a vignette darkens towards the corners
+    shaded = [varied_background(rng, 64, ("vignette",)).astype(float) for _ in range(20)]
+    corners = np.mean(
+        [[im[:4, :4].mean(), im[-4:, -4:].mean(), im[:4, -4:].mean(), im[-4:, :4].mean()] for im in shaded]
+    )
+    assert corners < np.mean([im[28:36, 28:36].mean() for im in shaded])
+    drawn = style_from(1.0, {"backgrounds": list(BACKGROUNDS + RADIAL_BACKGROUNDS)})
+    assert drawn.backgrounds == BACKGROUNDS + RADIAL_BACKGROUNDS  # a YAML list becomes the tuple
+    asked: list[tuple[str, ...]] = []
+
+    def recording(rng, size, kinds=BACKGROUNDS):
+        asked.append(kinds)
+        return varied_background(rng, size, kinds)
+
+    monkeypatch.setattr(scenes, "varied_background", recording)
+    make_scene(rng, 64, 2, style=drawn)
+    assert asked == [drawn.backgrounds]  # scenes draw from the style's kinds
+    with pytest.raises(ValueError, match="spiral"):
+        style_from(1.0, {"backgrounds": ["flat", "spiral"]})
+
+
+def test_varied_style_options_reach_the_train_stream_only():
+    options = {"rotation": 3.0, "backgrounds": ["radial", "vignette"]}
+    module = ShapesDataModule(
+        image_size=32, scene_size=48, varied_prob=0.5, varied_style=options, num_workers=0
+    )
+    style = module.dataset("train").config.style
+    assert style.rotation == 3.0 and style.backgrounds == RADIAL_BACKGROUNDS and style.prob == 0.5
+    assert module.dataset("val").config.style is None

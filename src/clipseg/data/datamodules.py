@@ -180,6 +180,8 @@ class ShapesDataModule(ClipSegDataModule):
             ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
         varied_prob: share of train scenes drawn with a varied look (backgrounds, colours, edges,
             object and canvas sizes, JPEG: ``clipseg.data.shapes.varied``); val and test stay plain.
+        varied_style: ``VariedStyle`` fields other than ``prob`` for those scenes (e.g. ``rotation``,
+            ``backgrounds``); ``None`` keeps the style's defaults.
         **common: ``ClipSegDataModule`` arguments (image_size, batch_size, num_workers, seed, ...).
     """
 
@@ -195,10 +197,11 @@ class ShapesDataModule(ClipSegDataModule):
         hard_absent_prob: float = 0.0,
         category_labels: bool = False,
         varied_prob: float = 0.0,
+        varied_style: dict[str, Any] | None = None,
         **common,
     ) -> None:
         super().__init__(**common)
-        self.varied_prob = varied_prob
+        self.varied_prob, self.varied_style = varied_prob, varied_style
         self.scene_size = scene_size or self.image_size
         self.lengths = {"train": None, "val": val_length, "test": test_length}
         self.negative_prob, self.visual_prob, self.twin_prob = negative_prob, visual_prob, twin_prob
@@ -216,6 +219,7 @@ class ShapesDataModule(ClipSegDataModule):
             hard_absent_prob=self.hard_absent_prob if stage == "train" else 0.0,
             category_labels=self.category_labels and stage == "train",
             varied_prob=self.varied_prob if stage == "train" else 0.0,
+            varied_style=self.varied_style,
             transform=self.transform(train=stage == "train"),
             first_epoch=self.train_first_epoch,  # only train streams use epochs
         )

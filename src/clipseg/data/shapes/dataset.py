@@ -10,7 +10,7 @@ import torch
 
 from clipseg.data.schema import Sample
 from clipseg.data.shapes.scenes import SPLITS, ShapesConfig, make_sample
-from clipseg.data.shapes.varied import VariedStyle
+from clipseg.data.shapes.varied import style_from
 from clipseg.data.sharding import rank_and_world_size, stream_entropy, worker_shard
 
 
@@ -31,6 +31,8 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             category_labels: see ``ShapesConfig``.
         varied_prob: share of scenes drawn with a varied look (``varied.VariedStyle``'s
             defaults; 0 draws the plain world).
+        varied_style: other ``VariedStyle`` fields than ``prob`` (e.g. ``rotation``, ``backgrounds``);
+            ``None`` keeps its defaults.
         transform: applied to each ``Sample`` (e.g. ``transforms.SampleTransform``); ``None`` yields samples.
         first_epoch: epoch number of the first infinite train stream (a resumed run starts past the
             epochs it already drew, so it does not replay them); fixed-length splits ignore it.
@@ -52,6 +54,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         max_objects: int = 4,
         category_labels: bool = False,
         varied_prob: float = 0.0,
+        varied_style: dict[str, Any] | None = None,
         transform: Callable[[Sample], Any] | None = None,
         first_epoch: int = 0,
     ) -> None:
@@ -71,7 +74,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             hard_absent_prob=hard_absent_prob,
             text_weight_range=tuple(text_weight_range),
             category_labels=category_labels,
-            style=VariedStyle(prob=varied_prob) if varied_prob > 0 else None,
+            style=style_from(varied_prob, varied_style) if varied_prob > 0 else None,
         )
         self._epoch = first_epoch  # advances per __iter__ (in each worker's copy with persistent workers)
         self._launch_rank = rank_and_world_size()  # seen in the rank's main process

@@ -221,7 +221,7 @@ def make_scene(
     another shape. Objects never overlap, so each coverage is fully visible. ``style`` draws the scene
     with a varied look (see ``clipseg.data.shapes.varied``; the same objects and masks).
     """
-    image = plain_background(rng, size) if style is None else varied_background(rng, size)
+    image = plain_background(rng, size) if style is None else varied_background(rng, size, style.backgrounds)
     # The style's draws come only with a style, so plain scenes stay exactly as they were.
     scale, turn = (1.0, 0.25) if style is None else (rng.uniform(*style.object_scale), style.rotation)
     antialias = style is not None and rng.random() < style.antialias_prob

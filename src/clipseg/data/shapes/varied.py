@@ -6,6 +6,7 @@ with, instead:
 
 - backgrounds: flat, gradient, fine noise, stripes, checkers, blotches, or a synthesized photo-like
   texture (octaves of value noise, warped into grain, marble or cloud patterns, mapped to a palette);
+  optionally (``VariedStyle.backgrounds``) also radial gradients and vignettes;
 - object colours jittered per channel and in lightness, and a global brightness / contrast change;
 - anti-aliased edges (the coverage's edge pixels blended with the background) or aliased ones;
 - object sizes scaled per scene (small and large stay apart within a scene) and random canvas sizes;
@@ -21,12 +22,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 
 BACKGROUNDS = ("flat", "gradient", "noise", "stripes", "checkers", "blotches", "texture")
+# Kinds a style may add to ``BACKGROUNDS`` (off by default, so the default stream stays as it was).
+RADIAL_BACKGROUNDS = ("radial", "vignette")
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,16 @@ class VariedStyle:
             original world is still seen).
         canvas: range of the scene side in pixels (the transform resizes every scene to the input).
         object_scale: per-scene factor on the shapes world's object radii.
-        rotation: objects turn by up to this many radians either way (the plain world: 0.25).
+        rotation: objects turn by up to this many radians either way (the plain world: 0.25; pi
+            covers every pose a square or triangle can show, their symmetries being 90 and 120 degrees).
         color_jitter: per-channel jitter of an object's colour.
         lightness: per-object factor on its colour.
         antialias_prob: probability that a scene's edges are anti-aliased.
         contrast / brightness: global factor / offset applied to the finished scene.
         noise_prob / blur_prob / jpeg_prob: probability of sensor noise, a slight blur, JPEG.
         jpeg_quality: JPEG quality range.
+        backgrounds: the background kinds drawn, uniformly (``BACKGROUNDS``, optionally followed by
+            ``RADIAL_BACKGROUNDS``).
     """
 
     prob: float = 0.75
@@ -60,10 +67,16 @@ class VariedStyle:
     blur_prob: float = 0.15
     jpeg_prob: float = 0.35
     jpeg_quality: tuple[int, int] = (35, 90)
+    backgrounds: tuple[str, ...] = BACKGROUNDS
 
     def __post_init__(self) -> None:
         if not 32 <= self.canvas[0] <= self.canvas[1]:
             raise ValueError(f"varied canvas range must be 32 <= low <= high, got {self.canvas}")
+        unknown = set(self.backgrounds) - set(BACKGROUNDS + RADIAL_BACKGROUNDS)
+        if unknown or not self.backgrounds:
+            raise ValueError(
+                f"varied backgrounds must be some of {BACKGROUNDS + RADIAL_BACKGROUNDS}, got {self.backgrounds}"
+            )
 
     def canvas_size(self, rng: np.random.Generator) -> int:
         """Side of one scene's canvas."""
@@ -73,6 +86,15 @@ class VariedStyle:
         """An object's colour (``3`` float): the named colour, jittered and lightened or darkened."""
         jitter = rng.integers(-self.color_jitter, self.color_jitter + 1, 3)
         return (np.asarray(rgb, np.float32) + jitter) * rng.uniform(*self.lightness)
+
+
+def style_from(prob: float, options: dict[str, Any] | None = None) -> VariedStyle:
+    """A ``VariedStyle`` of share ``prob`` with other fields from a config's ``options`` (YAML lists
+    become the tuples the fields hold)."""
+    fields = {
+        key: tuple(value) if isinstance(value, list) else value for key, value in (options or {}).items()
+    }
+    return VariedStyle(prob=prob, **fields)
 
 
 def _muted(rng: np.random.Generator) -> np.ndarray:
@@ -121,14 +143,26 @@ def _pattern(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
         return ((x // cell + y // cell) % 2).astype(np.float32)
     if kind == "blotches":
         return _upsampled_noise(rng, int(rng.integers(4, 12)), size).clip(0, 1)
+    if kind == "radial":  # rings of equal colour around a centre anywhere near the canvas
+        cx, cy = rng.uniform(-0.25, 1.25, size=2) * size
+        distance = np.hypot(x - cx, y - cy)
+        return (distance / max(float(distance.max()), 1e-6)).astype(np.float32)
+    if kind == "vignette":  # even middle, the corners shaded towards the second colour
+        cx, cy = rng.uniform(0.35, 0.65, size=2) * size
+        distance = np.hypot(x - cx, y - cy) / (size / np.sqrt(2))
+        return (distance.clip(0, 1) ** rng.uniform(1.5, 3.0)).astype(np.float32)
     return _texture(rng, size)
 
 
-def varied_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """``size x size x 3`` uint8: one of ``BACKGROUNDS`` between two (for textures, three) muted colours."""
-    kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+def varied_background(
+    rng: np.random.Generator, size: int, kinds: tuple[str, ...] = BACKGROUNDS
+) -> np.ndarray:
+    """``size x size x 3`` uint8: one of ``kinds`` between two (for textures, three) muted colours."""
+    kind = kinds[int(rng.integers(len(kinds)))]
     t = _pattern(kind, rng, size)[..., None]
     a, b = _muted(rng), _muted(rng)
+    if kind == "vignette":  # a vignette darkens: its rim is the middle colour, dimmer
+        b = a * rng.uniform(0.35, 0.8)
     image = (1 - t) * a + t * b
     if kind == "texture":  # a third colour in the texture's middle tones
         image += (1 - np.abs(2 * t - 1)) * (_muted(rng) - (a + b) / 2)
