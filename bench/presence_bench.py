@@ -19,16 +19,8 @@ import json
 import numpy as np
 from scipy import ndimage
 
-from clipseg.data.shapes.scenes import (
-    COLORS,
-    RADIUS,
-    SHAPES,
-    SIZES,
-    draw_sample,
-    free_spot,
-    plain_background,
-    rasterize,
-)
+from clipseg.data.shapes.drawing import free_spot, plain_background, rasterize
+from clipseg.data.shapes.scenes import COLORS, RADIUS, SHAPES, SIZES, draw_sample
 from clipseg.inference.presence import presence
 from clipseg.inference.segment import find_instances
 from clipseg.zoo import load_model

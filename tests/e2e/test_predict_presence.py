@@ -34,7 +34,7 @@ def test_presence_in_json_and_min_presence_empties_the_absent_prompt(tmp_path, c
 
 def _two_circles(tmp_path):
     """A scene with two red circles and a blue square, saved as PNG."""
-    from clipseg.data.shapes.scenes import plain_background, rasterize
+    from clipseg.data.shapes.drawing import plain_background, rasterize
 
     image = plain_background(np.random.default_rng(0), 128)
     for shape, (cx, cy), colour in (
@@ -143,7 +143,7 @@ def test_a_video_gives_instances_and_a_label_map_per_frame(tmp_path):
 
 
 def test_a_video_reports_presence_per_frame_and_its_highest_in_the_summary(tmp_path, capsys):
-    from clipseg.data.shapes.scenes import plain_background
+    from clipseg.data.shapes.drawing import plain_background
 
     scene = np.asarray(Image.open(_two_circles(tmp_path)).convert("RGB"))
     empty = plain_background(np.random.default_rng(1), 128)  # no object at all

@@ -388,7 +388,8 @@ def test_every_path_reads_presence_the_same_way(server, predictor):
 
 
 def test_min_area_drops_small_instances_and_regions_as_the_page_does(server, predictor):
-    from clipseg.data.shapes.scenes import COLORS, plain_background, rasterize
+    from clipseg.data.shapes.drawing import plain_background, rasterize
+    from clipseg.data.shapes.scenes import COLORS
     from clipseg.serve.app import page_summary
 
     image = plain_background(np.random.default_rng(0), 128)

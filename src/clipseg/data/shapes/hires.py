@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 # The same backgrounds, outlines and placement as the training scenes.
-from clipseg.data.shapes.scenes import COLORS, SHAPES, free_spot, outline, phrase_for, plain_background
+from clipseg.data.shapes.drawing import free_spot, outline, plain_background
+from clipseg.data.shapes.scenes import COLORS, SHAPES, phrase_for
 
 _COLOR_JITTER = 12  # as in shapes: keeps colors far apart
 

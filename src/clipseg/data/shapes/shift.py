@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipseg.data.shapes.scenes import COLORS, SHAPES, free_spot, rasterize
+from clipseg.data.shapes.drawing import free_spot, rasterize
+from clipseg.data.shapes.scenes import COLORS, SHAPES
 
 ANNOTATION_HEADER = ("image", "mask", "prompt")
 # A scene renderer: generator -> (image S x S x 3 uint8, {(color, shape): S x S bool mask}).
