@@ -4,7 +4,8 @@
 
 1. writes ``--scenes`` training scenes and ``--heldout`` held-out scenes of ``--renderer``: ``shift``
    (``clipseg.data.shapes.shift``, where the defaults of configs/finetune.yaml are chosen) or ``third``
-   (``bench/shapes_third.py``, which plays no part in choosing them); an annotated folder each, the
+   (``bench/shapes_third.py``, which plays no part in choosing them) or ``fourth``
+   (``bench/shapes_fourth.py``, written without seeing the others); an annotated folder each, the
    held-out one with one absent-object prompt per image;
 2. runs, as a user would: ``clipseg prepare folder``, ``clipseg fit --config configs/finetune.yaml
    --model.init_from shapes-tiny ...`` (plus ``--fit-args``, to try a recipe) and ``clipseg predict``;
@@ -28,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import shapes_fourth
 import shapes_third
 from shapes_robustness import measure
 
@@ -39,7 +41,11 @@ from clipseg.training.pack import module_from_checkpoint, pack_module
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "finetune.yaml"
 # Each renderer's folder writer and (training, held-out) seeds; bench/shapes_robustness.py uses the same
 # held-out seeds.
-RENDERERS = {"shift": (shapes_shift.write_folder, 1, 2), "third": (shapes_third.write_folder, 4, 3)}
+RENDERERS = {
+    "shift": (shapes_shift.write_folder, 1, 2),
+    "third": (shapes_third.write_folder, 4, 3),
+    "fourth": (shapes_fourth.write_folder, 6, 5),
+}
 
 
 def _run(command: list[str]) -> float:
