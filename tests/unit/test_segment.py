@@ -137,7 +137,7 @@ def test_a_head_round_trips_through_json_that_older_readers_still_read():
     # The map-only part sits where readers without heads look for it (``OLD_CALIBRATION``'s keys).
     stored = json.loads(calibration.to_json())
     assert {k: stored[k] for k in json.loads(OLD_CALIBRATION)} == json.loads(
-        Calibration(calibration.weights, calibration.bias, calibration.mean, calibration.scale).to_json()
+        Calibration(calibration.base).to_json()
     )
     probs = np.stack([_scene(True, rng), _scene(True, rng)])
     summary = np.array([[1.0, 0.0], [-1.0, 0.0]])  # the second painted map is a hard negative

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "map features only" if head is None else f"head on 3 map + {len(head.weights) - 3} decoder features"
     )
     print(
-        f"wrote {out} (presence calibration: {fitted}; map-only weights {[round(w, 3) for w in calibration.weights]})"
+        f"wrote {out} (presence calibration: {fitted}; map-only weights {[round(w, 3) for w in calibration.base.weights]})"
     )
     card = refresh_card(out)
     if card is not None:

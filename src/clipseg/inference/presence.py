@@ -71,18 +71,15 @@ class Logistic:
 
 @dataclass(frozen=True)
 class Calibration:
-    """``presence = sigmoid(features @ weights + bias)`` on the map's ``FEATURES``, standardised by
-    ``mean``/``scale``; with ``head``, a logistic on those features followed by the decoder's pooled
-    summary of the prompt (``ClipSegDecoder.forward(pooled=True)``), used wherever a backend gives it.
+    """Presence from a ``base`` logistic on the map's ``FEATURES``; with ``head``, a logistic on those
+    features followed by the decoder's pooled summary of the prompt (``ClipSegDecoder.forward(pooled=True)``),
+    used wherever a backend gives it.
 
-    The map-only part stays as the fallback for backends without the pooled output (ONNX exports
-    made before it) and keeps the JSON readable by versions without heads.
+    The map-only ``base`` stays as the fallback for backends without the pooled output (ONNX exports
+    made before it), stored at the JSON's top level where versions without heads read it.
     """
 
-    weights: tuple[float, ...]
-    bias: float
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
+    base: Logistic
     head: Logistic | None = None
 
     def __call__(self, probs: np.ndarray, pooled: np.ndarray | None = None) -> np.ndarray:
@@ -90,13 +87,10 @@ class Calibration:
         features = presence_features(probs)
         if self.head is not None and pooled is not None:
             return self.head(np.hstack([features, np.asarray(pooled, dtype=np.float64)]))
-        return Logistic(self.weights, self.bias, self.mean, self.scale)(features)
+        return self.base(features)
 
     def to_json(self) -> str:
-        data = {
-            "features": list(FEATURES),
-            **Logistic(self.weights, self.bias, self.mean, self.scale).to_dict(),
-        }
+        data = {"features": list(FEATURES), **self.base.to_dict()}
         if self.head is not None:
             data["head"] = {"features": [*FEATURES, HEAD_FEATURES], **self.head.to_dict()}
         return json.dumps(data)
@@ -111,10 +105,7 @@ class Calibration:
             raise ValueError(
                 f"presence head for features {head.get('features')}, expected {FEATURES} + {HEAD_FEATURES}"
             )
-        base = Logistic.from_dict(data)
-        return cls(
-            base.weights, base.bias, base.mean, base.scale, None if head is None else Logistic.from_dict(head)
-        )
+        return cls(Logistic.from_dict(data), None if head is None else Logistic.from_dict(head))
 
 
 def read_calibration(metadata: Mapping[str, str] | None) -> Calibration | None:
@@ -166,7 +157,7 @@ def fit_calibration(
     head = None
     if pooled is not None:
         head = fit_logistic(np.hstack([x, np.stack(pooled).astype(np.float64)]), np.asarray(present), l2=l2)
-    return Calibration(base.weights, base.bias, base.mean, base.scale, head)
+    return Calibration(base, head)
 
 
 def presence(
