@@ -202,3 +202,27 @@ def test_every_path_that_reports_presence_gives_what_segment_gives():
     )
     np.testing.assert_allclose([row[1] for row in rows], want, atol=1e-3)
     assert want[0] > 0.5 > want[1]
+
+
+def test_the_probability_only_calls_do_not_compute_the_decoder_summary(monkeypatch):
+    """``predict``, ``predict_batch`` / ``predict_arrays`` and ``predict_each`` hand back probabilities
+    only, so they decode without the summary even when the calibration has a head; the ``*_pooled``
+    calls that presence reads still ask for it."""
+    from clipseg.data.shapes.scenes import make_scene
+    from clipseg.inference.inputs import Job
+    from clipseg.zoo import load_model
+
+    predictor = load_model("shapes-tiny", device="cpu")
+    assert predictor.calibration.head is not None
+    image, _ = make_scene(np.random.default_rng(0), 128, 2)
+    asked = []
+    real = predictor.backend.decode_pooled
+    monkeypatch.setattr(predictor.backend, "decode_pooled", lambda *a: asked.append(1) or real(*a))
+    predictor.predict(image, ["red circle"])
+    predictor.predict_batch([image], ["red circle"])
+    predictor.predict_each([Job(image=image, prompts=["red circle"])])
+    assert asked == []
+    conditionals = predictor.embed_prompts(["red circle"])
+    assert predictor.predict_arrays_pooled([image], conditionals)[0][1] is not None
+    assert predictor.predict_each_pooled([Job(image=image, prompts=["red circle"])])[0][1] is not None
+    assert len(asked) == 2

@@ -189,7 +189,9 @@ class Predictor:
     ) -> list[np.ndarray]:
         """Probabilities ``N x H_i x W_i`` (float32) for ``H_i x W_i x 3`` uint8 images and ``N x D``
         conditionals (``options``: ``batch_size``, ``refine``, ``tiles``; see ``predict_arrays_pooled``)."""
-        return [probs for probs, _ in self.predict_arrays_pooled(images, conditionals, **options)]
+        return [
+            probs for probs, _ in self.predict_arrays_pooled(images, conditionals, pooled=False, **options)
+        ]
 
     def predict_arrays_pooled(
         self,
@@ -199,9 +201,11 @@ class Predictor:
         batch_size: int = 8,
         refine: str = "none",
         tiles: bool = False,
+        pooled: bool | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """``predict_arrays``' probabilities and, per image, the decoder's ``N x 3R`` summary of every
-        conditional as ``predict_pooled`` gives it (when the presence calibration has a head).
+        conditional as ``predict_pooled`` gives it (``pooled``: by default when the presence
+        calibration has a head).
 
         ``refine`` and ``tiles``: see ``predict_batch``.
         """
@@ -210,7 +214,8 @@ class Predictor:
         results: list[tuple[np.ndarray, np.ndarray | None]] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            logits, summary = self._decode(self.backend.encode_image(self._pixels(chunk)), conditionals)
+            features = self.backend.encode_image(self._pixels(chunk))
+            logits, summary = self._decode(features, conditionals, pooled=pooled)
             for index, (img, lg) in enumerate(zip(chunk, logits)):
                 pooled = None if summary is None else summary[index]
                 results.append((self._finish(img, lg, conditionals, **options), pooled))
@@ -344,11 +349,13 @@ class Predictor:
         bounds the batch (images x distinct prompts), since every image is decoded for every prompt.
         Returns ``K_i x H_i x W_i`` float32 masks per job, as ``predict`` gives them.
         """
-        return [probs for probs, _ in self.predict_each_pooled(jobs)]
+        return [probs for probs, _ in self.predict_each_pooled(jobs, pooled=False)]
 
-    def predict_each_pooled(self, jobs: Sequence[Job]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def predict_each_pooled(
+        self, jobs: Sequence[Job], *, pooled: bool | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """``predict_each``'s masks and, per job, the decoder's summary of its prompts as
-        ``predict_pooled`` gives it (when the presence calibration has a head)."""
+        ``predict_pooled`` gives it (``pooled``: by default when the presence calibration has a head)."""
         if not jobs:
             return []
         for job in jobs:
@@ -360,7 +367,9 @@ class Predictor:
         unique = {key: p for ks, ps in zip(keys, prompt_lists) for key, p in zip(ks, ps)}
         row = {key: r for r, key in enumerate(unique)}
         conditionals = self.embed_prompts(list(unique.values()))
-        logits, summary = self._decode(self.backend.encode_image(self._pixels(arrays)), conditionals)
+        logits, summary = self._decode(
+            self.backend.encode_image(self._pixels(arrays)), conditionals, pooled=pooled
+        )
         results = []
         for index, (job, array, job_keys) in enumerate(zip(jobs, arrays, keys)):
             rows = [row[key] for key in job_keys]
