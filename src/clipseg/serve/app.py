@@ -118,9 +118,8 @@ def page_summary(
     # Soft still: only the negatives' pixels are zeroed, at the cut the masks use.
     kept = remove_negatives(probs, negatives, cut)
     per_prompt = replace(options, combine="none")  # a row per prompt, also when the masks are combined
-    scores = prompt_presence(
-        probs, negatives, per_prompt, calibration, pooled
-    )  # as every path reads presence
+    # As every path reads presence (prompt_presence), from the probabilities already freed of negatives.
+    scores = prompt_presence(kept, None, per_prompt, calibration, pooled)
     found = segmentation(kept, calibration, threshold=cut, min_area=options.min_area, scores=scores)
     counts = np.bincount([i.prompt for i in found.instances], minlength=len(probs))
     rows = [[label, round(float(p), 3), int(c)] for label, p, c in zip(labels, found.presence, counts)]
