@@ -17,6 +17,7 @@ only.
 
     python bench/shapes_fifth.py --out outputs/shapes-fifth --scenes 200 --seed 7
     python bench/shapes_fifth.py --sheet docs/shapes-fifth.png      # 12 scenes with mask outlines
+    python bench/shapes_fifth.py --out outputs/shapes-fifth --quality shapes-tiny   # by shape
 """
 
 from __future__ import annotations
@@ -253,11 +254,35 @@ def write_folder(folder: str | Path, n: int, *, seed: int, absent_prompts: bool 
             mask_name = f"masks/{index:04d}-{prompt.replace(' ', '-')}.png"
             Image.fromarray(mask.astype(np.uint8) * 255).save(folder / mask_name)
             rows.append({"image": name, "mask": mask_name, "prompt": prompt})
-    with (folder / "annotations.csv").open("w", newline="") as handle:
+    _write_rows(folder / "annotations.csv", rows)
+    return folder
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["image", "mask", "prompt"])
         writer.writeheader()
         writer.writerows(rows)
-    return folder
+
+
+def quality_by_shape(model: str, folder: Path) -> dict[str, dict[str, float]]:
+    """``folder_quality`` of ``model`` on the folder's rows, all and of each shape (absent rows go by
+    their prompt's shape): ``{"all" | shape: {"text_miou", "absent_marked_fraction", "n_text", ...}}``.
+
+    Each shape's rows go to ``annotations-<shape>.csv`` beside the folder's own file, which stays whole.
+    """
+    from clipseg import load_model  # torch only for the measurement: the renderer needs none
+    from clipseg.eval.quality import folder_quality
+
+    predictor = load_model(model)
+    with (folder / "annotations.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    results = {"all": folder_quality(predictor, folder, progress=False)}
+    for shape in SHAPES:
+        part = folder / f"annotations-{shape}.csv"
+        _write_rows(part, [row for row in rows if row["prompt"].endswith(shape)])
+        results[shape] = folder_quality(predictor, part, progress=False)
+    return results
 
 
 def contact_sheet(path: Path, *, seed: int = 7, count: int = 12, tile: int = 200) -> None:
@@ -294,11 +319,20 @@ def main() -> int:
     parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of 12 scenes here")
+    parser.add_argument("--quality", metavar="MODEL", help="then score this zoo name or model file on --out")
     args = parser.parse_args()
     if args.out is None and args.sheet is None:
         parser.error("give --out and/or --sheet")
-    if args.out is not None:
+    if args.quality is not None and args.out is None:
+        parser.error("--quality scores the folder of --out; give --out")
+    if args.out is not None and not (args.out / "annotations.csv").exists():
         write_folder(args.out, args.scenes, seed=args.seed, absent_prompts=True)
+    if args.quality is not None:
+        print("| rows | text mIoU | prompts | absent marked | absent prompts |\n|---|---|---|---|---|")
+        for name, r in quality_by_shape(args.quality, args.out).items():
+            print(
+                f"| {name} | {r['text_miou']:.3f} | {r['n_text']} | {r['absent_marked_fraction']:.4f} | {r['n_absent']} |"
+            )
     if args.sheet is not None:
         contact_sheet(args.sheet, seed=args.seed)
     return 0
