@@ -40,7 +40,11 @@ def folder(fifth: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rows(folder: Path) -> list[dict[str, str]]:
-    with (folder / "annotations.csv").open(newline="") as handle:
+    return _rows_of(folder / "annotations.csv")
+
+
+def _rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -123,3 +127,15 @@ def test_the_folder_reader_reads_every_row(folder: Path) -> None:
     assert len(tasks) == len(_rows(folder))
     for task in tasks:
         folder_row(task)  # raises BadSample on an unreadable file or a mask of another size
+
+
+def test_quality_by_shape_splits_the_rows_by_shape(fifth: ModuleType, folder: Path) -> None:
+    scores = fifth.quality_by_shape("shapes-tiny", folder)
+    parts = [scores[shape] for shape in ("circle", "square", "triangle")]
+    whole = scores["all"]
+    for count, mean in (("n_text", "text_miou"), ("n_absent", "absent_marked_fraction")):
+        assert sum(p[count] for p in parts) == whole[count]
+        weighted = sum(p[mean] * p[count] for p in parts if p[count]) / whole[count]
+        assert weighted == pytest.approx(whole[mean])
+    for shape in ("circle", "square", "triangle"):
+        assert all(row["prompt"].endswith(shape) for row in _rows_of(folder / f"annotations-{shape}.csv"))
