@@ -9,7 +9,8 @@ For each ``--model`` (a zoo name or model file), on four renderers:
 - shifted: ``--scenes`` held-out scenes of ``clipseg.data.shapes.shift`` (seed 2, as
   ``bench/finetune_shift.py``'s held-out folder), text mIoU@0.5 and marked pixels of absent prompts;
 - third: ``--scenes`` scenes of ``bench/shapes_third.py`` (seed 3), the same two numbers;
-- fourth: ``--scenes`` scenes of ``bench/shapes_fourth.py`` (seed 5), the same two numbers.
+- fourth: ``--scenes`` scenes of ``bench/shapes_fourth.py`` (seed 5), the same two numbers;
+- fifth: ``--scenes`` scenes of ``bench/shapes_fifth.py`` (seed 7), the same two numbers.
 
 Prints a markdown table and writes ``<work>/results.json``. Not a ``*_bench.py``: ``make bench`` leaves it out.
 """
@@ -21,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+import shapes_fifth
 import shapes_fourth
 import shapes_third
 
@@ -34,6 +36,7 @@ HELDOUT = {
     "shifted": (shapes_shift.write_folder, 2),
     "third": (shapes_third.write_folder, 3),
     "fourth": (shapes_fourth.write_folder, 5),
+    "fifth": (shapes_fifth.write_folder, 7),
 }
 COLUMNS = (
     ("original text", "original/text_miou"),
@@ -46,6 +49,8 @@ COLUMNS = (
     ("third absent", "third/absent_marked_fraction"),
     ("fourth text", "fourth/text_miou"),
     ("fourth absent", "fourth/absent_marked_fraction"),
+    ("fifth text", "fifth/text_miou"),
+    ("fifth absent", "fifth/absent_marked_fraction"),
 )
 
 
