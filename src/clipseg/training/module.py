@@ -144,7 +144,8 @@ class ClipSegModule(LightningModule):
         if auxiliary and self.teacher:
             distill = plain_distillation(self.teacher[0], self.tokenizer, batch, out.logits)
             if distill is not None:
-                self.log("train/distill", distill, batch_size=len(out.logits))
+                if self._trainer is not None:  # model_step also serves outside a Trainer (tests, tools)
+                    self.log("train/distill", distill, batch_size=len(out.logits))
                 loss = loss + self.distill_weight * distill
         return loss, torch.sigmoid(out.logits.detach().float()), out.target
 
