@@ -146,9 +146,10 @@ shapes-tiny-v2.1: install
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v2.safetensors \
 		--model outputs/shapes-tiny-v2.1/v2.1.safetensors --model outputs/shapes-tiny-v2.1/trained.safetensors
 
-# shapes-tiny v2.3, a candidate (docs/shapes-tiny.md): v2.1's run plus distillation from v2 on the
-# plain scenes; the step (1250 or 2500) and blend with v2 (none, 0.3, 0.5) chosen by #35's rule on the
-# original and shifted renderers only, copied to outputs/ (not the zoo). One core, ~40-75 min + ~20.
+# shapes-tiny v2.3, tried and not shipped (docs/shapes-tiny.md): v2.1's run plus distillation from v2
+# on the plain scenes; the step (1250 or 2500) and blend with v2 (none, 0.3, 0.5) chosen by #35's rule
+# on the original and shifted renderers only, copied to outputs/ (not the zoo). One core: 51 min on
+# the shared machine, then ~10 min of measuring.
 shapes-tiny-v2.3: install
 	mkdir -p outputs/shapes-tiny-v2.3
 	cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors
