@@ -11,7 +11,7 @@ TORCH   := $(shell grep -E '^torch==' constraints.txt)
 # torchvision is left out: the registry's wheels are CUDA builds that do not load with the CPU torch.
 
 .PHONY: install install-newest demo test test-slow test-newest lint format docs bench bench-gpu eval-all \
-	zoo-shapes-tiny calibrate-shapes-tiny shapes-tiny-v2 shapes-tiny-v2.1 clean
+	zoo-shapes-tiny calibrate-shapes-tiny shapes-tiny-v2 shapes-tiny-v2.1 shapes-tiny-v2.3 clean
 
 STAMP   := $(VENV)/.installed
 
@@ -145,6 +145,18 @@ shapes-tiny-v2.1: install
 		'outputs/shapes-tiny-v2.1/v2.1.safetensors')"
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v2.safetensors \
 		--model outputs/shapes-tiny-v2.1/v2.1.safetensors --model outputs/shapes-tiny-v2.1/trained.safetensors
+
+# shapes-tiny v2.3, tried and not shipped (docs/shapes-tiny.md): v2.1's run plus distillation from v2
+# on the plain scenes; the step (1250 or 2500) and blend with v2 (none, 0.3, 0.5) chosen by #35's rule
+# on the original and shifted renderers only, copied to outputs/ (not the zoo). One core: 51 min on
+# the shared machine, then ~10 min of measuring.
+shapes-tiny-v2.3: install
+	mkdir -p outputs/shapes-tiny-v2.3
+	cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.3.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.3 \
+		--base outputs/shapes-tiny-v2.safetensors --step 1250 --step 2500 \
+		--chosen outputs/shapes-tiny-v2.3/chosen.safetensors
 
 clean:
 	rm -rf $(VENV) $(VENV_NEWEST) .pytest_cache .ruff_cache wandb lightning_logs results outputs site

@@ -30,9 +30,11 @@ LATER_STAGES = (
     "shapes-tiny-v2.yaml",
     "shapes-tiny-v2-tail.yaml",
     "shapes-tiny-v2.1.yaml",
+    "shapes-tiny-v2.3.yaml",
     "shapes-tiny-v3.yaml",
     "shapes-tiny-v3-frozen.yaml",
 )
+DISTILLING = ("shapes-tiny-v2.3.yaml",)  # their teacher (distill_from) is a shapes-tiny file too
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
 
@@ -48,6 +50,8 @@ def small_run(tmp_path, data_root, tiny_backbone_dir, monkeypatch):
             args += ["--model.init_from", "shapes-tiny"]
         elif config != "shapes-tiny.yaml":  # the only config with its own (random) backbone
             args += ["--model.config.backbone", str(tiny_backbone_dir)]
+        if config in DISTILLING:
+            args += ["--model.distill_from", "shapes-tiny"]
         RecordLoggedMetrics.runs.clear()
         assert run_cli([*args, "--trainer.callbacks", RECORDER, *extra]) == 0
         (logged,) = RecordLoggedMetrics.runs
@@ -67,6 +71,7 @@ def test_every_paper_experiment_has_a_config():
         "shapes-tiny-v2.yaml",  # its third stage, on the varied shapes world
         "shapes-tiny-v2-tail.yaml",  # and its fourth
         "shapes-tiny-v2.1.yaml",  # one long run from v2, turns through every pose, radial backgrounds
+        "shapes-tiny-v2.3.yaml",  # v2.1 plus distillation from v2 on the plain scenes (#35; a candidate)
         "shapes-tiny-v3.yaml",  # hard absent prompts from v2 (#34; tried, not shipped)
         "shapes-tiny-v3-frozen.yaml",  # the same on a frozen backbone (tried, not shipped)
     }

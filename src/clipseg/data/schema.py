@@ -61,6 +61,7 @@ class Sample(TypedDict, total=False):
 #   text_weight [B] float: weight of the text embedding in w * text + (1 - w) * visual
 #   sample_id list[str], class_id [B] long
 #   label [B,H,W] long (only for zero-shot)
+#   varied [B] bool (only for shapes drawn in a varied world): the scene has the varied look, not the plain one
 BATCH_KEYS = (
     "image",
     "mask",

@@ -253,6 +253,9 @@ class SampleTransform:
             "class_id": torch.tensor(int(sample.get("class_id", NO_CLASS)), dtype=torch.long),
             **self._support(sample),
         }
+        meta = sample.get("meta") or {}
+        if "varied" in meta:  # shapes' look, flagged in a varied world only (see shapes.scenes.draw_sample)
+            item["varied"] = torch.tensor(bool(meta["varied"]))
         if label is not None:
             side = (self.image_size, self.image_size)
             label = cv2.resize(out["label"], side, interpolation=cv2.INTER_NEAREST)

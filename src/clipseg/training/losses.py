@@ -15,9 +15,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import PreTrainedTokenizerBase
 
 from clipseg.modeling.clipseg import ClipSeg
-from clipseg.training.steps import Batch, StepOutputs
+from clipseg.training.steps import Batch, StepOutputs, forward_step
 
 
 def prompt_contrastive_loss(
@@ -169,3 +170,48 @@ class FromScratchLosses(nn.Module):
             if dense is not None:
                 loss = loss + self.dense_label_weight * dense
         return loss
+
+
+def distillation_loss(logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Mean per-pixel binary KL divergence from the teacher's probabilities to the student's.
+
+    ``logits`` and ``teacher_logits`` are ``N x H x W``. It is the BCE of the student's logits against
+    the teacher's sigmoid probabilities (soft targets; Hinton et al. 2015, Li & Hoiem 2016) minus the
+    targets' own entropy: the same gradient, but 0 when the student matches the teacher, so the logged
+    value reads as how far the student has drifted.
+    """
+    soft = torch.sigmoid(teacher_logits.float())
+    bce = F.binary_cross_entropy_with_logits(logits.float(), soft)
+    entropy = F.binary_cross_entropy_with_logits(teacher_logits.float(), soft)
+    return bce - entropy
+
+
+def select_samples(batch: Batch, keep: Tensor) -> dict[str, Any]:
+    """The samples of ``batch`` where the ``B`` bools ``keep`` are True (tensors and per-sample lists)."""
+    rows = keep.tolist()
+    picked: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, Tensor):
+            picked[key] = value[keep.to(value.device)]
+        else:
+            picked[key] = [v for v, k in zip(value, rows) if k]
+    return picked
+
+
+def plain_distillation(
+    teacher: ClipSeg, tokenizer: PreTrainedTokenizerBase, batch: Batch, logits: Tensor
+) -> Tensor | None:
+    """``distillation_loss`` of the student's ``logits`` ``B x H x W`` against ``teacher``'s, on plain scenes.
+
+    Plain scenes are those ``batch["varied"]`` flags False (the shapes world's original look); a batch
+    without the flag counts every sample (Learning without Forgetting's form). The teacher sees the
+    same images and prompts, without gradients. ``None`` when no sample counts.
+    """
+    keep = ~batch["varied"].bool() if "varied" in batch else torch.ones(len(logits), dtype=torch.bool)
+    keep = keep.to(logits.device)
+    if not keep.any():
+        return None
+    plain = select_samples(batch, keep)
+    with torch.no_grad():
+        teacher_logits = forward_step(teacher.to(logits.device), tokenizer, plain).logits
+    return distillation_loss(logits[keep], teacher_logits)

@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from clipseg.core.config import ClipSegConfig
 from clipseg.core.tokenizer import build_clip_tokenizer, load_named_tokenizer
 from clipseg.modeling.clipseg import ClipSeg
+from clipseg.zoo import load_weights
 
 
 def load_tokenizer(
@@ -69,3 +70,15 @@ def build_model(
         return ClipSeg(match_text_tower(config, tok)), tok
     model = ClipSeg(config)
     return model, load_tokenizer(source=tokenizer, corpus=tokenizer_corpus, config=config)
+
+
+def load_teacher(name_or_path: str, tokenizer: PreTrainedTokenizerBase) -> ClipSeg:
+    """The zoo model or model file ``name_or_path``, frozen and in eval mode, to distill from.
+
+    Raises:
+        ValueError: its tokenizer differs from ``tokenizer`` (the teacher reads the student's prompts).
+    """
+    teacher, teacher_tokenizer = load_weights(name_or_path)
+    if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"distill_from {name_or_path!r}: its tokenizer differs from this run's")
+    return teacher.requires_grad_(False).eval()

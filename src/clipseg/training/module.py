@@ -14,8 +14,8 @@ from clipseg.core.config import ClipSegConfig
 from clipseg.metrics import ReferringSegMetrics
 from clipseg.modeling.clipseg import ClipSeg, load_state
 from clipseg.training.evaluation import make_evaluator
-from clipseg.training.losses import FromScratchLosses
-from clipseg.training.model_setup import build_model
+from clipseg.training.losses import FromScratchLosses, plain_distillation
+from clipseg.training.model_setup import build_model, load_teacher
 from clipseg.training.steps import Batch, bce_loss, forward_step
 from clipseg.zoo import load_weights
 
@@ -57,6 +57,13 @@ class ClipSegModule(LightningModule):
             to fine-tune it; its architecture and tokenizer must be this run's (or leave ``config``
             and ``tokenizer`` unset to take both from it). Optimizer and schedule start fresh
             (``--ckpt_path`` resumes a run instead).
+        distill_from: zoo name or model file of a teacher (usually the model ``init_from`` starts
+            from): training adds ``distill_weight`` times the per-pixel KL divergence from its mask
+            probabilities to the student's on the plain scenes of each batch (``losses.plain_distillation``),
+            so that training on a varied world does not forget the original one (Learning without
+            Forgetting). The teacher is frozen, outside the optimizer and the checkpoints (reloaded
+            from the name on resume); logged as ``train/distill``.
+        distill_weight: the weight of that term.
     """
 
     def __init__(
@@ -73,6 +80,8 @@ class ClipSegModule(LightningModule):
         losses: FromScratchLosses | None = None,
         init_from: str | None = None,
         schedule_steps: int | None = None,
+        distill_from: str | None = None,
+        distill_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(config, dict):  # `load_from_checkpoint` outside LightningCLI passes the stored dict
@@ -104,6 +113,9 @@ class ClipSegModule(LightningModule):
         self.evaluation = evaluation
         self.lr, self.min_lr, self.weight_decay, self.warmup_steps = lr, min_lr, weight_decay, warmup_steps
         self.schedule_steps = schedule_steps
+        # In a tuple, so that it is no submodule: not in state_dict, parameters(), EMA or train() switches.
+        self.teacher = () if distill_from is None else (load_teacher(distill_from, self.tokenizer),)
+        self.distill_weight = distill_weight
         self.train_metrics = ReferringSegMetrics()
         self.evaluators = nn.ModuleDict()  # "val" / "test" → Evaluator, built in `setup`
 
@@ -122,12 +134,19 @@ class ClipSegModule(LightningModule):
     def model_step(self, batch: Batch, *, auxiliary: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """``loss``, ``probs`` ``B x H x W`` and ``target`` ``B x H x W`` of a batch (see ``steps.model_step``).
 
-        The loss is BCE plus ``losses``' terms; ``auxiliary=False`` leaves those out (prediction needs none).
+        The loss is BCE plus ``losses``' terms and the distillation term; ``auxiliary=False`` leaves those out
+        (prediction needs none).
         """
         out = forward_step(self.model, self.tokenizer, batch)
         loss = bce_loss(out)
         if auxiliary and self.losses is not None:
             loss = loss + self.losses(self.model, batch, out)
+        if auxiliary and self.teacher:
+            distill = plain_distillation(self.teacher[0], self.tokenizer, batch, out.logits)
+            if distill is not None:
+                if self._trainer is not None:  # model_step also serves outside a Trainer (tests, tools)
+                    self.log("train/distill", distill, batch_size=len(out.logits))
+                loss = loss + self.distill_weight * distill
         return loss, torch.sigmoid(out.logits.detach().float()), out.target
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:

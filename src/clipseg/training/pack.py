@@ -57,6 +57,7 @@ def module_from_checkpoint(path: str | Path) -> ClipSegModule:
     """
     checkpoint = load_lightning_checkpoint(path)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams["distill_from"] = None  # a teacher only shapes training: no need to read (or still have) it
     config = ClipSegConfig.from_dict(hparams["config"])
     tokenizer_from_init = (
         config.backbone_is_random

@@ -296,6 +296,8 @@ def draw_sample(
             "objects": [[o.color, o.shape, o.size, o.horizontal, o.vertical] for o in objects],
         },
     }
+    if config.style is not None:  # only in a varied world, so plain streams stay exactly as they were
+        sample["meta"]["varied"] = style is not None  # training tells plain scenes apart (distillation)
     if not visual:
         return sample, None
     n_support = int(rng.integers(1, config.max_objects + 1))
