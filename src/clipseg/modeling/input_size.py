@@ -77,7 +77,9 @@ def with_input_size(model: ClipSeg, image_size: int) -> ClipSeg:
     if image_size % patch:
         raise ValueError(f"image_size {image_size} is not a multiple of the patch size {patch}")
     backbone["vision_config"]["image_size"] = image_size
-    resized = ClipSeg(ClipSegConfig.from_dict({**config.to_dict(), "backbone": backbone, "image_size": image_size}))
+    resized = ClipSeg(
+        ClipSegConfig.from_dict({**config.to_dict(), "backbone": backbone, "image_size": image_size})
+    )
     source = f"with_input_size({image_size})"
     load_state(resized, fit_position_embedding(model.state_dict(), resized, source=source), source=source)
     return resized
