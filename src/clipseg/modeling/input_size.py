@@ -82,4 +82,4 @@ def with_input_size(model: ClipSeg, image_size: int) -> ClipSeg:
     )
     source = f"with_input_size({image_size})"
     load_state(resized, fit_position_embedding(model.state_dict(), resized, source=source), source=source)
-    return resized
+    return resized.train(model.training)
