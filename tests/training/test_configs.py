@@ -30,9 +30,9 @@ LATER_STAGES = (
     "shapes-tiny-v2.yaml",
     "shapes-tiny-v2-tail.yaml",
     "shapes-tiny-v2.1.yaml",
-    "shapes-tiny-v2.2.yaml",
     "shapes-tiny-v3.yaml",
     "shapes-tiny-v3-frozen.yaml",
+    "shapes-tiny-v2.2.yaml",
 )
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
 
@@ -68,9 +68,9 @@ def test_every_paper_experiment_has_a_config():
         "shapes-tiny-v2.yaml",  # its third stage, on the varied shapes world
         "shapes-tiny-v2-tail.yaml",  # and its fourth
         "shapes-tiny-v2.1.yaml",  # one long run from v2, turns through every pose, radial backgrounds
-        "shapes-tiny-v2.2.yaml",  # v2.1's run at a 128 px input (a 16 x 16 patch grid)
         "shapes-tiny-v3.yaml",  # hard absent prompts from v2 (#34; tried, not shipped)
         "shapes-tiny-v3-frozen.yaml",  # the same on a frozen backbone (tried, not shipped)
+        "shapes-tiny-v2.2.yaml",  # v2.1's run at a 128 px input (a 16 x 16 patch grid)
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected
