@@ -131,6 +131,24 @@ shapes-tiny-v2: install
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v1.safetensors \
 		--model zoo/shapes-tiny.safetensors --model outputs/shapes-tiny-v2/v2.safetensors
 
+# shapes-tiny v2.2 (docs/shapes-tiny.md): v2.1's run at a 128 px input, from the shipped v2 with its
+# position embedding resampled to the 16 x 16 grid (v2-128, also the base of the blends); steps 750
+# and 1500, as trained and blended with v2-128, chosen by #35's rule on the original and shifted
+# renderers only (bench/shapes_candidates.py) into outputs/shapes-tiny-v2.2/chosen.safetensors (not the
+# zoo), then the before -> after table. One core: 55 min on the shared machine, then ~20 min of measuring.
+.PHONY: shapes-tiny-v2.2
+shapes-tiny-v2.2: install
+	mkdir -p outputs/shapes-tiny-v2.2
+	cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors
+	$(BIN)/python -c "from clipseg.training.finetune_output import resize_file; resize_file( \
+		'outputs/shapes-tiny-v2.safetensors', 128, 'outputs/shapes-tiny-v2-128.safetensors')"
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.2.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.2 \
+		--base outputs/shapes-tiny-v2-128.safetensors --step 750 --step 1500 \
+		--chosen outputs/shapes-tiny-v2.2/chosen.safetensors
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v2.safetensors \
+		--model outputs/shapes-tiny-v2.2/chosen.safetensors
+
 # shapes-tiny v2.1, tried and not shipped (docs/shapes-tiny.md): one run from the shipped v2 on v2's
 # world with turns through every pose and radial / vignetted backgrounds, step 2500's weights blended
 # half-way back to v2's into outputs/ (not the zoo), then the before -> after table. One core, ~40 min.

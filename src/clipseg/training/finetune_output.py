@@ -20,6 +20,7 @@ from lightning import Callback, LightningModule, Trainer
 from safetensors import safe_open
 
 from clipseg.modeling.clipseg import META_FINETUNE, ClipSeg, finetune_record, load_state
+from clipseg.modeling.input_size import with_input_size
 from clipseg.training.calibrate import DEFAULT_LIMIT, calibrate
 from clipseg.training.module import ClipSegModule
 from clipseg.training.pack import pack_module
@@ -61,6 +62,17 @@ def blend_files(model: str, base: str, base_weight: float, out: str | Path) -> P
     """
     module = ClipSegModule(init_from=model)
     blend_with_base(module.model, base, base_weight)
+    return pack_module(module, out, Path(out).stem)
+
+
+def resize_file(model: str, image_size: int, out: str | Path) -> Path:
+    """Write the model file ``out``: ``model`` moved to ``image_size`` px inputs (``input_size.with_input_size``).
+
+    What a run at another input size starts from (``init_from`` resamples alike), and so the base to
+    blend such a run's weights with. Tokenizer is ``model``'s; the zoo name stored is ``out``'s stem.
+    """
+    module = ClipSegModule(init_from=model)
+    module.model = with_input_size(module.model, image_size)
     return pack_module(module, out, Path(out).stem)
 
 

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from clipseg.core.config import ClipSegConfig
 from clipseg.metrics import ReferringSegMetrics
 from clipseg.modeling.clipseg import ClipSeg, load_state
+from clipseg.modeling.input_size import fit_position_embedding
 from clipseg.training.evaluation import make_evaluator
 from clipseg.training.losses import FromScratchLosses, plain_distillation
 from clipseg.training.model_setup import build_model, load_teacher
@@ -54,8 +55,9 @@ class ClipSegModule(LightningModule):
             labels, identity FiLM) for a backbone trained from scratch (Dice alone in ``configs/finetune.yaml``);
             none for the paper's BCE.
         init_from: zoo name or model file (see ``clipseg.load_model``) whose weights start this run,
-            to fine-tune it; its architecture and tokenizer must be this run's (or leave ``config``
-            and ``tokenizer`` unset to take both from it). Optimizer and schedule start fresh
+            to fine-tune it; its architecture and tokenizer must be this run's, its input size may differ
+            (the position embedding is resampled), or leave ``config`` and ``tokenizer`` unset to take
+            both from it. Optimizer and schedule start fresh
             (``--ckpt_path`` resumes a run instead).
         distill_from: zoo name or model file of a teacher (usually the model ``init_from`` starts
             from): training adds ``distill_weight`` times the per-pixel KL divergence from its mask
@@ -233,6 +235,9 @@ class ClipSegModule(LightningModule):
 def load_weights_from(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> None:
     """Copy the weights of the zoo model or model file ``name_or_path`` into ``model``.
 
+    A file made for another input size starts a run at ``model``'s: its vision position embedding is
+    resampled to ``model``'s patch grid (``input_size.fit_position_embedding``, logged).
+
     Raises:
         ValueError: its tokenizer differs from ``tokenizer``; ``CheckpointError`` (a ``ValueError``)
             lists the parameters whose names or shapes differ from ``model``'s.
@@ -240,4 +245,5 @@ def load_weights_from(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, name_o
     source, source_tokenizer = load_weights(name_or_path)
     if source_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"init_from {name_or_path!r}: its tokenizer differs from this run's")
-    load_state(model, source.state_dict(), source=f"{name_or_path!r} (init_from)")
+    where = f"{name_or_path!r} (init_from)"
+    load_state(model, fit_position_embedding(source.state_dict(), model, source=where), source=where)
