@@ -11,7 +11,8 @@ TORCH   := $(shell grep -E '^torch==' constraints.txt)
 # torchvision is left out: the registry's wheels are CUDA builds that do not load with the CPU torch.
 
 .PHONY: install install-newest demo test test-slow test-newest lint format docs bench bench-gpu eval-all \
-	zoo-shapes-tiny calibrate-shapes-tiny shapes-tiny-v2 shapes-tiny-v2.1 shapes-tiny-v2.3 clean
+	zoo-shapes-tiny calibrate-shapes-tiny shapes-tiny-v2 shapes-tiny-v2.1 shapes-tiny-v2.2 \
+	shapes-tiny-v2.3 clean
 
 STAMP   := $(VENV)/.installed
 
@@ -131,15 +132,21 @@ shapes-tiny-v2: install
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v1.safetensors \
 		--model zoo/shapes-tiny.safetensors --model outputs/shapes-tiny-v2/v2.safetensors
 
+# The runs after v2 start from v2: by default the file shipped as v2, taken from git
+# (`make zoo-shapes-tiny` passes V2_FROM_GIT=no: the v2 that `make shapes-tiny-v2` has just written).
+V2_COMMIT   := 331ad9a
+V2_FROM_GIT ?= yes
+GET_V2 = if [ "$(V2_FROM_GIT)" = yes ]; then git show $(V2_COMMIT):src/clipseg/zoo/shipped/shapes-tiny.safetensors \
+	> outputs/shapes-tiny-v2.safetensors; else cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors; fi
+
 # shapes-tiny v2.2 (docs/shapes-tiny.md): v2.1's run at a 128 px input, from the shipped v2 with its
 # position embedding resampled to the 16 x 16 grid (v2-128, also the base of the blends); steps 750
 # and 1500, as trained and blended with v2-128, chosen by #35's rule on the original and shifted
 # renderers only (bench/shapes_candidates.py) into outputs/shapes-tiny-v2.2/chosen.safetensors (not the
 # zoo), then the before -> after table. One core: 55 min on the shared machine, then ~20 min of measuring.
-.PHONY: shapes-tiny-v2.2
 shapes-tiny-v2.2: install
 	mkdir -p outputs/shapes-tiny-v2.2
-	cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors
+	$(GET_V2)
 	$(BIN)/python -c "from clipseg.training.finetune_output import resize_file; resize_file( \
 		'outputs/shapes-tiny-v2.safetensors', 128, 'outputs/shapes-tiny-v2-128.safetensors')"
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.2.yaml
@@ -154,7 +161,7 @@ shapes-tiny-v2.2: install
 # half-way back to v2's into outputs/ (not the zoo), then the before -> after table. One core, ~40 min.
 shapes-tiny-v2.1: install
 	mkdir -p outputs/shapes-tiny-v2.1
-	cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors
+	$(GET_V2)
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.1.yaml
 	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny-v2.1/steps/step=2500.ckpt --name shapes-tiny \
 		--out outputs/shapes-tiny-v2.1/trained.safetensors
@@ -170,7 +177,7 @@ shapes-tiny-v2.1: install
 # the shared machine, then ~10 min of measuring.
 shapes-tiny-v2.3: install
 	mkdir -p outputs/shapes-tiny-v2.3
-	cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors
+	$(GET_V2)
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.3.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.3 \
 		--base outputs/shapes-tiny-v2.safetensors --step 1250 --step 2500 \
