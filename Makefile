@@ -12,7 +12,7 @@ TORCH   := $(shell grep -E '^torch==' constraints.txt)
 
 .PHONY: install install-newest demo test test-slow test-newest lint format docs bench bench-gpu eval-all \
 	zoo-shapes-tiny calibrate-shapes-tiny shapes-tiny-v2 shapes-tiny-v2.1 shapes-tiny-v2.2 \
-	shapes-tiny-v2.3 clean
+	shapes-tiny-v2.3 shapes-tiny-v2.4 clean
 
 STAMP   := $(VENV)/.installed
 
@@ -88,7 +88,8 @@ eval-all: install
 	$(BIN)/clipseg eval-all --out results
 
 # The shipped shapes-tiny from scratch: v1 (configs/shapes-tiny.yaml, then configs/shapes-tiny-twins.yaml;
-# about 2 h on 2 cores), then v2 from that v1 (`make shapes-tiny-v2`), which writes zoo/shapes-tiny.safetensors.
+# about 2 h on 2 cores), then v2 from that v1 (`make shapes-tiny-v2`), then v2.2 from that v2
+# (`make shapes-tiny-v2.2`), which writes zoo/shapes-tiny.safetensors.
 zoo-shapes-tiny: install
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny.yaml
 	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny \
@@ -97,6 +98,7 @@ zoo-shapes-tiny: install
 	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny-twins/checkpoints/last.ckpt --name shapes-tiny \
 		--out outputs/shapes-tiny-v1.safetensors
 	$(MAKE) shapes-tiny-v2 V1_FROM_GIT=no
+	$(MAKE) shapes-tiny-v2.2 V2_FROM_GIT=no
 
 # The presence calibration of the shipped shapes-tiny (issue 34): 4000 val scenes of seed 0, rich in
 # hard negatives (30 % absent prompts, 70 % of them a missing shape in a colour the scene has: the
@@ -139,22 +141,40 @@ V2_FROM_GIT ?= yes
 GET_V2 = if [ "$(V2_FROM_GIT)" = yes ]; then git show $(V2_COMMIT):src/clipseg/zoo/shipped/shapes-tiny.safetensors \
 	> outputs/shapes-tiny-v2.safetensors; else cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors; fi
 
-# shapes-tiny v2.2 (docs/shapes-tiny.md): v2.1's run at a 128 px input, from the shipped v2 with its
-# position embedding resampled to the 16 x 16 grid (v2-128, also the base of the blends); steps 750
-# and 1500, as trained and blended with v2-128, chosen by #35's rule on the original and shifted
-# renderers only (bench/shapes_candidates.py) into outputs/shapes-tiny-v2.2/chosen.safetensors (not the
-# zoo), then the before -> after table. One core: 55 min on the shared machine, then ~20 min of measuring.
+# RESIZE: a model file moved to another input size (the vision position embedding resampled).
+RESIZE = $(BIN)/python -c "import sys; from clipseg.training.finetune_output import resize_file; \
+	resize_file(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
+
+# shapes-tiny v2.2, the shipped one (docs/shapes-tiny.md): one run (v2.1's world at a 128 px input,
+# from v2 with its position embedding resampled to the 16 x 16 grid: v2-128, also the base of the
+# blends); steps 750 and 1500, as trained and blended with v2-128, chosen by #35's rule on the
+# original and shifted renderers only (bench/shapes_candidates.py), written into zoo/ (RESIZE at the
+# same size: only the stored name changes), the presence calibration, then the before -> after table. One core: 55 min
+# of training on the shared machine, then ~20 min of measuring.
 shapes-tiny-v2.2: install
 	mkdir -p outputs/shapes-tiny-v2.2
 	$(GET_V2)
-	$(BIN)/python -c "from clipseg.training.finetune_output import resize_file; resize_file( \
-		'outputs/shapes-tiny-v2.safetensors', 128, 'outputs/shapes-tiny-v2-128.safetensors')"
+	$(RESIZE) outputs/shapes-tiny-v2.safetensors 128 outputs/shapes-tiny-v2-128.safetensors
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.2.yaml
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.2 \
 		--base outputs/shapes-tiny-v2-128.safetensors --step 750 --step 1500 \
 		--chosen outputs/shapes-tiny-v2.2/chosen.safetensors
+	$(RESIZE) outputs/shapes-tiny-v2.2/chosen.safetensors 128 zoo/shapes-tiny.safetensors
+	$(MAKE) calibrate-shapes-tiny
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v2.safetensors \
-		--model outputs/shapes-tiny-v2.2/chosen.safetensors
+		--model zoo/shapes-tiny.safetensors
+
+# shapes-tiny v2.4, tried (docs/shapes-tiny.md): the v2.2 run at a 160 px input, from v2 moved to
+# 160 px (v2-160); steps 450 and 900, as trained and blended with v2-160, chosen by #35's rule into
+# outputs/ (not the zoo). One core: 44 min on the shared machine, then ~10 min of measuring.
+shapes-tiny-v2.4: install
+	mkdir -p outputs/shapes-tiny-v2.4
+	$(GET_V2)
+	$(RESIZE) outputs/shapes-tiny-v2.safetensors 160 outputs/shapes-tiny-v2-160.safetensors
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.4.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.4 \
+		--base outputs/shapes-tiny-v2-160.safetensors --step 450 --step 900 \
+		--chosen outputs/shapes-tiny-v2.4/chosen.safetensors
 
 # shapes-tiny v2.1, tried and not shipped (docs/shapes-tiny.md): one run from the shipped v2 on v2's
 # world with turns through every pose and radial / vignetted backgrounds, step 2500's weights blended

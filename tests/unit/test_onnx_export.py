@@ -333,4 +333,7 @@ def test_onnx_gives_the_presence_torch_gives_and_an_export_without_the_summary_f
     np.testing.assert_allclose(
         older.segment(image, PHRASES).presence, presence(probs, calibration), atol=1e-6
     )
-    assert np.abs(older.segment(image, PHRASES).presence - want).max() > 1e-3  # it is the other formula
+    # It is the other formula: it disagrees with the same graph's head by more than float noise (both
+    # may be near 0 or 1, so relatively).
+    head = exported.segment(image, PHRASES).presence
+    assert not np.allclose(older.segment(image, PHRASES).presence, head, rtol=1e-2, atol=1e-9)
