@@ -145,6 +145,18 @@ GET_V2 = if [ "$(V2_FROM_GIT)" = yes ]; then git show $(V2_COMMIT):src/clipseg/z
 RESIZE = $(BIN)/python -c "import sys; from clipseg.training.finetune_output import resize_file; \
 	resize_file(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
 
+# RUN_AT_SIZE,<run>,<input px>,<--step N ...>: v2 moved to the input size (v2-<px>: the run's start and
+# the base of its blends), configs/<run>.yaml, then the candidates measured and chosen by #35's rule
+# into outputs/<run>/chosen.safetensors.
+define RUN_AT_SIZE
+	mkdir -p outputs/$(1)
+	$(GET_V2)
+	$(RESIZE) outputs/shapes-tiny-v2.safetensors $(2) outputs/shapes-tiny-v2-$(2).safetensors
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/$(1).yaml
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/$(1) \
+		--base outputs/shapes-tiny-v2-$(2).safetensors $(3) --chosen outputs/$(1)/chosen.safetensors
+endef
+
 # shapes-tiny v2.2, the shipped one (docs/shapes-tiny.md): one run (v2.1's world at a 128 px input,
 # from v2 with its position embedding resampled to the 16 x 16 grid: v2-128, also the base of the
 # blends); steps 750 and 1500, as trained and blended with v2-128, chosen by #35's rule on the
@@ -152,13 +164,7 @@ RESIZE = $(BIN)/python -c "import sys; from clipseg.training.finetune_output imp
 # same size: only the stored name changes), the presence calibration, then the before -> after table. One core: 55 min
 # of training on the shared machine, then ~20 min of measuring.
 shapes-tiny-v2.2: install
-	mkdir -p outputs/shapes-tiny-v2.2
-	$(GET_V2)
-	$(RESIZE) outputs/shapes-tiny-v2.safetensors 128 outputs/shapes-tiny-v2-128.safetensors
-	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.2.yaml
-	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.2 \
-		--base outputs/shapes-tiny-v2-128.safetensors --step 750 --step 1500 \
-		--chosen outputs/shapes-tiny-v2.2/chosen.safetensors
+	$(call RUN_AT_SIZE,shapes-tiny-v2.2,128,--step 750 --step 1500)
 	$(RESIZE) outputs/shapes-tiny-v2.2/chosen.safetensors 128 zoo/shapes-tiny.safetensors
 	$(MAKE) calibrate-shapes-tiny
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v2.safetensors \
@@ -168,13 +174,7 @@ shapes-tiny-v2.2: install
 # 160 px (v2-160); steps 450 and 900, as trained and blended with v2-160, chosen by #35's rule into
 # outputs/ (not the zoo). One core: 44 min on the shared machine, then ~10 min of measuring.
 shapes-tiny-v2.4: install
-	mkdir -p outputs/shapes-tiny-v2.4
-	$(GET_V2)
-	$(RESIZE) outputs/shapes-tiny-v2.safetensors 160 outputs/shapes-tiny-v2-160.safetensors
-	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.4.yaml
-	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.4 \
-		--base outputs/shapes-tiny-v2-160.safetensors --step 450 --step 900 \
-		--chosen outputs/shapes-tiny-v2.4/chosen.safetensors
+	$(call RUN_AT_SIZE,shapes-tiny-v2.4,160,--step 450 --step 900)
 
 # shapes-tiny v2.1, tried and not shipped (docs/shapes-tiny.md): one run from the shipped v2 on v2's
 # world with turns through every pose and radial / vignetted backgrounds, step 2500's weights blended
