@@ -88,8 +88,7 @@ eval-all: install
 	$(BIN)/clipseg eval-all --out results
 
 # The shipped shapes-tiny from scratch: v1 (configs/shapes-tiny.yaml, then configs/shapes-tiny-twins.yaml;
-# about 2 h on 2 cores), then v2 from that v1 (`make shapes-tiny-v2`), then v2.2 from that v2
-# (`make shapes-tiny-v2.2`), which writes zoo/shapes-tiny.safetensors.
+# about 2 h on 2 cores), then v2 from that v1 (`make shapes-tiny-v2`), which writes zoo/shapes-tiny.safetensors.
 zoo-shapes-tiny: install
 	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny.yaml
 	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny/checkpoints/last.ckpt --name shapes-tiny \
@@ -98,7 +97,6 @@ zoo-shapes-tiny: install
 	$(BIN)/clipseg zoo pack --ckpt outputs/shapes-tiny-twins/checkpoints/last.ckpt --name shapes-tiny \
 		--out outputs/shapes-tiny-v1.safetensors
 	$(MAKE) shapes-tiny-v2 V1_FROM_GIT=no
-	$(MAKE) shapes-tiny-v2.2 V2_FROM_GIT=no
 
 # The presence calibration of the shipped shapes-tiny (issue 34): 4000 val scenes of seed 0, rich in
 # hard negatives (30 % absent prompts, 70 % of them a missing shape in a colour the scene has: the
@@ -157,18 +155,16 @@ define RUN_AT_SIZE
 		--base outputs/shapes-tiny-v2-$(2).safetensors $(3) --chosen outputs/$(1)/chosen.safetensors
 endef
 
-# shapes-tiny v2.2, the shipped one (docs/shapes-tiny.md): one run (v2.1's world at a 128 px input,
-# from v2 with its position embedding resampled to the 16 x 16 grid: v2-128, also the base of the
-# blends); steps 750 and 1500, as trained and blended with v2-128, chosen by #35's rule on the
-# original and shifted renderers only (bench/shapes_candidates.py), written into zoo/ (RESIZE at the
-# same size: only the stored name changes), the presence calibration, then the before -> after table. One core: 55 min
-# of training on the shared machine, then ~20 min of measuring.
+# shapes-tiny v2.2, the best candidate, not shipped (docs/shapes-tiny.md): one run (v2.1's world at a
+# 128 px input, from v2 with its position embedding resampled to the 16 x 16 grid: v2-128, also the
+# base of the blends); steps 750 and 1500, as trained and blended with v2-128, chosen by #35's rule on
+# the original and shifted renderers only (bench/shapes_candidates.py) into
+# outputs/shapes-tiny-v2.2/chosen.safetensors (not the zoo), then the before -> after table. One
+# core: 55 min of training on the shared machine, then ~20 min of measuring.
 shapes-tiny-v2.2: install
 	$(call RUN_AT_SIZE,shapes-tiny-v2.2,128,--step 750 --step 1500)
-	$(RESIZE) outputs/shapes-tiny-v2.2/chosen.safetensors 128 zoo/shapes-tiny.safetensors
-	$(MAKE) calibrate-shapes-tiny
 	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_robustness.py --model outputs/shapes-tiny-v2.safetensors \
-		--model zoo/shapes-tiny.safetensors
+		--model outputs/shapes-tiny-v2.2/chosen.safetensors
 
 # shapes-tiny v2.4, tried (docs/shapes-tiny.md): the v2.2 run at a 160 px input, from v2 moved to
 # 160 px (v2-160); steps 450 and 900, as trained and blended with v2-160, chosen by #35's rule into
