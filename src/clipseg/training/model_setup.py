@@ -72,13 +72,23 @@ def build_model(
     return model, load_tokenizer(source=tokenizer, corpus=tokenizer_corpus, config=config)
 
 
+def load_for_run(name_or_path: str, tokenizer: PreTrainedTokenizerBase, *, option: str) -> ClipSeg:
+    """The zoo model or model file ``name_or_path`` that the run's ``option`` names (``init_from``,
+    ``distill_from``): it reads the run's prompts, so its tokenizer must be the run's.
+
+    Raises:
+        ValueError: its tokenizer differs from ``tokenizer``.
+    """
+    model, model_tokenizer = load_weights(name_or_path)
+    if model_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"{option} {name_or_path!r}: its tokenizer differs from this run's")
+    return model
+
+
 def load_teacher(name_or_path: str, tokenizer: PreTrainedTokenizerBase) -> ClipSeg:
     """The zoo model or model file ``name_or_path``, frozen and in eval mode, to distill from.
 
     Raises:
         ValueError: its tokenizer differs from ``tokenizer`` (the teacher reads the student's prompts).
     """
-    teacher, teacher_tokenizer = load_weights(name_or_path)
-    if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ValueError(f"distill_from {name_or_path!r}: its tokenizer differs from this run's")
-    return teacher.requires_grad_(False).eval()
+    return load_for_run(name_or_path, tokenizer, option="distill_from").requires_grad_(False).eval()

@@ -16,7 +16,7 @@ from clipseg.modeling.clipseg import ClipSeg, load_state
 from clipseg.modeling.input_size import fit_position_embedding
 from clipseg.training.evaluation import make_evaluator
 from clipseg.training.losses import FromScratchLosses, plain_distillation
-from clipseg.training.model_setup import build_model, load_teacher
+from clipseg.training.model_setup import build_model, load_for_run, load_teacher
 from clipseg.training.steps import Batch, bce_loss, forward_step
 from clipseg.zoo import load_weights
 
@@ -242,8 +242,6 @@ def load_weights_from(model: ClipSeg, tokenizer: PreTrainedTokenizerBase, name_o
         ValueError: its tokenizer differs from ``tokenizer``; ``CheckpointError`` (a ``ValueError``)
             lists the parameters whose names or shapes differ from ``model``'s.
     """
-    source, source_tokenizer = load_weights(name_or_path)
-    if source_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ValueError(f"init_from {name_or_path!r}: its tokenizer differs from this run's")
+    source = load_for_run(name_or_path, tokenizer, option="init_from")
     where = f"{name_or_path!r} (init_from)"
     load_state(model, fit_position_embedding(source.state_dict(), model, source=where), source=where)
