@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from shapes_robustness import HELDOUT, measure, table
+from shapes_robustness import heldout_folders, measure, table
 
 from clipseg import load_model
 from clipseg.training.finetune_output import blend_files
@@ -83,10 +83,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("outputs/shapes-robustness"))
     parser.add_argument("--chosen", type=Path, help="copy the chosen candidate's file here")
     args = parser.parse_args()
-    write_folder, seed = HELDOUT["shifted"]
-    shifted = args.work / f"shifted-{args.scenes}"
-    if not (shifted / "annotations.csv").exists():
-        write_folder(shifted, args.scenes, seed=seed, absent_prompts=True)
+    shifted = heldout_folders(args.work, args.scenes, names=("shifted",))["shifted"]
     record = args.run / "candidates.json"
     rows: dict[str, dict[str, float]] = json.loads(record.read_text())["rows"] if record.exists() else {}
     files = candidate_files(args.run, args.base, args.step, args.share or [0.3, 0.5])

@@ -54,12 +54,14 @@ COLUMNS = (
 )
 
 
-def heldout_folders(work: Path, scenes: int) -> dict[str, Path]:
-    """The held-out annotated folders (one absent prompt per image), written once under ``work``."""
-    folders = {name: work / f"{name}-{scenes}" for name in HELDOUT}
-    for name, (write_folder, seed) in HELDOUT.items():
-        if not (folders[name] / "annotations.csv").exists():
-            write_folder(folders[name], scenes, seed=seed, absent_prompts=True)
+def heldout_folders(work: Path, scenes: int, names: tuple[str, ...] = tuple(HELDOUT)) -> dict[str, Path]:
+    """The held-out annotated folders of the renderers ``names`` (one absent prompt per image), written
+    once under ``work``."""
+    folders = {name: work / f"{name}-{scenes}" for name in names}
+    for name, folder in folders.items():
+        write_folder, seed = HELDOUT[name]
+        if not (folder / "annotations.csv").exists():
+            write_folder(folder, scenes, seed=seed, absent_prompts=True)
     return folders
 
 
