@@ -147,6 +147,33 @@ def test_hard_absent_prompts_name_a_missing_shape_in_a_colour_the_scene_has():
     assert module.dataset("val").config.hard_absent_prob == 0.0
 
 
+def _square_fills(plain_rotation: float) -> tuple[list[tuple], list[float]]:
+    """The objects (colour, shape, centre) of 80 one-object scenes, and each square's area / bounding-box
+    area (1 upright, 0.5 turned 45 degrees)."""
+    placed, fills = [], []
+    for seed in range(80):
+        (obj,) = make_scene(np.random.default_rng(seed), 128, 1, plain_rotation=plain_rotation)[1]
+        placed.append((obj.color, obj.shape, obj.cx, obj.cy))
+        if obj.shape == "square":
+            (box,) = ndimage.find_objects(obj.coverage.astype(int))
+            fills.append(float(obj.coverage[box].mean()))
+    return placed, fills
+
+
+def test_plain_rotation_turns_the_same_objects_through_every_pose_in_the_train_stream_only():
+    upright_objects, upright = _square_fills(ShapesConfig.plain_rotation)
+    turned_objects, turned = _square_fills(np.pi)
+    assert upright_objects == turned_objects  # the same draws: colours, shapes and places
+    assert len(upright) >= 8
+    # Turned at most 0.25 rad a square fills >= 1 / (cos 0.25 + sin 0.25)^2 = 0.68 of its box; near
+    # 45 degrees about half.
+    assert min(upright) > 0.62
+    assert sum(fill < 0.6 for fill in turned) >= len(turned) // 4
+    module = ShapesDataModule(image_size=32, plain_rotation=np.pi)
+    assert module.dataset("train").config.plain_rotation == np.pi
+    assert module.dataset("val").config.plain_rotation == ShapesConfig.plain_rotation
+
+
 def test_category_labels_name_each_pixels_color_and_shape():
     plain = samples(20, negative_prob=0.0)
     labelled = samples(20, negative_prob=0.0, category_labels=True)

@@ -23,6 +23,7 @@ from clipseg.core.prompts import TEMPLATES, VisualPromptStyle
 from clipseg.data.classes import COCO_CLASSES, VOC_CLASSES, held_out_classes, voc_prompt_name
 from clipseg.data.device_finish import finish_batch
 from clipseg.data.shapes.dataset import ShapesDataset
+from clipseg.data.shapes.scenes import ShapesConfig
 from clipseg.data.streaming import PromptPolicy, ShardStream
 from clipseg.data.transforms import SampleTransform, collate
 
@@ -176,6 +177,8 @@ class ShapesDataModule(ClipSegDataModule):
             test keep the natural scenes, so their numbers stay comparable across runs.
         hard_absent_prob: share of the train stream's absent prompts that name a missing shape in a
             colour the scene has (see ``shapes.ShapesConfig``); val and test keep the natural draw.
+        plain_rotation: how far the train stream's plain-look objects turn, in radians (see
+            ``shapes.ShapesConfig``); val and test keep the original renderer's 0.25.
         category_labels: train batches carry ``label``, the per-pixel category map (see
             ``shapes.category_map``), for ``training.losses.FromScratchLosses``' ``dense_label_weight``.
         varied_prob: share of train scenes drawn with a varied look (backgrounds, colours, edges,
@@ -195,6 +198,7 @@ class ShapesDataModule(ClipSegDataModule):
         visual_prob: float = 0.5,
         twin_prob: float = 0.0,
         hard_absent_prob: float = 0.0,
+        plain_rotation: float = 0.25,
         category_labels: bool = False,
         varied_prob: float = 0.0,
         varied_style: dict[str, Any] | None = None,
@@ -206,6 +210,7 @@ class ShapesDataModule(ClipSegDataModule):
         self.lengths = {"train": None, "val": val_length, "test": test_length}
         self.negative_prob, self.visual_prob, self.twin_prob = negative_prob, visual_prob, twin_prob
         self.category_labels, self.hard_absent_prob = category_labels, hard_absent_prob
+        self.plain_rotation = plain_rotation
 
     def dataset(self, stage: str) -> ShapesDataset:
         return ShapesDataset(
@@ -217,6 +222,7 @@ class ShapesDataModule(ClipSegDataModule):
             visual_prob=self.visual_prob,
             twin_prob=self.twin_prob if stage == "train" else 0.0,
             hard_absent_prob=self.hard_absent_prob if stage == "train" else 0.0,
+            plain_rotation=self.plain_rotation if stage == "train" else ShapesConfig.plain_rotation,
             category_labels=self.category_labels and stage == "train",
             varied_prob=self.varied_prob if stage == "train" else 0.0,
             varied_style=self.varied_style,

@@ -27,7 +27,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         seed: base seed of the split.
         size: scene side in pixels.
         length: number of samples (required for val/test; ``None`` = infinite train stream).
-        negative_prob / hard_absent_prob / visual_prob / twin_prob / text_weight_range / min_objects / max_objects /
+        negative_prob / hard_absent_prob / visual_prob / twin_prob / plain_rotation / text_weight_range / min_objects / max_objects /
             category_labels: see ``ShapesConfig``.
         varied_prob: share of scenes drawn with a varied look (``varied.VariedStyle``'s
             defaults; 0 draws the plain world).
@@ -49,6 +49,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
         visual_prob: float = 0.5,
         twin_prob: float = 0.0,
         hard_absent_prob: float = 0.0,
+        plain_rotation: float = 0.25,
         text_weight_range: tuple[float, float] = (0.0, 0.5),
         min_objects: int = 1,
         max_objects: int = 4,
@@ -72,6 +73,7 @@ class ShapesDataset(torch.utils.data.IterableDataset):
             visual_prob=visual_prob,
             twin_prob=twin_prob,
             hard_absent_prob=hard_absent_prob,
+            plain_rotation=plain_rotation,
             text_weight_range=tuple(text_weight_range),
             category_labels=category_labels,
             style=style_from(varied_prob, varied_style) if varied_prob > 0 else None,

@@ -83,6 +83,9 @@ class ShapesConfig:
         hard_absent_prob: share of the absent prompts that name a missing shape in a colour the scene
             has (scene: a red circle; prompt: "red square"), the near misses a model trained on random
             absent pairs still paints (0 keeps the natural draw, and the scenes exactly as they were).
+        plain_rotation: plain-look objects turn by up to this many radians either way (0.25, the
+            original renderer; pi shows every pose a square or triangle can have, as
+            ``VariedStyle.rotation`` does for the varied look). The scenes draw the same numbers either way.
         twin_prob: probability of a hard scene: a second object repeats the first one's color with
             another shape, and the prompt names (or shows) the color + shape of one of the two, so
             color alone cannot answer it (a training curriculum; 0 keeps the natural scenes).
@@ -103,6 +106,7 @@ class ShapesConfig:
     visual_prob: float = 0.5
     twin_prob: float = 0.0
     hard_absent_prob: float = 0.0
+    plain_rotation: float = 0.25
     text_weight_range: tuple[float, float] = (0.0, 0.5)
     support_size: int | None = None
     category_labels: bool = False
@@ -133,17 +137,21 @@ def make_scene(
     required: tuple[str, str] | None = None,
     twin: bool = False,
     style: VariedStyle | None = None,
+    plain_rotation: float = 0.25,
 ) -> tuple[np.ndarray, list[ShapeObject]]:
     """Draw a scene: ``(image H x W x 3 uint8, objects)``.
 
     ``required`` = (color, shape) forces the first object to have that color and shape (used for the
     support scene of a visual prompt). ``twin`` gives the second object the first one's color and
     another shape. Objects never overlap, so each coverage is fully visible. ``style`` draws the scene
-    with a varied look (see ``clipseg.data.shapes.varied``; the same objects and masks).
+    with a varied look (see ``clipseg.data.shapes.varied``; the same objects and masks);
+    ``plain_rotation`` is how far plain-look objects turn (see ``ShapesConfig``).
     """
     image = plain_background(rng, size) if style is None else varied_background(rng, size, style.backgrounds)
     # The style's draws come only with a style, so plain scenes stay exactly as they were.
-    scale, turn = (1.0, 0.25) if style is None else (rng.uniform(*style.object_scale), style.rotation)
+    scale, turn = (
+        (1.0, plain_rotation) if style is None else (rng.uniform(*style.object_scale), style.rotation)
+    )
     antialias = style is not None and rng.random() < style.antialias_prob
     objects: list[ShapeObject] = []
     placed: list[tuple[float, float, float]] = []
@@ -257,7 +265,14 @@ def draw_sample(
     n_objects = int(rng.integers(config.min_objects, config.max_objects + 1))
     style = config.style if config.style is not None and rng.random() < config.style.prob else None
     size = config.size if style is None else style.canvas_size(rng)
-    image, objects = make_scene(rng, size, max(n_objects, 2) if twin else n_objects, twin=twin, style=style)
+    image, objects = make_scene(
+        rng,
+        size,
+        max(n_objects, 2) if twin else n_objects,
+        twin=twin,
+        style=style,
+        plain_rotation=config.plain_rotation,
+    )
     twins = objects[:2] if twin and len(objects) >= 2 and objects[1].color == objects[0].color else []
     present = {(o.color, o.shape) for o in objects}
     absent = [pair for pair in itertools.product(COLORS, SHAPES) if pair not in present]
@@ -302,7 +317,12 @@ def draw_sample(
         return sample, None
     n_support = int(rng.integers(1, config.max_objects + 1))
     support_image, support_objects = make_scene(
-        rng, size, n_support, required=(query["color"], query["shape"]), style=style
+        rng,
+        size,
+        n_support,
+        required=(query["color"], query["shape"]),
+        style=style,
+        plain_rotation=config.plain_rotation,
     )
     sample["text_weight"] = float(rng.uniform(*config.text_weight_range))
     return sample, (support_image, support_objects[0].coverage.astype(np.float32))
