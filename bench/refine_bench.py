@@ -48,7 +48,9 @@ def main() -> int:
     predictor = load_model(args.model, device="cpu")
     start = time.perf_counter()
     seg = segmentation_quality(predictor, n=scenes, seed=args.seed)
-    print(f"\n{args.model} (input {predictor.preprocessing.size}²) on {scenes} scenes 512² (objects 30-70 px, anti-aliased), seed {args.seed}")
+    side = predictor.preprocessing.size
+    where = f"{scenes} scenes 512² (objects 30-70 px, anti-aliased), seed {args.seed}"
+    print(f"\n{args.model} (input {side}²) on {where}")
     _print_rows(seg)
     gain = seg["guided"]["miou"] - seg["none"]["miou"]
     print(f"guided - none: {gain:+.3f} mIoU (goal >= +0.08: {'met' if gain >= 0.08 else 'NOT met'})")

@@ -10,19 +10,21 @@ marks (the max filter widens it by ``gate_radius`` pixels so the sharper tile ed
 clipped), faded out elsewhere. A prompt the coarser view marks nowhere (max < 0.5) has no context
 to give, typically because its objects are too small to see there: the tiles decide alone.
 
-A window reads an object well only at the scale the model was trained on. An object larger than
-that is read weakly or in a checkered patch pattern: the shapes models learnt objects up to about
-a quarter of the canvas's side (a square's side at most 0.27; ``clipseg.data.shapes.scenes.RADIUS``),
-and v2.2 (128 px input) painted a 42 px square filling 0.33 of a 128 px window at 0.52 where a
-256 px window (0.16) read it at 0.93; a 400 px square in a 1024² image came out at IoU 0.31 from
-96 px windows and 0.96 from the whole image. So the tiles are a pyramid (``levels``): windows of
-the input size times 2, 4, ... up to the image, coarse to fine, each level gated by the result of
-the coarser ones, and every region the coarser view marks that is larger than ``OBJECT_FRACTION``
-of a window keeps at least the coarser probabilities (the maximum of both, over the region widened
-by ``gate_radius``): the finer windows only add there, they never erase what a view that sees the
-object at its scale shows. Smaller regions stay the tiles' to trim (a lookalike the window sees
-whole and rejects is dropped). Each object is thus judged by windows in which it spans at most
-``2 * OBJECT_FRACTION`` of the side, whatever the model's input size and the image's.
+A window reads an object well only near the scale the model was trained on; a larger one is read
+weakly or in a checkered patch pattern. The shapes models learnt objects up to about a quarter of
+the canvas's side (a square's side at most 0.27, ``clipseg.data.shapes.scenes.RADIUS``); v2.2
+(128 px input) painted a 42 px square filling 0.33 of a 128 px window at 0.52 on average where a
+256 px window (0.16 of it, resized to 128) read it at 0.93; and a 96 px window inside a 400 px
+square sees no shape at all (IoU 0.31 from such windows, 0.96 from the whole image). So the tiles
+are a pyramid (``levels``): windows of the input size times 1, 2, 4, ..., coarse to fine, each
+level gated by the result of the coarser ones. A region the coarser view marks that is larger
+than a window keeps at least the coarser probabilities (the maximum of both) over the region
+widened by ``gate_radius``: no window sees its outline, the tiles only add there. A region larger
+than ``OBJECT_FRACTION`` of a window keeps them inside, less the coarser view's blur: the window
+sees and draws its outline, but its reading of the inside is not trusted. Smaller regions stay the
+tiles' to trim (a lookalike the window sees whole and rejects is dropped). So whether an object is
+there is decided by windows in which it spans at most ``OBJECT_FRACTION`` of the side (or by the
+whole image), whatever the model's input size and the image's; finer windows only sharpen its edge.
 
 Windows overlap by ``overlap`` (a fraction of the window) and are blended with weights that fall
 off linearly towards each window's border, so no seam shows where windows meet. This module is
@@ -129,7 +131,9 @@ def combine(global_probs: np.ndarray, tile_probs: np.ndarray, *, gate_radius: in
         ``N x H x W`` float32 probabilities.
     """
     size = 2 * gate_radius + 1
-    gate = np.clip(ndimage.maximum_filter(global_probs, size=(1, size, size), mode="nearest") / THRESHOLD, 0, 1)
+    gate = np.clip(
+        ndimage.maximum_filter(global_probs, size=(1, size, size), mode="nearest") / THRESHOLD, 0, 1
+    )
     sees_nothing = global_probs.max(axis=(1, 2)) < THRESHOLD  # N: no context for these prompts
     gate[sees_nothing] = 1.0
     out = tile_probs * gate
