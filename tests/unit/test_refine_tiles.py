@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clipseg.inference.tiles import combine, needs_tiles, stitch, tile_boxes, window_starts
+from clipseg.inference.tiles import Level, combine, levels, needs_tiles, stitch, tile_boxes, window_starts
 
 
 def test_windows_cover_the_image_with_the_asked_overlap():
@@ -33,6 +33,8 @@ def test_stitching_constant_tiles_gives_the_constant_and_each_tile_lands_in_plac
     single = np.zeros((len(boxes), 1, 40, 40), np.float32)
     single[0] = 1.0
     assert stitch(single, boxes, 100, 130)[0, 0, 0] == 1.0
+    # one window at a time (the predictor's generator) blends the same
+    np.testing.assert_array_equal(stitch((tile for tile in tiles), boxes, 100, 130), out)
 
 
 def test_combine_keeps_tile_detail_only_near_the_global_mask():
@@ -51,14 +53,32 @@ def test_combine_keeps_tile_detail_only_near_the_global_mask():
 def test_a_region_larger_than_a_window_is_never_lost_and_a_small_one_stays_the_tiles_to_trim():
     """Issue 36 defect 3: windows inside a large object see no shape and erased it."""
     global_probs = np.zeros((1, 100, 100), np.float32)
-    global_probs[0, 10:60, 10:60] = 0.9  # 50 px: larger than the 20 px windows
-    global_probs[0, 80:90, 80:90] = 0.9  # 10 px: a window sees it whole
+    global_probs[0, 10:60, 10:60] = 0.9  # 50 px: larger than the 40 px windows
+    global_probs[0, 80:90, 80:90] = 0.9  # 10 px: a quarter of a window, which reads it whole
     tile_probs = np.zeros((1, 100, 100), np.float32)
     tile_probs[0, 10:60, 10:14] = 0.95  # the windows mark only the large region's left edge
-    out = combine(global_probs, tile_probs, gate_radius=2, window=20)
+    out = combine(global_probs, tile_probs, gate_radius=2, window=40)
     np.testing.assert_array_equal(
         out[0, 10:60, 14:60], np.float32(0.9)
     )  # the whole-image view, where tiles saw nothing
     np.testing.assert_array_equal(out[0, 10:60, 10:14], np.float32(0.95))  # and tiles add where they see more
     assert out[0, 80:90, 80:90].max() == 0.0  # the small region the windows rejected is dropped
     assert out[0, 70:78, 20:40].max() == 0.0  # nothing appears where neither view marks anything
+
+
+def test_a_region_too_large_for_a_window_to_read_keeps_the_coarser_view_inside_and_the_tiles_edges():
+    """Issue 35: a 128 px model's window painted a square filling a third of it at about 0.5."""
+    global_probs = np.zeros((1, 80, 80), np.float32)
+    global_probs[0, 29:51, 29:51] = 0.9  # 22 px, blurred 1 px wider than the object: > 40 / 4
+    tile_probs = np.zeros((1, 80, 80), np.float32)
+    tile_probs[0, 30:50, 30:50] = 0.4  # the window outlines the object but reads its inside weakly
+    out = combine(global_probs, tile_probs, gate_radius=6, window=40)  # coarser blur: 6 / 3 = 2 px
+    np.testing.assert_array_equal(out[0, 31:49, 31:49], np.float32(0.9))  # inside: the coarser view
+    assert out[0, 30, 40] == np.float32(0.4) and out[0, 29, 40] == 0.0  # its blurred edge: the tiles'
+
+
+def test_the_pyramid_doubles_windows_from_the_input_size_while_both_sides_exceed_them():
+    # coarse to fine; each gated by the view before it: the whole image, then the next coarser windows
+    assert levels(1024, 800, 128) == [Level(512, 24), Level(256, 12), Level(128, 6)]
+    assert levels(300, 200, 96) == [Level(192, 9), Level(96, 6)]
+    assert levels(128, 500, 128) == [] and levels(90, 120, 96) == []

@@ -10,11 +10,10 @@ An image can also be encoded once and prompted later (as segment-anything's ``se
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from clipseg.core.config import PreprocessConfig
 from clipseg.core.images import ImageLike, load_image, load_mask
@@ -152,16 +151,18 @@ class Predictor:
                 "clipseg.backends.sam.SamRefiner.from_pretrained('facebook/sam-vit-base')"
             )
 
-    def _tiled(self, image: np.ndarray, conditionals: np.ndarray, batch_size: int) -> np.ndarray:
-        """``N x H x W`` probabilities blended from full-resolution windows of the model's input size."""
-        side = self.preprocessing.size
-        boxes = tiles_module.tile_boxes(*image.shape[:2], side)
-        probs = []
-        for start in range(0, len(boxes), batch_size):
-            crops = [image[y : y + side, x : x + side] for y, x in boxes[start : start + batch_size]]
-            logits = self.backend.decode(self.backend.encode_image(self._pixels(crops)), conditionals)
-            probs.append(expit(logits).astype(np.float32))
-        return tiles_module.stitch(np.concatenate(probs), boxes, *image.shape[:2])
+    def _tiled(self, image: np.ndarray, conditionals: np.ndarray, batch_size: int, window: int) -> np.ndarray:
+        """``N x H x W`` probabilities blended from full-resolution windows of ``window`` px, each
+        read at the model's input size."""
+        boxes = tiles_module.tile_boxes(*image.shape[:2], window)
+
+        def window_probs() -> Iterator[np.ndarray]:  # one N x window x window map at a time
+            for start in range(0, len(boxes), batch_size):
+                crops = [image[y : y + window, x : x + window] for y, x in boxes[start : start + batch_size]]
+                logits = self.backend.decode(self.backend.encode_image(self._pixels(crops)), conditionals)
+                yield from (logits_to_probs(tile, (window, window)) for tile in logits)
+
+        return tiles_module.stitch(window_probs(), boxes, *image.shape[:2])
 
     def _finish(
         self,
@@ -176,10 +177,9 @@ class Predictor:
         """``N x H x W`` probabilities of ``image`` from its ``N x S x S`` logits: upsampling, tiles, refinement."""
         probs = logits_to_probs(logits, image.shape[:2])
         side = self.preprocessing.size
-        if tiles and tiles_module.needs_tiles(*image.shape[:2], side):
-            detail = self._tiled(image, conditionals, batch_size)
-            gate = round(tiles_module.GATE_PER_UPSAMPLING * max(image.shape[:2]) / side)
-            probs = tiles_module.combine(probs, detail, gate_radius=gate, window=side)
+        for level in tiles_module.levels(*image.shape[:2], side) if tiles else []:
+            detail = self._tiled(image, conditionals, batch_size, level.window)
+            probs = tiles_module.combine(probs, detail, gate_radius=level.gate_radius, window=level.window)
         if refine == "sam":
             return self.sam(image, probs)
         return refine_probs(image, probs, refine, model_side=side)
