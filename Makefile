@@ -12,7 +12,8 @@ TORCH   := $(shell grep -E '^torch==' constraints.txt)
 
 .PHONY: install install-newest demo test test-slow test-newest lint format docs bench bench-gpu eval-all \
 	zoo-shapes-tiny calibrate-shapes-tiny shapes-tiny-v2 shapes-tiny-v2.1 shapes-tiny-v2.2 \
-	shapes-tiny-v2.3 shapes-tiny-v2.4 shapes-tiny-v2.5 clean
+	shapes-tiny-v2.3 shapes-tiny-v2.4 shapes-tiny-v2.5 \
+	shapes-tiny-v2.6 shapes-tiny-v2.7 clean
 
 STAMP   := $(VENV)/.installed
 
@@ -172,17 +173,29 @@ shapes-tiny-v2.2: install
 shapes-tiny-v2.4: install
 	$(call RUN_AT_SIZE,shapes-tiny-v2.4,160,--step 450 --step 900)
 
-# shapes-tiny v2.5 (docs/shapes-tiny.md): v2.2's chosen model trained on with every pose in every
-# scene (data.plain_rotation); steps 600 and 1200, as trained and blended with v2.2's chosen, chosen by
-# #35's rule into outputs/shapes-tiny-v2.5/chosen.safetensors (not the zoo). Runs v2.2 first if its
-# chosen file is missing. One core: ~25 min of training on a quiet machine, then ~10 min of measuring.
+# RUN_FROM,<run>,<start model>,<--step N ...>: configs/<run>.yaml (which starts from <start model>), then its
+# candidates (the steps as trained and blended with the start) chosen by #35's rule into
+# outputs/<run>/chosen.safetensors (not the zoo).
+define RUN_FROM
+	mkdir -p outputs/$(1)
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/$(1).yaml
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/$(1) --base $(2) $(3) \
+		--chosen outputs/$(1)/chosen.safetensors
+endef
+
+# shapes-tiny v2.5, tried (docs/shapes-tiny.md): v2.2's chosen model trained on with every pose in every
+# scene (data.plain_rotation); steps 600 and 1200. Runs v2.2 first if its chosen file is missing. One
+# core: 25 min of training on a quiet machine, then ~10 min of measuring.
 shapes-tiny-v2.5: install
 	test -f outputs/shapes-tiny-v2.2/chosen.safetensors || $(MAKE) shapes-tiny-v2.2
-	mkdir -p outputs/shapes-tiny-v2.5
-	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.5.yaml
-	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.5 \
-		--base outputs/shapes-tiny-v2.2/chosen.safetensors --step 600 --step 1200 \
-		--chosen outputs/shapes-tiny-v2.5/chosen.safetensors
+	$(call RUN_FROM,shapes-tiny-v2.5,outputs/shapes-tiny-v2.2/chosen.safetensors,--step 600 --step 1200)
+
+# shapes-tiny v2.6 and v2.7, tried (docs/shapes-tiny.md): v2.5's chosen model trained on with more
+# same-colour scenes (twins 80 % / 100 %, hard absent prompts 50 % / 70 %); steps 600 and 1200. One core
+# each: 28 min of training beside each other, then ~10 min of measuring.
+shapes-tiny-v2.6 shapes-tiny-v2.7: install
+	test -f outputs/shapes-tiny-v2.5/chosen.safetensors || $(MAKE) shapes-tiny-v2.5
+	$(call RUN_FROM,$@,outputs/shapes-tiny-v2.5/chosen.safetensors,--step 600 --step 1200)
 
 # shapes-tiny v2.1, tried and not shipped (docs/shapes-tiny.md): one run from the shipped v2 on v2's
 # world with turns through every pose and radial / vignetted backgrounds, step 2500's weights blended

@@ -36,6 +36,8 @@ LATER_STAGES = (
     "shapes-tiny-v2.2.yaml",
     "shapes-tiny-v2.4.yaml",
     "shapes-tiny-v2.5.yaml",
+    "shapes-tiny-v2.6.yaml",
+    "shapes-tiny-v2.7.yaml",
 )
 DISTILLING = ("shapes-tiny-v2.3.yaml",)  # their teacher (distill_from) is a shapes-tiny file too
 RECORDER = f"{RecordLoggedMetrics.__module__}.{RecordLoggedMetrics.__qualname__}"
@@ -79,7 +81,9 @@ def test_every_paper_experiment_has_a_config():
         "shapes-tiny-v3-frozen.yaml",  # the same on a frozen backbone (tried, not shipped)
         "shapes-tiny-v2.2.yaml",  # v2.1's run at a 128 px input (a 16 x 16 patch grid)
         "shapes-tiny-v2.4.yaml",  # the same at 160 px (tried: instance counts under #34's goal)
-        "shapes-tiny-v2.5.yaml",  # v2.2 trained on with every pose in every scene
+        "shapes-tiny-v2.5.yaml",  # v2.2 trained on with every pose in every scene (tried: counts)
+        "shapes-tiny-v2.6.yaml",  # v2.5 with more same-colour scenes (tried)
+        "shapes-tiny-v2.7.yaml",  # the same, more of them (tried)
     }
     expected |= {f"{b}-fold{f}.yaml" for b in ("pascal5i", "coco20i") for f in range(4)}
     assert set(EXPERIMENTS) == expected
