@@ -52,9 +52,12 @@ def pose_scores(predictor: Predictor, shape: str, step: int = 15) -> dict[int, f
 
 
 def label(model: str) -> str:
-    """A short name: the zoo name, or a file's folder and stem (runs keep ``<run>/chosen.safetensors``)."""
+    """A short name: the zoo name, or a file's path without ``outputs/`` and the suffix (runs keep
+    ``<run>/chosen.safetensors``)."""
     path = Path(model)
-    return f"{path.parent.name}/{path.stem}" if path.suffix == ".safetensors" else model
+    if path.suffix != ".safetensors":
+        return model
+    return str(path.with_suffix("")).removeprefix("outputs/")
 
 
 def plot(rows: dict[str, dict[str, dict[int, float]]], out: Path) -> None:
