@@ -137,23 +137,29 @@ shapes-tiny-v2: install
 # (`make zoo-shapes-tiny` passes V2_FROM_GIT=no: the v2 that `make shapes-tiny-v2` has just written).
 V2_COMMIT   := 331ad9a
 V2_FROM_GIT ?= yes
-GET_V2 = if [ "$(V2_FROM_GIT)" = yes ]; then git show $(V2_COMMIT):src/clipseg/zoo/shipped/shapes-tiny.safetensors \
+GET_V2 = mkdir -p outputs && if [ "$(V2_FROM_GIT)" = yes ]; then git show $(V2_COMMIT):src/clipseg/zoo/shipped/shapes-tiny.safetensors \
 	> outputs/shapes-tiny-v2.safetensors; else cp zoo/shapes-tiny.safetensors outputs/shapes-tiny-v2.safetensors; fi
 
 # RESIZE: a model file moved to another input size (the vision position embedding resampled).
 RESIZE = $(BIN)/python -c "import sys; from clipseg.training.finetune_output import resize_file; \
 	resize_file(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
 
-# RUN_AT_SIZE,<run>,<input px>,<--step N ...>: v2 moved to the input size (v2-<px>: the run's start and
-# the base of its blends), configs/<run>.yaml, then the candidates measured and chosen by #35's rule
-# into outputs/<run>/chosen.safetensors.
-define RUN_AT_SIZE
+# RUN_FROM,<run>,<start model>,<--step N ...>: configs/<run>.yaml (which starts from <start model>), then its
+# candidates (the steps as trained and blended with the start) chosen by #35's rule into
+# outputs/<run>/chosen.safetensors (not the zoo).
+define RUN_FROM
 	mkdir -p outputs/$(1)
+	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/$(1).yaml
+	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/$(1) --base $(2) $(3) \
+		--chosen outputs/$(1)/chosen.safetensors
+endef
+
+# RUN_AT_SIZE,<run>,<input px>,<--step N ...>: v2 moved to the input size (v2-<px>: the run's start and
+# the base of its blends), then RUN_FROM.
+define RUN_AT_SIZE
 	$(GET_V2)
 	$(RESIZE) outputs/shapes-tiny-v2.safetensors $(2) outputs/shapes-tiny-v2-$(2).safetensors
-	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/$(1).yaml
-	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/$(1) \
-		--base outputs/shapes-tiny-v2-$(2).safetensors $(3) --chosen outputs/$(1)/chosen.safetensors
+	$(call RUN_FROM,$(1),outputs/shapes-tiny-v2-$(2).safetensors,$(3))
 endef
 
 # shapes-tiny v2.2, the best candidate, not shipped (docs/shapes-tiny.md): one run (v2.1's world at a
@@ -172,16 +178,6 @@ shapes-tiny-v2.2: install
 # outputs/ (not the zoo). One core: 44 min on the shared machine, then ~10 min of measuring.
 shapes-tiny-v2.4: install
 	$(call RUN_AT_SIZE,shapes-tiny-v2.4,160,--step 450 --step 900)
-
-# RUN_FROM,<run>,<start model>,<--step N ...>: configs/<run>.yaml (which starts from <start model>), then its
-# candidates (the steps as trained and blended with the start) chosen by #35's rule into
-# outputs/<run>/chosen.safetensors (not the zoo).
-define RUN_FROM
-	mkdir -p outputs/$(1)
-	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/$(1).yaml
-	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/$(1) --base $(2) $(3) \
-		--chosen outputs/$(1)/chosen.safetensors
-endef
 
 # shapes-tiny v2.5, tried (docs/shapes-tiny.md): v2.2's chosen model trained on with every pose in every
 # scene (data.plain_rotation); steps 600 and 1200. Runs v2.2 first if its chosen file is missing. One
@@ -217,12 +213,8 @@ shapes-tiny-v2.1: install
 # on the original and shifted renderers only, copied to outputs/ (not the zoo). One core: 51 min on
 # the shared machine, then ~10 min of measuring.
 shapes-tiny-v2.3: install
-	mkdir -p outputs/shapes-tiny-v2.3
 	$(GET_V2)
-	OMP_NUM_THREADS=1 $(BIN)/clipseg fit --config configs/shapes-tiny-v2.3.yaml
-	OMP_NUM_THREADS=1 $(BIN)/python bench/shapes_candidates.py --run outputs/shapes-tiny-v2.3 \
-		--base outputs/shapes-tiny-v2.safetensors --step 1250 --step 2500 \
-		--chosen outputs/shapes-tiny-v2.3/chosen.safetensors
+	$(call RUN_FROM,shapes-tiny-v2.3,outputs/shapes-tiny-v2.safetensors,--step 1250 --step 2500)
 
 clean:
 	rm -rf $(VENV) $(VENV_NEWEST) .pytest_cache .ruff_cache wandb lightning_logs results outputs site
