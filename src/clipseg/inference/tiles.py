@@ -33,7 +33,7 @@ numpy only; the backend runs the model on the windows (each resized to the input
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,15 +104,15 @@ def stitch(tiles: Iterable[np.ndarray], boxes: list[tuple[int, int]], height: in
     return (total / norm).astype(np.float32)
 
 
-def larger_than(marked: np.ndarray, size: float) -> np.ndarray:
-    """``H x W`` bool: the connected regions of ``marked`` whose height or width exceeds ``size`` px."""
-    labels, _ = ndimage.label(marked)
-    large = [
-        index
-        for index, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1)
-        if max(ys.stop - ys.start, xs.stop - xs.start) > size
-    ]
-    return np.isin(labels, large)
+def larger_than(marked: np.ndarray, sizes: Sequence[float]) -> list[np.ndarray]:
+    """For each of ``sizes``: ``H x W`` bool, the connected regions of ``marked`` whose height or width
+    exceeds it (the regions are labelled once for all sizes)."""
+    labels, count = ndimage.label(marked)
+    extents = np.array(
+        [max(ys.stop - ys.start, xs.stop - xs.start) for ys, xs in ndimage.find_objects(labels)]
+    )
+    indices = np.arange(1, count + 1)
+    return [np.isin(labels, indices[extents > size]) for size in sizes]
 
 
 def combine(global_probs: np.ndarray, tile_probs: np.ndarray, *, gate_radius: int, window: int) -> np.ndarray:
@@ -139,9 +139,9 @@ def combine(global_probs: np.ndarray, tile_probs: np.ndarray, *, gate_radius: in
     out = tile_probs * gate
     blur = 2 * (gate_radius // GATE_PER_UPSAMPLING) + 1
     for n in np.flatnonzero(~sees_nothing):
-        marked = global_probs[n] >= THRESHOLD
-        keep = ndimage.maximum_filter(larger_than(marked, window), size=size, mode="nearest") | (
-            ndimage.minimum_filter(larger_than(marked, OBJECT_FRACTION * window), size=blur, mode="nearest")
+        unseen, misread = larger_than(global_probs[n] >= THRESHOLD, (window, OBJECT_FRACTION * window))
+        keep = ndimage.maximum_filter(unseen, size=size, mode="nearest") | (
+            ndimage.minimum_filter(misread, size=blur, mode="nearest")
         )
         out[n] = np.where(keep, np.maximum(out[n], global_probs[n]), out[n])
     return out.astype(np.float32)
