@@ -34,9 +34,10 @@ SIZE = 128
 RADII = (0.12, 0.22)  # of the side
 SYMMETRY = {"square": 90, "triangle": 120, "circle": 90}  # degrees after which the pose repeats
 BACKGROUND = (170, 170, 170)
+STEP = 15  # degrees between poses
 
 
-def pose_scores(predictor: Predictor, shape: str, step: int = 15) -> dict[int, float]:
+def pose_scores(predictor: Predictor, shape: str, step: int = STEP) -> dict[int, float]:
     """``{angle in degrees: mean IoU@0.5}`` of ``shape`` turned through its symmetry."""
     scores = {}
     for angle in range(0, SYMMETRY[shape], step):
@@ -83,7 +84,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the plot here (PNG)")
     args = parser.parse_args()
     rows = {model: {s: pose_scores(load_model(model), s) for s in SYMMETRY} for model in args.model}
-    angles = range(0, max(SYMMETRY.values()), 15)
+    angles = range(0, max(SYMMETRY.values()), STEP)
     print("| model | shape | " + " | ".join(f"{a}°" for a in angles) + " |")
     print("|---|---|" + "---|" * len(angles))
     for model, shapes in rows.items():
